@@ -1,0 +1,58 @@
+// The `ad` dialect: the operations automatic differentiation adds to
+// upstream MLIR. Loaded at run time with mlir.dialects.irdl.load_dialects.
+//
+// IRDL cannot declare traits, so no `ad` op can hold a region whose body
+// verifies (there is no terminator trait); every op refers to the function
+// it differentiates by symbol instead.
+irdl.dialect @ad {
+  // Forward mode: outputs and output tangents of @callee at `primals` along
+  // `tangents`. With num_directions = K, there are K tangents per primal
+  // (direction-major: all inputs of direction 0, then direction 1, ...) and
+  // K tangents per output, in the same order.
+  irdl.operation @jvp {
+    %t = irdl.any
+    %sym = irdl.base "#builtin.symbol_ref"
+    %k = irdl.base "#builtin.integer"
+    irdl.operands(primals: variadic %t, tangents: variadic %t)
+    irdl.results(outs: variadic %t)
+    irdl.attributes { "callee" = %sym, "num_directions" = %k }
+  }
+
+  // Reverse mode: outputs of @callee at `primals`, then the cotangent of each
+  // primal for the output cotangents `cotangents`.
+  irdl.operation @vjp {
+    %t = irdl.any
+    %sym = irdl.base "#builtin.symbol_ref"
+    irdl.operands(primals: variadic %t, cotangents: variadic %t)
+    irdl.results(outs: variadic %t)
+    irdl.attributes { "callee" = %sym }
+  }
+
+  // The rules API's frule_via_ad: the AD running a rule is asked for the
+  // forward derivative of @callee. Same operand/result layout as ad.jvp.
+  // Calls on the same callee and primals are merged by the forward pass into
+  // one multi-direction tangent region.
+  irdl.operation @frule_via_ad {
+    %t = irdl.any
+    %sym = irdl.base "#builtin.symbol_ref"
+    %k = irdl.base "#builtin.integer"
+    irdl.operands(primals: variadic %t, tangents: variadic %t)
+    irdl.results(outs: variadic %t)
+    irdl.attributes { "callee" = %sym, "num_directions" = %k }
+  }
+
+  // A call of @callee whose reverse rule is the user-written @pullback.
+  // @pullback takes (residuals..., output cotangents...) and returns one
+  // cotangent per argument; @forward returns (outputs..., residuals...).
+  irdl.operation @custom_rrule {
+    %t = irdl.any
+    %callee = irdl.base "#builtin.symbol_ref"
+    %fwd = irdl.base "#builtin.symbol_ref"
+    %pb = irdl.base "#builtin.symbol_ref"
+    %n = irdl.base "#builtin.integer"
+    %name = irdl.base "#builtin.string"
+    irdl.operands(args: variadic %t)
+    irdl.results(outs: variadic %t)
+    irdl.attributes { "callee" = %callee, "forward" = %fwd, "pullback" = %pb, "num_residuals" = %n, "rule" = %name }
+  }
+}

@@ -1,0 +1,76 @@
+"""Typed Python builders for the `ad` ops.
+
+Each builder creates the op at the current insertion point and location and
+returns the ``ir.Operation``. Operand segment sizes and attribute types are
+filled in here so callers cannot get them wrong.
+"""
+
+from typing import Sequence
+
+from mlir import ir
+
+AD_OPS = ("ad.jvp", "ad.vjp", "ad.frule_via_ad", "ad.custom_rrule")
+
+
+def _i64(v: int) -> ir.Attribute:
+    return ir.IntegerAttr.get(ir.IntegerType.get_signless(64), int(v))
+
+
+def _sym(name: str) -> ir.Attribute:
+    return ir.FlatSymbolRefAttr.get(name)
+
+
+def _segments(*sizes: int) -> ir.Attribute:
+    return ir.DenseI32ArrayAttr.get([int(s) for s in sizes])
+
+
+def _tangent_op(name, callee, primals, tangents, result_types, num_directions):
+    if len(tangents) != len(primals) * num_directions:
+        raise ValueError(
+            f"{name}: expected {len(primals) * num_directions} tangents "
+            f"({len(primals)} primals x {num_directions} directions), "
+            f"got {len(tangents)}")
+    return ir.Operation.create(
+        name, results=list(result_types), operands=[*primals, *tangents],
+        attributes={"callee": _sym(callee),
+                    "num_directions": _i64(num_directions),
+                    "operandSegmentSizes": _segments(len(primals), len(tangents))})
+
+
+def jvp(callee: str, primals: Sequence[ir.Value], tangents: Sequence[ir.Value],
+        result_types: Sequence[ir.Type], num_directions: int = 1) -> ir.Operation:
+    """``ad.jvp``: results are callee outputs, then K tangents per output."""
+    return _tangent_op("ad.jvp", callee, primals, tangents, result_types,
+                       num_directions)
+
+
+def frule_via_ad(callee: str, primals: Sequence[ir.Value],
+                 tangents: Sequence[ir.Value], result_types: Sequence[ir.Type],
+                 num_directions: int = 1) -> ir.Operation:
+    """``ad.frule_via_ad``: the rules API's request for forward mode."""
+    return _tangent_op("ad.frule_via_ad", callee, primals, tangents,
+                       result_types, num_directions)
+
+
+def vjp(callee: str, primals: Sequence[ir.Value], cotangents: Sequence[ir.Value],
+        result_types: Sequence[ir.Type]) -> ir.Operation:
+    """``ad.vjp``: results are callee outputs, then one cotangent per primal."""
+    return ir.Operation.create(
+        "ad.vjp", results=list(result_types), operands=[*primals, *cotangents],
+        attributes={"callee": _sym(callee),
+                    "operandSegmentSizes": _segments(len(primals), len(cotangents))})
+
+
+def custom_rrule(callee: str, forward: str, pullback: str, rule: str,
+                 args: Sequence[ir.Value], result_types: Sequence[ir.Type],
+                 num_residuals: int) -> ir.Operation:
+    """``ad.custom_rrule``: a call of ``callee`` differentiated by a user rule.
+
+    ``forward`` returns (outputs..., residuals...); ``pullback`` takes
+    (residuals..., output cotangents...) and returns one cotangent per arg.
+    """
+    return ir.Operation.create(
+        "ad.custom_rrule", results=list(result_types), operands=list(args),
+        attributes={"callee": _sym(callee), "forward": _sym(forward),
+                    "pullback": _sym(pullback), "rule": ir.StringAttr.get(rule),
+                    "num_residuals": _i64(num_residuals)})

@@ -1,0 +1,17 @@
+"""ferrule's compiler passes: one pass per file, each registered by name.
+
+A pipeline is a comma-separated list of pass names (optionally wrapped in
+``builtin.module(...)``), exactly as ``mlir-opt --pass-pipeline`` spells it.
+Names registered here are ferrule passes written in Python; every other item
+is handed to MLIR's own ``PassManager``. :func:`run_pipeline` runs a mixed
+list in order.
+"""
+
+from .support.registry import (PassError, register, registered_passes,
+                               run_pipeline, split_pipeline)
+
+# Importing the pass modules registers them.
+from . import fuse_pointwise  # noqa: F401
+
+__all__ = ["PassError", "register", "registered_passes", "run_pipeline",
+           "split_pipeline"]

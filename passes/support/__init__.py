@@ -1,0 +1,1 @@
+"""Shared machinery of the passes: the registry, IR helpers, scalar rules."""

@@ -1,0 +1,54 @@
+"""Named pipelines, as lists of pass names (ferrule's and upstream's).
+
+Stages, in order:
+  * ``AD``: differentiate (lower every ``ad`` op) and fuse pointwise regions.
+    After it the module holds only upstream dialects, on tensors.
+  * ``CPU_LOWERING``: tensors -> buffers (caller-allocated outputs) -> loops ->
+    the LLVM dialect, ready for ``translate_module_to_llvmir``.
+"""
+
+# Pointwise regions are fused again after AD: the derivative code is itself
+# pointwise and must merge with the primal it recomputes.
+AD = [
+    "forward",
+    "reverse",
+    "lower-ad",
+    "symbol-dce",
+    "canonicalize",
+    "cse",
+    "fuse-pointwise",
+    "canonicalize",
+    "cse",
+]
+
+# Bufferization: function arguments are marked read-only by the frontend
+# (bufferization.writable = false), results become out-parameters that the
+# caller allocates, and the deallocation pipeline frees every temporary so a
+# call leaks nothing.
+BUFFERIZE = [
+    "func.func(convert-elementwise-to-linalg)",
+    "fuse-pointwise",
+    "canonicalize",
+    "one-shot-bufferize{bufferize-function-boundaries "
+    "function-boundary-type-conversion=identity-layout-map}",
+    "buffer-results-to-out-params{hoist-static-allocs modify-public-functions}",
+    "canonicalize",
+    "buffer-deallocation-pipeline",
+    "canonicalize",
+]
+
+CPU_LOWERING = [
+    *BUFFERIZE,
+    "func.func(convert-linalg-to-loops)",
+    "math-expand-ops",
+    "expand-strided-metadata",
+    "lower-affine",
+    "convert-scf-to-cf",
+    "convert-math-to-llvm",
+    "convert-arith-to-llvm",
+    "finalize-memref-to-llvm",
+    "convert-func-to-llvm",
+    "convert-cf-to-llvm",
+    "convert-index-to-llvm",
+    "reconcile-unrealized-casts",
+]
