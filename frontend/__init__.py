@@ -1,0 +1,19 @@
+"""ferrule: an automatic-differentiation compiler for numpy-style Python.
+
+``jit`` traces a function into MLIR; ``grad``/``vjp``/``jvp`` insert ``ad``
+ops that compiler passes differentiate (forward mode for pointwise regions,
+reverse mode for the rest); LLVM generates the code.
+"""
+
+from . import errors, nn, numpy
+from .api import Jitted, Lowered, jit
+from .errors import (CompileError, ConcretizationError, DTypeError, FerruleError,
+                     ShapeError, TracerBoolConversionError, TracingError,
+                     UnsupportedOperationError)
+
+__version__ = "0.1.0"
+
+__all__ = ["jit", "Jitted", "Lowered", "numpy", "nn", "errors",
+           "FerruleError", "TracingError", "UnsupportedOperationError",
+           "ConcretizationError", "TracerBoolConversionError", "ShapeError",
+           "DTypeError", "CompileError"]

@@ -10,9 +10,6 @@ Stages, in order:
 # Pointwise regions are fused again after AD: the derivative code is itself
 # pointwise and must merge with the primal it recomputes.
 AD = [
-    "forward",
-    "reverse",
-    "lower-ad",
     "symbol-dce",
     "canonicalize",
     "cse",

@@ -1,0 +1,32 @@
+# The two commands the README opens with:
+#   make example   — set up and run ferrule's main job (examples/lstm_cell.py)
+#   make test      — set up and run the whole test suite (pytest + lit)
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.ferrule-installed
+
+.PHONY: example test pytest lit bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+example: $(STAMP)
+	$(BIN)/python examples/lstm_cell.py
+
+test: pytest lit
+
+pytest: $(STAMP)
+	$(BIN)/python -m pytest tests -q
+
+lit: $(STAMP)
+	$(BIN)/lit -v tests/lit
+
+bench: $(STAMP)
+	$(BIN)/python bench/pointwise_ad.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info tests/lit/Output

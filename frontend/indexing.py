@@ -1,0 +1,172 @@
+"""Basic slicing, concatenation and splitting for traced arrays.
+
+Slices become ``tensor.extract_slice`` (static offsets/sizes/strides, integer
+indices drop their axis through a rank-reducing result type); concatenation
+is a chain of ``tensor.insert_slice`` into a ``tensor.empty``.
+"""
+
+import numpy as _onp
+from mlir import ir
+
+from .passes.support.ir_utils import empty
+from .errors import ShapeError, UnsupportedOperationError
+from .tracing import Tracer, mlir_element_type, user_location, where_str
+
+
+def _np():
+    from . import numpy as fnp
+    return fnp
+
+
+def _static(vals):
+    return ir.DenseI64ArrayAttr.get([int(v) for v in vals])
+
+
+def extract_slice(x: Tracer, offsets, sizes, strides, result_shape) -> Tracer:
+    elt = mlir_element_type(x.dtype)
+    with user_location():
+        op = ir.Operation.create(
+            "tensor.extract_slice",
+            results=[ir.RankedTensorType.get(list(result_shape), elt)],
+            operands=[x.value],
+            attributes={"static_offsets": _static(offsets), "static_sizes": _static(sizes),
+                        "static_strides": _static(strides),
+                        "operandSegmentSizes": ir.DenseI32ArrayAttr.get([1, 0, 0, 0])})
+    return Tracer(op.result, x.trace)
+
+
+def insert_slice(src: Tracer, dest: Tracer, offsets, sizes, strides) -> Tracer:
+    with user_location():
+        op = ir.Operation.create(
+            "tensor.insert_slice", results=[dest.value.type],
+            operands=[src.value, dest.value],
+            attributes={"static_offsets": _static(offsets), "static_sizes": _static(sizes),
+                        "static_strides": _static(strides),
+                        "operandSegmentSizes": ir.DenseI32ArrayAttr.get([1, 1, 0, 0, 0])})
+    return Tracer(op.result, dest.trace)
+
+
+def getitem(x, idx):
+    """Basic indexing: ints, slices with positive steps, ``...``, ``None``."""
+    if not isinstance(x, Tracer):
+        return x[idx]
+    if not isinstance(idx, tuple):
+        idx = (idx,)
+    if any(isinstance(i, (Tracer, _onp.ndarray, list)) for i in idx):
+        raise UnsupportedOperationError(
+            f"{where_str()}: advanced (array) indexing is not supported; use basic "
+            f"slices and integers")
+    n_real = sum(1 for i in idx if i is not None and i is not Ellipsis)
+    if idx.count(Ellipsis) > 1:
+        raise ShapeError(f"{where_str()}: an index can only have one ellipsis")
+    if Ellipsis in idx:
+        k = idx.index(Ellipsis)
+        idx = idx[:k] + (slice(None),) * (x.ndim - n_real) + idx[k + 1:]
+    if n_real > x.ndim:
+        raise ShapeError(f"{where_str()}: too many indices ({n_real}) for a {x.ndim}-d array")
+    idx = idx + (slice(None),) * (x.ndim - n_real)
+    offsets, sizes, strides, out_shape = [], [], [], []
+    new_axes = []
+    d = 0
+    for i in idx:
+        if i is None:
+            new_axes.append(len(out_shape))
+            out_shape.append(1)
+            continue
+        n = x.shape[d]
+        if isinstance(i, (int, _onp.integer)):
+            j = int(i)
+            if not -n <= j < n:
+                raise ShapeError(f"{where_str()}: index {j} is out of bounds for axis "
+                                 f"{d} with size {n}")
+            offsets.append(j % n)
+            sizes.append(1)
+            strides.append(1)
+        elif isinstance(i, slice):
+            start, stop, step = i.indices(n)
+            if step <= 0:
+                raise UnsupportedOperationError(
+                    f"{where_str()}: slices with negative steps are not supported")
+            length = len(range(start, stop, step))
+            offsets.append(start if length else 0)
+            sizes.append(length)
+            strides.append(step)
+            out_shape.append(length)
+        else:
+            raise UnsupportedOperationError(f"{where_str()}: unsupported index {i!r}")
+        d += 1
+    reduced = tuple(s for s in out_shape)
+    plain = tuple(s for k, s in enumerate(out_shape) if k not in new_axes)
+    if (list(offsets) == [0] * x.ndim and list(sizes) == list(x.shape)
+            and list(strides) == [1] * x.ndim):
+        r = x
+    else:
+        r = extract_slice(x, offsets, sizes, strides, plain)
+    if reduced != plain:
+        r = _np().reshape(r, reduced)
+    return r
+
+
+def concatenate(arrays, axis=0):
+    """numpy ``concatenate`` along ``axis``."""
+    arrays = list(arrays)
+    if not any(isinstance(a, Tracer) for a in arrays):
+        return _onp.concatenate(arrays, axis=axis)
+    fnp = _np()
+    dtype = fnp._result_dtype(*arrays)
+    xs = [fnp.astype(fnp.asarray_traced(a), dtype) for a in arrays]
+    nd = xs[0].ndim
+    if nd == 0:
+        raise ShapeError(f"{where_str()}: zero-dimensional arrays cannot be concatenated")
+    axis = axis % nd
+    for a in xs:
+        if a.ndim != nd or any(a.shape[k] != xs[0].shape[k] for k in range(nd) if k != axis):
+            raise ShapeError(f"{where_str()}: concatenate shapes "
+                             f"{[t.shape for t in xs]} differ off axis {axis}")
+    total = sum(a.shape[axis] for a in xs)
+    out_shape = list(xs[0].shape)
+    out_shape[axis] = total
+    with user_location():
+        dest = Tracer(empty(out_shape, mlir_element_type(dtype)), xs[0].trace)
+    off = 0
+    for a in xs:
+        offsets = [0] * nd
+        offsets[axis] = off
+        dest = insert_slice(a, dest, offsets, a.shape, [1] * nd)
+        off += a.shape[axis]
+    return dest
+
+
+def stack(arrays, axis=0):
+    """numpy ``stack``: new axis, then concatenate."""
+    arrays = list(arrays)
+    if not any(isinstance(a, Tracer) for a in arrays):
+        return _onp.stack(arrays, axis=axis)
+    fnp = _np()
+    xs = [fnp.asarray_traced(a) for a in arrays]
+    axis = axis % (xs[0].ndim + 1)
+    exp = [fnp.reshape(a, a.shape[:axis] + (1,) + a.shape[axis:]) for a in xs]
+    return concatenate(exp, axis)
+
+
+def split(x, indices_or_sections, axis=0):
+    """numpy ``split`` into equal sections or at indices."""
+    if not isinstance(x, Tracer):
+        return _onp.split(x, indices_or_sections, axis=axis)
+    axis = axis % x.ndim
+    n = x.shape[axis]
+    if isinstance(indices_or_sections, int):
+        k = indices_or_sections
+        if k <= 0 or n % k:
+            raise ShapeError(f"{where_str()}: array split does not result in an equal "
+                             f"division ({n} into {k})")
+        bounds = [i * (n // k) for i in range(k + 1)]
+    else:
+        bounds = [0, *[int(i) for i in indices_or_sections], n]
+    out = []
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        lo, hi = min(lo, n), min(max(hi, lo), n)
+        sl = [slice(None)] * x.ndim
+        sl[axis] = slice(lo, hi)
+        out.append(getitem(x, tuple(sl)))
+    return out

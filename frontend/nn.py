@@ -1,0 +1,39 @@
+"""``ferrule.nn``: activation functions built from the traced op set."""
+
+from . import numpy as fnp
+
+
+def sigmoid(x):
+    """Logistic sigmoid, as ``0.5 + 0.5 * tanh(x / 2)``.
+
+    An exact identity that stays finite everywhere, so its derivative
+    ``0.25 * (1 - tanh(x/2)**2)`` never forms ``0 * inf`` for large ``|x|``
+    (``1 / (1 + exp(-x))`` does, in forward mode).
+    """
+    return 0.5 + 0.5 * fnp.tanh(0.5 * x)
+
+
+def relu(x):
+    """``maximum(x, 0)``."""
+    return fnp.maximum(x, 0.0)
+
+
+def softplus(x):
+    """``log(1 + exp(x))`` computed stably as ``max(x, 0) + log1p(exp(-|x|))``."""
+    return fnp.maximum(x, 0.0) + fnp.log1p(fnp.exp(-fnp.abs(x)))
+
+
+def logsumexp(x, axis=None, keepdims=False):
+    """Stable ``log(sum(exp(x)))`` along ``axis``."""
+    m = fnp.max(x, axis=axis, keepdims=True)
+    s = fnp.log(fnp.sum(fnp.exp(x - m), axis=axis, keepdims=True)) + m
+    if keepdims:
+        return s
+    return fnp.reshape(s, tuple(d for i, d in enumerate(s.shape)
+                                if i not in _axes(axis, len(s.shape))))
+
+
+def _axes(axis, ndim):
+    if axis is None:
+        return set(range(ndim))
+    return {a % ndim for a in ((axis,) if isinstance(axis, int) else axis)}

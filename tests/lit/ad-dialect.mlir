@@ -1,0 +1,64 @@
+// RUN: ferrule-opt %s --split-input-file | FileCheck %s
+// RUN: not ferrule-opt %S/Inputs/bad-ad-op.mlir 2>&1 | FileCheck %s --check-prefix=ERR
+// ERR: bad-ad-op.mlir:3:{{[0-9]+}}: error: unregistered operation 'ad.bogus'
+
+// Every `ad` op round-trips through the IRDL-defined dialect (generic form).
+
+// CHECK-LABEL: func.func @uses_jvp
+// CHECK: "ad.jvp"(%arg0, %arg1) {callee = @sq, num_directions = 1 : i64, operandSegmentSizes = array<i32: 1, 1>}
+func.func private @sq(%x: tensor<4xf32>) -> tensor<4xf32> {
+  %0 = arith.mulf %x, %x : tensor<4xf32>
+  return %0 : tensor<4xf32>
+}
+func.func @uses_jvp(%x: tensor<4xf32>, %t: tensor<4xf32>) -> (tensor<4xf32>, tensor<4xf32>) {
+  %0:2 = "ad.jvp"(%x, %t) {callee = @sq, num_directions = 1 : i64, operandSegmentSizes = array<i32: 1, 1>} : (tensor<4xf32>, tensor<4xf32>) -> (tensor<4xf32>, tensor<4xf32>)
+  return %0#0, %0#1 : tensor<4xf32>, tensor<4xf32>
+}
+
+// -----
+
+// CHECK-LABEL: func.func @uses_vjp
+// CHECK: "ad.vjp"(%arg0, %arg1) {callee = @sq2, operandSegmentSizes = array<i32: 1, 1>}
+func.func private @sq2(%x: tensor<4xf32>) -> tensor<4xf32> {
+  %0 = arith.mulf %x, %x : tensor<4xf32>
+  return %0 : tensor<4xf32>
+}
+func.func @uses_vjp(%x: tensor<4xf32>, %ct: tensor<4xf32>) -> (tensor<4xf32>, tensor<4xf32>) {
+  %0:2 = "ad.vjp"(%x, %ct) {callee = @sq2, operandSegmentSizes = array<i32: 1, 1>} : (tensor<4xf32>, tensor<4xf32>) -> (tensor<4xf32>, tensor<4xf32>)
+  return %0#0, %0#1 : tensor<4xf32>, tensor<4xf32>
+}
+
+// -----
+
+// CHECK-LABEL: func.func @uses_frule_via_ad
+// CHECK: "ad.frule_via_ad"(%arg0, %arg1, %arg2) {callee = @sq3, num_directions = 2 : i64, operandSegmentSizes = array<i32: 1, 2>}
+func.func private @sq3(%x: tensor<4xf32>) -> tensor<4xf32> {
+  %0 = arith.mulf %x, %x : tensor<4xf32>
+  return %0 : tensor<4xf32>
+}
+func.func @uses_frule_via_ad(%x: tensor<4xf32>, %t0: tensor<4xf32>, %t1: tensor<4xf32>) -> (tensor<4xf32>, tensor<4xf32>, tensor<4xf32>) {
+  %0:3 = "ad.frule_via_ad"(%x, %t0, %t1) {callee = @sq3, num_directions = 2 : i64, operandSegmentSizes = array<i32: 1, 2>} : (tensor<4xf32>, tensor<4xf32>, tensor<4xf32>) -> (tensor<4xf32>, tensor<4xf32>, tensor<4xf32>)
+  return %0#0, %0#1, %0#2 : tensor<4xf32>, tensor<4xf32>, tensor<4xf32>
+}
+
+// -----
+
+// CHECK-LABEL: func.func @uses_custom_rrule
+// CHECK: "ad.custom_rrule"(%arg0) {callee = @sq4, forward = @sq4_fwd, num_residuals = 1 : i64, pullback = @sq4_pb, rule = "sq4_rrule"}
+func.func private @sq4(%x: tensor<4xf32>) -> tensor<4xf32> {
+  %0 = arith.mulf %x, %x : tensor<4xf32>
+  return %0 : tensor<4xf32>
+}
+func.func private @sq4_fwd(%x: tensor<4xf32>) -> (tensor<4xf32>, tensor<4xf32>) {
+  %0 = arith.mulf %x, %x : tensor<4xf32>
+  return %0, %x : tensor<4xf32>, tensor<4xf32>
+}
+func.func private @sq4_pb(%x: tensor<4xf32>, %ct: tensor<4xf32>) -> tensor<4xf32> {
+  %0 = arith.mulf %x, %ct : tensor<4xf32>
+  %1 = arith.addf %0, %0 : tensor<4xf32>
+  return %1 : tensor<4xf32>
+}
+func.func @uses_custom_rrule(%x: tensor<4xf32>) -> tensor<4xf32> {
+  %0 = "ad.custom_rrule"(%x) {callee = @sq4, forward = @sq4_fwd, pullback = @sq4_pb, rule = "sq4_rrule", num_residuals = 1 : i64} : (tensor<4xf32>) -> tensor<4xf32>
+  return %0 : tensor<4xf32>
+}

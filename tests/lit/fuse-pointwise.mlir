@@ -1,0 +1,74 @@
+// RUN: ferrule-opt %s --split-input-file --pass-pipeline='builtin.module(fuse-pointwise)' | FileCheck %s
+
+// The LSTM cell: c2 feeds both the output and tanh(c2). Upstream
+// linalg-fuse-elementwise-ops leaves this split (multi-use producer); here it
+// becomes ONE region with two results, and the splat constant moves inside.
+// CHECK-LABEL: func.func @lstm
+// CHECK-NOT: linalg.generic
+// CHECK: %[[R:.+]]:2 = linalg.generic
+// CHECK-SAME: iterator_types = ["parallel", "parallel"]
+// CHECK-SAME: ins(%arg0, %arg1, %arg2, %arg3, %arg4 :
+// CHECK: arith.constant 1.000000e+00 : f32
+// CHECK: math.exp
+// CHECK: %[[TC:.+]] = math.tanh %[[C2:[0-9]+]] : f32
+// CHECK-NEXT: %[[H:.+]] = arith.mulf %{{.+}}, %[[TC]]
+// CHECK-NEXT: linalg.yield %[[C2]], %[[H]]
+// CHECK-NOT: linalg.generic
+// CHECK: return %[[R]]#1, %[[R]]#0
+func.func @lstm(%i: tensor<4x8xf32>, %f: tensor<4x8xf32>, %g: tensor<4x8xf32>, %o: tensor<4x8xf32>, %c: tensor<4x8xf32>) -> (tensor<4x8xf32>, tensor<4x8xf32>) {
+  %one = arith.constant dense<1.0> : tensor<4x8xf32>
+  %ni = arith.negf %i : tensor<4x8xf32>
+  %ei = math.exp %ni : tensor<4x8xf32>
+  %di = arith.addf %one, %ei : tensor<4x8xf32>
+  %si = arith.divf %one, %di : tensor<4x8xf32>
+  %sf = math.tanh %f : tensor<4x8xf32>
+  %tg = math.tanh %g : tensor<4x8xf32>
+  %so = math.tanh %o : tensor<4x8xf32>
+  %a = arith.mulf %sf, %c : tensor<4x8xf32>
+  %b = arith.mulf %si, %tg : tensor<4x8xf32>
+  %c2 = arith.addf %a, %b : tensor<4x8xf32>
+  %tc = math.tanh %c2 : tensor<4x8xf32>
+  %h = arith.mulf %so, %tc : tensor<4x8xf32>
+  return %h, %c2 : tensor<4x8xf32>, tensor<4x8xf32>
+}
+
+// -----
+
+// A broadcast (projection map) feeding elementwise ops is read through its
+// map inside the fused region; the matmul between two pointwise groups is
+// not crossed: merging across it would create a cycle.
+// CHECK-LABEL: func.func @bias_act
+// CHECK: %[[B:.+]] = linalg.generic {indexing_maps = [#{{.+}}, #{{.+}}, #{{.+}}]
+// CHECK: math.tanh
+// CHECK: linalg.matmul
+// CHECK: linalg.generic
+// CHECK: math.exp
+// CHECK-NOT: linalg.generic
+#bcast = affine_map<(d0, d1) -> (d1)>
+#id = affine_map<(d0, d1) -> (d0, d1)>
+func.func @bias_act(%x: tensor<4x8xf32>, %b: tensor<8xf32>, %w: tensor<8x8xf32>) -> tensor<4x8xf32> {
+  %e = tensor.empty() : tensor<4x8xf32>
+  %bb = linalg.generic {indexing_maps = [#bcast, #id], iterator_types = ["parallel", "parallel"]} ins(%b : tensor<8xf32>) outs(%e : tensor<4x8xf32>) {
+  ^bb0(%in: f32, %out: f32):
+    linalg.yield %in : f32
+  } -> tensor<4x8xf32>
+  %s = arith.addf %x, %bb : tensor<4x8xf32>
+  %t = math.tanh %s : tensor<4x8xf32>
+  %z = arith.constant dense<0.0> : tensor<4x8xf32>
+  %m = linalg.matmul ins(%t, %w : tensor<4x8xf32>, tensor<8x8xf32>) outs(%z : tensor<4x8xf32>) -> tensor<4x8xf32>
+  %u = math.exp %m : tensor<4x8xf32>
+  %v = arith.mulf %u, %t : tensor<4x8xf32>
+  return %v : tensor<4x8xf32>
+}
+
+// -----
+
+// Different domains are never merged.
+// CHECK-LABEL: func.func @two_domains
+// CHECK: linalg.generic
+// CHECK: linalg.generic
+func.func @two_domains(%a: tensor<4xf32>, %b: tensor<8xf32>) -> (tensor<4xf32>, tensor<8xf32>) {
+  %x = math.exp %a : tensor<4xf32>
+  %y = math.exp %b : tensor<8xf32>
+  return %x, %y : tensor<4xf32>, tensor<8xf32>
+}
