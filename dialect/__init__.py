@@ -1,12 +1,13 @@
-"""The `ad` dialect: its IRDL definition, loading it, and typed builders.
+"""The `ad` dialect: its IRDL definition, verification, and typed builders.
 
-Every ferrule MLIR context is made by :func:`make_context`, which loads the
-dialect from ``ad.irdl.mlir`` beside this file. The ops print in generic form
-(``"ad.jvp"(...)``) because IRDL dialects have no custom syntax.
+``ad.irdl.mlir`` beside this file defines the ops (names, operand segments,
+attribute kinds); :func:`verify_module` checks IR against it and against the
+callees' signatures. The ops print in generic form (``"ad.jvp"(...)``).
 """
 
-from .context import make_context, load_ad_dialect
+from .context import ad_op_specs, make_context
+from .verify import VerificationError, verify_module
 from .builders import jvp, vjp, frule_via_ad, custom_rrule, AD_OPS
 
-__all__ = ["make_context", "load_ad_dialect", "jvp", "vjp", "frule_via_ad",
+__all__ = ["make_context", "ad_op_specs", "verify_module", "VerificationError", "jvp", "vjp", "frule_via_ad",
            "custom_rrule", "AD_OPS"]

@@ -4,6 +4,13 @@
 // IRDL cannot declare traits, so no `ad` op can hold a region whose body
 // verifies (there is no terminator trait); every op refers to the function
 // it differentiates by symbol instead.
+//
+// A second IRDL limit (LLVM 22.1, checked): a constraint variable binds to
+// the first type it matches, also across the elements of one variadic, so
+// `variadic %t` accepts only operands of ONE type. AD ops mix shapes and
+// dtypes, so this file is used as the single source of truth for op names,
+// operand segments and attribute kinds, and ferrule.dialect.verify checks
+// ops against it (plus types against the callee's signature) in Python.
 irdl.dialect @ad {
   // Forward mode: outputs and output tangents of @callee at `primals` along
   // `tangents`. With num_directions = K, there are K tangents per primal

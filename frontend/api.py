@@ -16,7 +16,7 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 import numpy as np
 from mlir import ir
 
-from .dialect import make_context
+from .dialect import VerificationError, make_context, verify_module
 from .passes import PassError, run_pipeline
 from .runtime import cpu, pipelines
 from .errors import CompileError, DTypeError, TracingError
@@ -127,8 +127,10 @@ class Jitted:
             tree = unflatten(struct, arg_leaves)
             name, out_struct, _ = trace_into(module, self.fun, tuple(tree),
                                              getattr(self.fun, "__name__", "fn"))
-            if not module.operation.verify():
-                raise TracingError(f"internal: traced IR of {name} does not verify")
+            try:
+                verify_module(module)
+            except (VerificationError, ir.MLIRError) as e:
+                raise TracingError(f"internal: traced IR of {name} does not verify: {e}") from None
             traced = str(module.operation.get_asm(enable_debug_info=True))
         low = Lowered(name, ctx, traced, out_struct, {"trace": time.perf_counter() - t0})
         self._cache[key] = low

@@ -8,6 +8,7 @@ Semantics (broadcasting, ``axis``/``keepdims``) follow numpy.
 """
 
 import builtins
+import operator
 from typing import Optional, Sequence
 
 import numpy as _onp
@@ -79,8 +80,15 @@ def asarray_traced(x, tr=None) -> Tracer:
     if isinstance(x, Tracer):
         _trace_of(x)
         return x
-    if isinstance(x, (bool, int, float, _onp.number)) or isinstance(x, _onp.ndarray):
+    if isinstance(x, (list, tuple)):
+        if any(isinstance(v, (Tracer, list, tuple)) for v in x):
+            return _np_stack_traced(x)
+        x = _onp.asarray(x)
+    if isinstance(x, (bool, int, float, _onp.generic)) or isinstance(x, _onp.ndarray):
         arr = _onp.asarray(x)
+        if arr.dtype.kind not in "biuf":
+            raise DTypeError(f"{where_str()}: a constant of dtype {arr.dtype} cannot be "
+                             f"used in a traced function (float32/float64 only)")
         if arr.dtype not in (_onp.float32, _onp.float64, _onp.bool_):
             arr = arr.astype(_onp.float32 if arr.dtype.kind in "iu" else _onp.float64)
         return constant(arr, arr.shape, arr.dtype)
@@ -88,12 +96,18 @@ def asarray_traced(x, tr=None) -> Tracer:
                        f"in a traced function")
 
 
+def _np_stack_traced(xs):
+    """``asarray([a, b, ...])`` with traced elements: numpy's stack."""
+    return stack([asarray_traced(v) for v in xs], axis=0)
+
+
 def _result_dtype(*xs):
-    """numpy promotion among arrays; Python scalars are weakly typed."""
-    dts = [x.dtype for x in xs if isinstance(x, (Tracer, _onp.ndarray))]
+    """numpy promotion among arrays and numpy scalars; Python scalars are
+    weakly typed (numpy 2, NEP 50)."""
+    dts = [_onp.dtype(x.dtype) for x in xs if isinstance(x, (Tracer, _onp.ndarray, _onp.generic))]
     floats = [d for d in dts if d != _onp.bool_]
     if not floats:
-        return _onp.dtype(_onp.float32) if not dts else _onp.dtype(_onp.float32)
+        return _onp.dtype(_onp.float32)
     return _onp.dtype(_onp.float64) if any(d == _onp.float64 for d in floats) else _onp.dtype(_onp.float32)
 
 
@@ -106,12 +120,12 @@ def _broadcast_shapes(*shapes):
 
 
 def _shape(x):
-    return tuple(x.shape) if isinstance(x, (Tracer, _onp.ndarray)) else ()
+    return tuple(x.shape) if isinstance(x, (Tracer, _onp.ndarray, _onp.generic)) else ()
 
 
 def _operand(x, shape, dtype) -> Tracer:
     """``x`` converted to a Tracer of exactly ``shape`` and ``dtype``."""
-    if not isinstance(x, (Tracer, _onp.ndarray)):  # Python scalar: splat
+    if not isinstance(x, (Tracer, _onp.ndarray, _onp.generic)):  # Python scalar: splat
         return constant(x, shape, dtype)
     t = asarray_traced(x)
     if t.dtype != dtype:
@@ -182,7 +196,7 @@ def power(x, y):
     """``x ** y``; small integer and half exponents become multiplies / sqrt."""
     if not _traced(x, y):
         return _onp.power(x, y)
-    if not isinstance(y, (Tracer, _onp.ndarray)) and isinstance(y, (int, float)):
+    if type(y) in (int, float):  # weakly typed: the result keeps x's dtype
         if y == 1:
             return asarray_traced(x)
         if y == 2:
@@ -196,8 +210,10 @@ def power(x, y):
     return _elementwise("math.powf", x, y)
 
 
+# arith.cmpf predicates: ordered (false on NaN) except not_equal, which is
+# unordered (une: true on NaN), as in numpy.
 _CMP = {"less": 4, "less_equal": 5, "greater": 2, "greater_equal": 3,
-        "equal": 1, "not_equal": 13}  # arith.cmpf predicates (ordered; une=13)
+        "equal": 1, "not_equal": 13}
 
 
 def _compare(pname):
@@ -207,8 +223,6 @@ def _compare(pname):
         if not _traced(x, y):
             return npfn(x, y)
         pred = ir.IntegerAttr.get(ir.IntegerType.get_signless(64), _CMP[pname])
-        if pname == "not_equal":
-            pred = ir.IntegerAttr.get(ir.IntegerType.get_signless(64), 14)  # une
         return _elementwise("arith.cmpf", x, y, result_dtype=_onp.dtype(_onp.bool_),
                             attrs={"predicate": pred})
     f.__name__ = pname
@@ -340,7 +354,14 @@ def transpose(x, axes=None):
     if not _traced(x):
         return _onp.transpose(x, axes)
     x = asarray_traced(x)
-    axes = tuple(range(x.ndim))[::-1] if axes is None else tuple(a % x.ndim for a in axes)
+    if axes is None:
+        axes = tuple(range(x.ndim))[::-1]
+    else:
+        given = tuple(operator.index(a) for a in axes)
+        if len(given) != x.ndim or any(not -x.ndim <= a < x.ndim for a in given):
+            raise ShapeError(f"{where_str()}: axes {given} are not a permutation of the "
+                             f"{x.ndim} axes of an array of shape {x.shape}")
+        axes = tuple(a % x.ndim for a in given)
     if sorted(axes) != list(range(x.ndim)):
         raise ShapeError(f"{where_str()}: axes {axes} are not a permutation of {x.ndim} dims")
     if axes == tuple(range(x.ndim)):
@@ -367,9 +388,9 @@ def swapaxes(x, a, b):
 def _norm_axes(axis, ndim):
     if axis is None:
         return tuple(range(ndim))
-    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    axes = (axis,) if isinstance(axis, (int, _onp.integer)) else tuple(axis)
     out = []
-    for a in axes:
+    for a in map(operator.index, axes):
         if not -ndim <= a < ndim:
             raise ShapeError(f"{where_str()}: axis {a} is out of bounds for {ndim}-d array")
         out.append(a % ndim)
@@ -420,7 +441,7 @@ def mean(x, axis=None, keepdims=False):
         return _onp.mean(x, axis=axis, keepdims=keepdims)
     x = asarray_traced(x)
     n = int(_onp.prod([x.shape[a] for a in _norm_axes(axis, x.ndim)], dtype=_onp.int64))
-    return multiply(sum(x, axis, keepdims), 1.0 / n)
+    return multiply(sum(x, axis, keepdims), 1.0 / n if n else nan)
 
 
 # -- matmul -------------------------------------------------------------------------

@@ -12,6 +12,10 @@ from .support.registry import (PassError, register, registered_passes,
 
 # Importing the pass modules registers them.
 from . import fuse_pointwise  # noqa: F401
+from . import forward  # noqa: F401
+from . import reverse  # noqa: F401
+from . import lower_ad  # noqa: F401
+from . import expand_math  # noqa: F401
 
 __all__ = ["PassError", "register", "registered_passes", "run_pipeline",
            "split_pipeline"]

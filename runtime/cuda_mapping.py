@@ -24,6 +24,7 @@ side is a straight-line sequence of allocations and launches that
   reductions to a scalar.
 """
 
+from dataclasses import dataclass
 from typing import Callable, List, Sequence, Tuple
 
 from mlir import ir
@@ -48,6 +49,23 @@ class GpuMappingError(Exception):
     """The function contains something the GPU mapping cannot place."""
 
 
+@dataclass
+class LaunchInfo:
+    """What the mapping decided for one kernel (kept as launch metadata).
+
+    ``kind``: "parallel" (a loop nest), "copy" (a memref.copy) or "serial"
+    (one thread). ``elements``: points of the iteration box (1 for serial).
+    ``grid_stride``: the kernel loops with stride gridDim.x*blockDim.x. The
+    grid is compiled in (LLVM uses its range), so launch it as recorded.
+    """
+    name: str
+    kind: str
+    elements: int
+    grid: Tuple[int, int, int]
+    block: Tuple[int, int, int]
+    grid_stride: bool
+
+
 def _const_index(v: ir.Value) -> int:
     op = v.owner
     if not isinstance(op, ir.OpView) or op.operation.name != "arith.constant":
@@ -60,18 +78,24 @@ def _index(value: int) -> ir.Value:
     return arith.ConstantOp(ir.IndexType.get(), value).result
 
 
-def _launch(grid: int, block: int) -> Tuple[ir.Operation, ir.Block]:
-    """Create ``gpu.launch`` with a 1-D grid and block at the insertion point."""
+def _launch(grid: int, block: int, name: str) -> Tuple[ir.Operation, ir.Block]:
+    """Create ``gpu.launch`` with a 1-D grid and block at the insertion point.
+
+    ``name`` becomes the outlined kernel's (and its gpu.module's) symbol, so
+    the metadata gathered here can be matched to kernels after outlining.
+    """
     # The extended builder adds the entry block with the 12 index arguments
     # (block ids, thread ids, grid sizes, block sizes).
     op = gpu.LaunchOp((grid, 1, 1), (block, 1, 1))
+    op.attributes["function"] = ir.FlatSymbolRefAttr.get(name)
+    op.attributes["module"] = ir.FlatSymbolRefAttr.get(name)
     return op, op.regions[0].blocks[0]
 
 
-def emit_grid_stride_launch(anchor: ir.Operation,
+def emit_grid_stride_launch(anchor: ir.Operation, name: str, kind: str,
                             bounds: Sequence[Tuple[int, int, int]],
                             body: Callable[[List[ir.Value], ir.Operation], None]
-                            ) -> ir.Operation:
+                            ) -> LaunchInfo:
     """Insert before ``anchor`` a launch running ``body`` for every point of
     the box ``bounds`` = [(lower, upper, step), ...].
 
@@ -85,7 +109,7 @@ def emit_grid_stride_launch(anchor: ir.Operation,
         n *= t
     grid = max(1, min(-(-n // BLOCK), MAX_GRID_X))
     with ir.InsertionPoint(anchor):
-        launch, blk = _launch(grid, BLOCK)
+        launch, blk = _launch(grid, BLOCK, name)
     with ir.InsertionPoint(blk):
         bx, tx, gdx, bdx = (blk.arguments[0], blk.arguments[3],
                             blk.arguments[6], blk.arguments[9])
@@ -115,10 +139,10 @@ def emit_grid_stride_launch(anchor: ir.Operation,
                 ivs[d] = iv
             body(ivs, end)
         gpu.TerminatorOp()
-    return launch.operation
+    return LaunchInfo(name, kind, n, (grid, 1, 1), (BLOCK, 1, 1), True)
 
 
-def _map_parallel(par: ir.Operation) -> None:
+def _map_parallel(par: ir.Operation, name: str) -> LaunchInfo:
     pv = par.opview
     lbs = [_const_index(v) for v in pv.lowerBound]
     ubs = [_const_index(v) for v in pv.upperBound]
@@ -134,11 +158,13 @@ def _map_parallel(par: ir.Operation) -> None:
         for op in list(src.operations)[:-1]:  # the last is scf.reduce
             op.operation.move_before(end)
 
-    emit_grid_stride_launch(par, list(zip(lbs, ubs, sts)), body)
+    info = emit_grid_stride_launch(par, name, "parallel",
+                                   list(zip(lbs, ubs, sts)), body)
     par.erase()
+    return info
 
 
-def _map_copy(op: ir.Operation) -> None:
+def _map_copy(op: ir.Operation, name: str) -> LaunchInfo:
     src, dst = op.operands[0], op.operands[1]
     shape = ir.MemRefType(src.type).shape
 
@@ -146,11 +172,13 @@ def _map_copy(op: ir.Operation) -> None:
         v = memref.LoadOp(src, ivs).result
         memref.StoreOp(v, dst, ivs)
 
-    emit_grid_stride_launch(op, [(0, s, 1) for s in shape], body)
+    info = emit_grid_stride_launch(op, name, "copy",
+                                   [(0, s, 1) for s in shape], body)
     op.erase()
+    return info
 
 
-def _map_serial(run: List[ir.Operation]) -> None:
+def _map_serial(run: List[ir.Operation], name: str) -> LaunchInfo:
     """Move a run of serial top-level ops into a one-thread launch."""
     inside = {id(o) for o in run}
     for o in run:
@@ -161,53 +189,94 @@ def _map_serial(run: List[ir.Operation]) -> None:
                         f"serial op {o.name} defines a value used on the host; "
                         f"cannot move it to the GPU")
     with ir.InsertionPoint(run[0]):
-        launch, blk = _launch(1, 1)
+        launch, blk = _launch(1, 1, name)
     with ir.InsertionPoint(blk):
         term = gpu.TerminatorOp().operation
     for o in run:
         o.move_before(term)
+    return LaunchInfo(name, "serial", 1, (1, 1, 1), (1, 1, 1), False)
 
 
 def _top_level_ancestor(op, func_op) -> ir.Operation:
-    op = op.operation if hasattr(op, "operation") else op
-    while op.parent is not None and op.parent != func_op:
-        op = op.parent
+    op = op.operation
+    while op.parent is not None and op.parent.operation != func_op.operation:
+        op = op.parent.operation
     return op
 
 
-def map_function_to_gpu(func_op: ir.Operation) -> int:
-    """Rewrite the top level of ``func_op`` in place; returns #launches made."""
-    count = 0
+def sink_constants(launch: ir.Operation) -> None:
+    """Clone every ``arith.constant`` defined outside ``launch`` and used in
+    it into its body, so outlining makes no kernel parameter for it (the
+    outliner itself sinks only index computations)."""
+    body = launch.regions[0].blocks[0]
+    first = body.operations[0]
+    clones = {}
+
+    def visit(op):
+        for i, v in enumerate(op.operands):
+            d = v.owner
+            if (isinstance(d, ir.OpView) and d.operation.name == "arith.constant"
+                    and not _is_inside(d.operation, launch)):
+                key = d.operation
+                if key not in clones:
+                    clones[key] = d.operation.clone(ip=ir.InsertionPoint(first))
+                op.operands[i] = clones[key].results[0]
+        for region in op.regions:
+            for b in region.blocks:
+                for inner in b.operations:
+                    visit(inner.operation)
+
+    for op in list(body.operations):
+        visit(op.operation)
+
+
+def _is_inside(op: ir.Operation, ancestor: ir.Operation) -> bool:
+    p = op.parent
+    while p is not None:
+        if p.operation == ancestor.operation:
+            return True
+        p = p.parent
+    return False
+
+
+def map_function_to_gpu(func_op: ir.Operation) -> List[LaunchInfo]:
+    """Rewrite the top level of ``func_op`` in place (see the module doc).
+
+    Kernels are named ``<function>_k<n>``; returns their launch infos.
+    """
+    fname = ir.StringAttr(func_op.attributes["sym_name"]).value
+    infos: List[LaunchInfo] = []
+
+    def name():
+        return f"{fname}_k{len(infos)}"
+
     block = func_op.regions[0].blocks[0]
     for op in list(block.operations):
         op = op.operation
         if op.name == "scf.parallel":
-            _map_parallel(op)
-            count += 1
+            infos.append(_map_parallel(op, name()))
         elif op.name == "memref.copy":
-            _map_copy(op)
-            count += 1
+            infos.append(_map_copy(op, name()))
     run: List[ir.Operation] = []
-    for op in list(block.operations):
-        op = op.operation
-        if op.name in HOST_OPS:
+    for op in list(block.operations) + [None]:
+        op = op.operation if op is not None else None
+        if op is None or op.name in HOST_OPS:
             if run:
-                _map_serial(run)
-                count += 1
+                infos.append(_map_serial(run, name()))
                 run = []
         else:
             run.append(op)
-    if run:
-        _map_serial(run)
-        count += 1
-    return count
+    for op in block.operations:
+        if op.operation.name == "gpu.launch":
+            sink_constants(op.operation)
+    return infos
 
 
-def map_module_to_gpu(module: ir.Module) -> int:
+def map_module_to_gpu(module: ir.Module) -> List[LaunchInfo]:
     """Apply :func:`map_function_to_gpu` to every ``func.func`` with a body."""
-    total = 0
+    infos: List[LaunchInfo] = []
     for op in module.body.operations:
         op = op.operation
         if op.name == "func.func" and len(op.regions[0].blocks):
-            total += map_function_to_gpu(op)
-    return total
+            infos += map_function_to_gpu(op)
+    return infos

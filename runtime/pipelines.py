@@ -10,6 +10,10 @@ Stages, in order:
 # Pointwise regions are fused again after AD: the derivative code is itself
 # pointwise and must merge with the primal it recomputes.
 AD = [
+    "forward",
+    "reverse",
+    "lower-ad",
+    "inline",
     "symbol-dce",
     "canonicalize",
     "cse",
@@ -37,6 +41,7 @@ BUFFERIZE = [
 CPU_LOWERING = [
     *BUFFERIZE,
     "func.func(convert-linalg-to-loops)",
+    "expand-math",
     "math-expand-ops",
     "expand-strided-metadata",
     "lower-affine",

@@ -103,6 +103,9 @@ class Emitter:
     def div(self, a, b):
         return self._fop("arith.divf", self._v(a), self._v(b))
 
+    def neg(self, a):
+        return self.op("arith.negf", self.float_type, a)
+
     def abs(self, a):
         return self.op("math.absf", self.float_type, a)
 
@@ -130,12 +133,15 @@ class Emitter:
                                                     _ICMP[pred]))
 
     def select(self, cond, a, b):
-        a = a if isinstance(a, ir.Value) else self._like_other(b, a)
-        b = b if isinstance(b, ir.Value) else self._like_other(a, b)
+        """``cond ? a : b``; a Python int operand is an integer constant, a
+        Python float a float constant."""
+        a, b = self._scalar_const(a), self._scalar_const(b)
         return self.op("arith.select", a.type, cond, a, b)
 
-    def _like_other(self, v: ir.Value, x):
-        return self.i(x) if v.type == self.int_type else self.f(x)
+    def _scalar_const(self, x):
+        if isinstance(x, ir.Value):
+            return x
+        return self.i(x) if isinstance(x, int) else self.f(x)
 
     def clamp(self, x, lo: float, hi: float):
         """min(max(x, lo), hi) with NaN passing through unchanged."""
@@ -164,6 +170,9 @@ class Emitter:
     def ior(self, a, b):
         return self._iop("arith.ori", a, b)
 
+    def ixor(self, a, b):
+        return self._iop("arith.xori", a, b)
+
     def shl(self, a, b):
         return self._iop("arith.shli", a, b)
 
@@ -181,6 +190,10 @@ class Emitter:
 
     def sitofp(self, n):
         return self.op("arith.sitofp", self.float_type, n)
+
+    def extui(self, n, to: "Emitter") -> ir.Value:
+        """Zero-extend the integer ``n`` (of this emitter) to ``to``'s int type."""
+        return self.op("arith.extui", to.int_type, n)
 
     def convert(self, x: ir.Value, to: "Emitter") -> ir.Value:
         """Extend or truncate the float ``x`` (of this emitter) to ``to``'s type."""

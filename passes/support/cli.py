@@ -17,7 +17,7 @@ from typing import List
 
 from mlir import ir
 
-from ...dialect import make_context
+from ...dialect import VerificationError, make_context, verify_module
 from .. import PassError, registered_passes, run_pipeline
 
 SPLIT_MARKER = "// -----"
@@ -53,6 +53,15 @@ def _process(text: str, filename: str, pipeline, out) -> bool:
                 print("\n".join(_format_diag(d, filename)), file=sys.stderr)
             if not e.error_diagnostics:
                 print(f"{filename}: error: {e}", file=sys.stderr)
+            return False
+        try:
+            verify_module(module)
+        except VerificationError as e:
+            print(f"{_loc_prefix(str(e.location), filename)}error: {e.message}", file=sys.stderr)
+            return False
+        except ir.MLIRError as e:
+            for d in e.error_diagnostics:
+                print("\n".join(_format_diag(d, filename)), file=sys.stderr)
             return False
         try:
             if pipeline:

@@ -1,6 +1,8 @@
 // RUN: ferrule-opt %s --split-input-file | FileCheck %s
 // RUN: not ferrule-opt %S/Inputs/bad-ad-op.mlir 2>&1 | FileCheck %s --check-prefix=ERR
 // ERR: bad-ad-op.mlir:3:{{[0-9]+}}: error: unregistered operation 'ad.bogus'
+// RUN: not ferrule-opt %S/Inputs/bad-ad-types.mlir 2>&1 | FileCheck %s --check-prefix=TYPES
+// TYPES: bad-ad-types.mlir:6:{{[0-9]+}}: error: 'ad.vjp' operand types (tensor<4xf32>, tensor<f32>) do not match @sq's signature, which needs (tensor<4xf32>, tensor<4xf32>)
 
 // Every `ad` op round-trips through the IRDL-defined dialect (generic form).
 

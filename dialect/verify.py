@@ -1,0 +1,99 @@
+"""Verifying `ad` ops against ad.irdl.mlir and their callees' signatures."""
+
+from typing import List
+
+from mlir import ir
+
+from .context import ad_op_specs
+
+_REGISTERED_PREFIXES = ("ad.",)
+
+
+class VerificationError(Exception):
+    """An `ad` op (or an unknown op) is malformed; ``location`` says where."""
+
+    def __init__(self, message: str, location):
+        self.message = message
+        self.location = location
+        super().__init__(f"{location}: {message}")
+
+
+def _func_types(module_op, name):
+    for op in module_op.regions[0].blocks[0].operations:
+        op = op.operation
+        if op.name == "func.func" and ir.StringAttr(op.attributes["sym_name"]).value == name:
+            ft = ir.FunctionType(ir.TypeAttr(op.attributes["function_type"]).value)
+            return list(ft.inputs), list(ft.results)
+    return None
+
+
+def verify_module(module: ir.Module) -> None:
+    """Raise :class:`VerificationError` for the first malformed op.
+
+    Checks: the module verifies upstream; every op of an unregistered dialect
+    is an `ad` op named in the IRDL file; its attributes are present with the
+    right kinds; segment sizes add up; and operand/result types agree with the
+    callee's signature.
+    """
+    module.operation.verify()
+    specs = ad_op_specs()
+    bad: List = []
+
+    def visit(o):
+        o = o.operation
+        if not bad and not o.context.is_registered_operation(o.name):
+            bad.append(o)
+        return ir.WalkResult.ADVANCE
+
+    module.operation.walk(visit)
+    if bad and bad[0].name not in specs:
+        raise VerificationError(f"unregistered operation '{bad[0].name}'", bad[0].location)
+    ops = []
+    module.operation.walk(lambda o: (ops.append(o.operation) if o.operation.name in specs
+                                     else None, ir.WalkResult.ADVANCE)[1])
+    for op in ops:
+        _verify_ad_op(module.operation, op, specs[op.name])
+
+
+def _verify_ad_op(module_op, op, spec):
+    segments, attrs = spec
+    for name, base in attrs.items():
+        if name not in op.attributes:
+            raise VerificationError(f"'{op.name}' requires attribute '{name}'", op.location)
+        a = op.attributes[name]
+        ok = {"#builtin.symbol_ref": isinstance(a, ir.FlatSymbolRefAttr),
+              "#builtin.integer": isinstance(a, ir.IntegerAttr),
+              "#builtin.string": isinstance(a, ir.StringAttr)}.get(base, True)
+        if not ok:
+            raise VerificationError(f"'{op.name}' attribute '{name}' must be {base}", op.location)
+    sizes = [len(op.operands)]
+    if len(segments) > 1:
+        if "operandSegmentSizes" not in op.attributes:
+            raise VerificationError(f"'{op.name}' requires operandSegmentSizes", op.location)
+        sizes = list(ir.DenseI32ArrayAttr(op.attributes["operandSegmentSizes"]))
+        if len(sizes) != len(segments) or sum(sizes) != len(op.operands):
+            raise VerificationError(
+                f"'{op.name}' operandSegmentSizes {sizes} do not match its "
+                f"{len(op.operands)} operands in segments {segments}", op.location)
+    callee = ir.FlatSymbolRefAttr(op.attributes["callee"]).value
+    sig = _func_types(module_op, callee)
+    if sig is None:
+        raise VerificationError(f"'{op.name}' refers to unknown function @{callee}", op.location)
+    ins, outs = sig
+    operands = [v.type for v in op.operands]
+    results = [v.type for v in op.results]
+    if op.name in ("ad.jvp", "ad.frule_via_ad"):
+        k = ir.IntegerAttr(op.attributes["num_directions"]).value
+        want_ops, want_res = ins + ins * k, outs + outs * k
+    elif op.name == "ad.vjp":
+        want_ops, want_res = ins + outs, outs + ins
+    else:  # ad.custom_rrule
+        want_ops, want_res = ins, outs
+    if [str(t) for t in operands] != [str(t) for t in want_ops]:
+        raise VerificationError(
+            f"'{op.name}' operand types ({', '.join(map(str, operands))}) do not match "
+            f"@{callee}'s signature, which needs ({', '.join(map(str, want_ops))})", op.location)
+    if [str(t) for t in results] != [str(t) for t in want_res]:
+        raise VerificationError(
+            f"'{op.name}' result types ({', '.join(map(str, results))}) do not match "
+            f"@{callee}'s signature, which gives ({', '.join(map(str, want_res))})", op.location)

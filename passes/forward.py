@@ -1,0 +1,287 @@
+"""forward: lower ``ad.jvp`` and ``ad.frule_via_ad`` (forward mode).
+
+Expects: a module whose ``ad.jvp`` / ``ad.frule_via_ad`` ops name ``func.func``
+callees of one block, on static tensors.
+Guarantees: each such op is replaced by a call of a new private function
+``@<callee>_jvp<K>`` that returns the callee's outputs and K tangents per
+output. In it every pointwise region becomes ONE region that computes primal
+and tangents together (dual numbers, all K directions in the same sweep);
+matmul, reductions and tensor ops get forward rules; zero tangents (splat
+zero constants) are pruned symbolically. ``ad.frule_via_ad`` ops on the same
+callee and the same primals are first merged into one multi-direction op:
+the primal work is shared, which is the "fused tangent code" of the rules API.
+An op without a derivative rule is an error naming it and its location.
+"""
+
+from typing import Dict, List, Optional
+
+from mlir import ir
+
+from .support import ad_common as ad
+from .support import pointwise as pw
+from .support.ir_utils import (PARALLEL, REDUCTION, block_ops, body_block, create,
+                               element_type, empty, func_body, generic_iterators,
+                               generic_maps, generic_num_inputs, identity_map,
+                               make_generic, shape_of)
+from .support.registry import PassError, register
+from .support.scalar_ad import NoRuleError, active_values, clone_body, forward_body
+
+Tangents = List[Optional[ir.Value]]
+
+
+@register("forward")
+def forward(module_op: ir.Operation) -> None:
+    lower_in(module_op, module_op)
+
+
+def lower_in(module_op: ir.Operation, scope: ir.Operation) -> None:
+    """Lower every forward-mode ``ad`` op inside ``scope``."""
+    ops = []
+    scope.walk(lambda o: (ops.append(o.operation) if o.operation.name in ad.AD_TANGENT_OPS
+                          else None, ir.WalkResult.ADVANCE)[1])
+    for group in _merge_groups(ops):
+        _lower_group(module_op, group)
+
+
+def _merge_groups(ops: List[ir.Operation]) -> List[List[ir.Operation]]:
+    """frule_via_ad ops with the same callee and primals (same block) merge."""
+    groups: Dict[tuple, List[ir.Operation]] = {}
+    order = []
+    for op in ops:
+        n_p = ad.segment_sizes(op)[0]
+        if op.name == "ad.frule_via_ad":
+            key = ("frule", ad.callee_of(op), tuple(list(op.operands)[:n_p]),
+                   id(op.parent) if op.parent else None)
+        else:
+            key = ("jvp", id(op))
+        if key not in groups:
+            groups[key] = []
+            order.append(key)
+        groups[key].append(op)
+    return [groups[k] for k in order]
+
+
+def _lower_group(module_op, group: List[ir.Operation]) -> None:
+    first = group[0]
+    callee = ad.callee_of(first)
+    n_p = ad.segment_sizes(first)[0]
+    primals = list(first.operands)[:n_p]
+    tangent_sets = []  # per direction: list of n_p tangent values
+    for op in group:
+        k = ad.int_attr(op, "num_directions")
+        ts = list(op.operands)[n_p:]
+        for d in range(k):
+            tangent_sets.append(ts[d * n_p:(d + 1) * n_p])
+    K = len(tangent_sets)
+    mask = [[not ad.is_zero_constant(t) for t in ts] for ts in tangent_sets]
+    fn = jvp_function(module_op, callee, K, mask, first.location)
+    args = primals + [t for ts, m in zip(tangent_sets, mask) for t, keep in zip(ts, m) if keep]
+    with ir.InsertionPoint(group[-1]), first.location:
+        results = ad.call(fn, args)
+    n_out = len(results) // (K + 1)
+    outs, tans = results[:n_out], results[n_out:]
+    d0 = 0
+    for op in group:
+        k = ad.int_attr(op, "num_directions")
+        mine = outs + tans[d0 * n_out:(d0 + k) * n_out]
+        for old, new in zip(op.results, mine):
+            old.replace_all_uses_with(new)
+        d0 += k
+    for op in group:
+        op.erase()
+
+
+def jvp_function(module_op, callee: str, K: int, mask, loc) -> ir.Operation:
+    """Build ``@<callee>_jvp<K>(primals, nonzero tangents) -> (outs, K*tangents)``."""
+    from . import reverse
+    copy = ad.prepared_copy(module_op, callee,
+                            lambda f: (lower_in(module_op, f), reverse.lower_in(module_op, f)))
+    src = func_body(copy)
+    args = list(src.arguments)
+    arg_types = [a.type for a in args]
+    tan_types = [a.type for d in range(K) for a, keep in zip(args, mask[d]) if keep]
+    fn = ad.new_func(module_op, f"{callee}_jvp{K}", arg_types + tan_types, loc)
+    nb = func_body(fn)
+    new_args = list(nb.arguments)
+    env = {a: b for a, b in zip(args, new_args)}
+    tan: Dict[ir.Value, Tangents] = {a: [None] * K for a in args}
+    it = iter(new_args[len(args):])
+    for d in range(K):
+        for a, keep in zip(args, mask[d]):
+            if keep:
+                tan[a][d] = next(it)
+    results = None
+    with ir.InsertionPoint(nb):
+        for op in block_ops(src):
+            with op.location:
+                if op.name == "func.return":
+                    outs = [env[v] for v in op.operands]
+                    tout = []
+                    for d in range(K):
+                        for v in op.operands:
+                            t = tan.get(v, [None] * K)[d]
+                            tout.append(t if t is not None else ad.zeros_like(env[v]))
+                    results = outs + tout
+                    break
+                _forward_op(op, env, tan, K)
+    ad.finish_func(fn, results)
+    copy.erase()
+    return fn
+
+
+def _tangents(tan, v, K) -> Tangents:
+    return tan.get(v, [None] * K)
+
+
+def _forward_op(op: ir.Operation, env, tan, K: int) -> None:
+    ins = list(op.operands)
+    if all(all(t is None for t in _tangents(tan, v, K)) for v in ins) and op.name != "linalg.generic":
+        ad.clone_into(op, env)
+        return
+    name = op.name
+    if name in ("tensor.empty", "arith.constant"):
+        ad.clone_into(op, env)
+    elif pw.is_pointwise_generic(op):
+        _forward_pointwise(op, env, tan, K)
+    elif name == "linalg.generic":
+        _forward_reduction(op, env, tan, K)
+    elif name in ("tensor.extract_slice", "tensor.collapse_shape", "tensor.expand_shape"):
+        ad.clone_into(op, env)
+        tan[op.results[0]] = [None if t is None else _with_operand(op, env, t)
+                              for t in _tangents(tan, ins[0], K)]
+    elif name == "tensor.insert_slice":
+        ad.clone_into(op, env)
+        ts, td = _tangents(tan, ins[0], K), _tangents(tan, ins[1], K)
+        out = []
+        for a, b in zip(ts, td):
+            if a is None and b is None:
+                out.append(None)
+                continue
+            a = a if a is not None else ad.zeros_like(env[ins[0]])
+            b = b if b is not None else ad.zeros_like(env[ins[1]])
+            new = op.clone(ir.InsertionPoint.current)
+            new.operands[0], new.operands[1] = a, b
+            out.append(new.results[0])
+        tan[op.results[0]] = out
+    elif name == "linalg.matmul":
+        ad.clone_into(op, env)
+        a, b, c = ins
+        out = []
+        for d in range(K):
+            ta, tb, tc = (_tangents(tan, v, K)[d] for v in (a, b, c))
+            acc = tc if tc is not None else ad.zeros_like(env[c])
+            if ta is None and tb is None and tc is None:
+                out.append(None)
+                continue
+            if ta is not None:
+                acc = _matmul(op, ta, env[b], acc)
+            if tb is not None:
+                acc = _matmul(op, env[a], tb, acc)
+            out.append(acc)
+        tan[op.results[0]] = out
+    else:
+        raise PassError("forward", f"no forward-mode rule for '{name}'", op.location)
+
+
+def _with_operand(op, env, new0):
+    new = op.clone(ir.InsertionPoint.current)
+    new.operands[0] = new0
+    for k in range(1, len(op.operands)):
+        new.operands[k] = env.get(op.operands[k], op.operands[k])
+    return new.results[0]
+
+
+def _matmul(op, a, b, acc):
+    from mlir.dialects import linalg
+    return linalg.matmul(a, b, outs=[acc])
+
+
+def _forward_pointwise(op: ir.Operation, env, tan, K: int) -> None:
+    n_in = generic_num_inputs(op)
+    maps = generic_maps(op)
+    inputs = list(op.operands)[:n_in]
+    dom = shape_of(op.results[0])
+    in_tans = [_tangents(tan, v, K) for v in inputs]
+    if all(t is None for ts in in_tans for t in ts):
+        ad.clone_into(op, env)
+        return
+    src = body_block(op)
+    bargs = list(src.arguments)
+    body_ops = block_ops(src)
+    yielded = list(body_ops[-1].operands)
+    # Which (output, direction) tangents are nonzero: a static dependence check.
+    live = []
+    for d in range(K):
+        seeds = {bargs[i] for i in range(n_in) if in_tans[i][d] is not None}
+        act = active_values(body_ops[:-1], seeds)
+        live.append([v in act for v in yielded])
+    t_inputs, t_maps, t_slots = [], [], []
+    for d in range(K):
+        for i in range(n_in):
+            if in_tans[i][d] is not None:
+                t_slots.append((i, d))
+                t_inputs.append(in_tans[i][d])
+                t_maps.append(maps[i])
+    t_outs = [(j, d) for d in range(K) for j in range(len(yielded)) if live[d][j]]
+    inits = [env[v] for v in list(op.operands)[n_in:]]
+    t_inits = [empty(dom, element_type(op.results[j])) for j, d in t_outs]
+    rank = len(dom)
+
+    def body(a):
+        benv = dict(env)  # captured outer values map to their clones
+        benv.update({bargs[i]: a[i] for i in range(n_in)})
+        btan = {bargs[i]: [None] * K for i in range(n_in)}
+        for k, (i, d) in enumerate(t_slots):
+            btan[bargs[i]][d] = a[n_in + k]
+        try:
+            forward_body(body_ops[:-1], benv, btan, K)
+        except NoRuleError as e:
+            raise PassError("forward", str(e), e.op.location) from None
+        prim = [benv.get(v, v) for v in yielded]
+        tv = []
+        for j, d in t_outs:
+            t = btan.get(yielded[j], [None] * K)[d]
+            tv.append(t)
+        return prim + tv
+
+    new = make_generic([env[v] for v in inputs] + t_inputs, inits + t_inits,
+                       maps[:n_in] + t_maps + [identity_map(rank)] * (len(inits) + len(t_inits)),
+                       [PARALLEL] * rank, body)
+    n_out = len(op.results)
+    for r, nr in zip(op.results, list(new.results)[:n_out]):
+        env[r] = nr
+        tan[r] = [None] * K
+    for (j, d), nr in zip(t_outs, list(new.results)[n_out:]):
+        tan[op.results[j]][d] = nr
+
+
+def _forward_reduction(op: ir.Operation, env, tan, K: int) -> None:
+    kind = ad.reduction_kind(op)
+    if kind is None:
+        raise PassError("forward", "no forward-mode rule for this linalg.generic "
+                        "(only pointwise regions and sum/max reductions)", op.location)
+    ad.clone_into(op, env)
+    x, init = list(op.operands)
+    maps, iters = generic_maps(op), generic_iterators(op)
+    y = env[op.results[0]]
+    elt = element_type(y)
+    out = []
+    for d in range(K):
+        tx, ti = _tangents(tan, x, K)[d], _tangents(tan, init, K)[d]
+        if tx is None and ti is None:
+            out.append(None)
+            continue
+        acc = ti if ti is not None else ad.zeros_like(y)
+        if tx is not None:
+            if kind == "sum":
+                acc = make_generic([tx], [acc], maps, iters,
+                                   lambda a: [create("arith.addf", [elt], [a[0], a[1]]).result]).result
+            else:  # max: the tangent at the maximising elements
+                def body(a):
+                    from .support.scalar_rules import OEQ, _cmp, _select, const
+                    pick = _select(_cmp(OEQ, a[0], a[2]), a[1], const(elt, 0.0))
+                    return [create("arith.addf", [elt], [pick, a[3]]).result]
+                acc = make_generic([env[x], tx, y], [acc], [maps[0], maps[0], maps[1], maps[1]],
+                                   iters, body).result
+        out.append(acc)
+    tan[op.results[0]] = out

@@ -1,0 +1,30 @@
+"""lower-ad: remove the ``ad`` ops that differentiation did not consume.
+
+Expects: ``forward`` and ``reverse`` have run.
+Guarantees: no ``ad`` op remains. An ``ad.custom_rrule`` outside any
+differentiated code is just a call of its primal callee; any other ``ad`` op
+left over is an error naming it (never silently dropped).
+"""
+
+from mlir import ir
+
+from .support.ir_utils import create
+from .support.registry import PassError, register
+
+
+@register("lower-ad")
+def lower_ad(module_op: ir.Operation) -> None:
+    leftovers = []
+    module_op.walk(lambda o: (leftovers.append(o.operation)
+                              if o.operation.name.startswith("ad.") else None,
+                              ir.WalkResult.ADVANCE)[1])
+    for op in leftovers:
+        if op.name != "ad.custom_rrule":
+            raise PassError("lower-ad", f"'{op.name}' was not lowered; run the "
+                            f"forward and reverse passes first", op.location)
+        with ir.InsertionPoint(op), op.location:
+            call = create("func.call", [r.type for r in op.results], list(op.operands),
+                          {"callee": op.attributes["callee"]})
+        for old, new in zip(op.results, call.results):
+            old.replace_all_uses_with(new)
+        op.erase()

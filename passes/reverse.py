@@ -1,0 +1,317 @@
+"""reverse: lower ``ad.vjp`` (reverse mode).
+
+Expects: ``ad.vjp`` ops whose callees are ``func.func`` of one block on static
+tensors. Forward-mode ops nested in a callee are lowered first.
+Guarantees: each ``ad.vjp`` is replaced by a call of a new private function
+``@<callee>_vjp`` returning the callee's outputs and one cotangent per
+primal. Its body is the forward sweep (a clone of the callee, pointwise code
+fused) followed by the backward sweep in reverse order:
+  * a pointwise region's pullback is ONE backward region that reads the
+    region's inputs and the output cotangents, recomputes the primal
+    elementwise, and applies the scalar partials table backwards (the same
+    table forward mode uses). Nothing but the inputs is kept between sweeps.
+    Broadcast / transposed inputs get their cotangents summed / permuted back;
+  * matmul, sum/max reductions, slices, inserts and reshapes use reverse rules;
+  * fan-out accumulates; cotangent slices that tile a tensor are inserted
+    into one buffer instead of being added;
+  * symbolic zeros (splat zero cotangents, inactive values) are pruned: an
+    input that does not influence the outputs gets zeros and no work.
+Dead primal work disappears in the canonicalisation after inlining.
+"""
+
+from typing import Dict, List, Optional
+
+from mlir import ir
+
+from .support import ad_common as ad
+from .support import pointwise as pw
+from .support.ir_utils import (PARALLEL, block_ops, body_block, create, element_type,
+                               empty, func_body, generic_iterators, generic_maps,
+                               generic_num_inputs, identity_map, is_identity,
+                               make_generic, shape_of)
+from .support.registry import PassError, register
+from .support.scalar_ad import NoRuleError, active_values, reverse_body
+from .support.scalar_rules import OEQ, _cmp, _select, const
+
+
+@register("reverse")
+def reverse(module_op: ir.Operation) -> None:
+    lower_in(module_op, module_op)
+
+
+def lower_in(module_op: ir.Operation, scope: ir.Operation) -> None:
+    """Lower every ``ad.vjp`` inside ``scope``."""
+    ops = []
+    scope.walk(lambda o: (ops.append(o.operation) if o.operation.name == "ad.vjp"
+                          else None, ir.WalkResult.ADVANCE)[1])
+    for op in ops:
+        _lower_vjp(module_op, op)
+
+
+def _lower_vjp(module_op, op: ir.Operation) -> None:
+    callee = ad.callee_of(op)
+    n_p, n_c = ad.segment_sizes(op)
+    operands = list(op.operands)
+    primals, cts = operands[:n_p], operands[n_p:]
+    mask = [not ad.is_zero_constant(c) for c in cts]
+    fn = vjp_function(module_op, callee, mask, op.location)
+    with ir.InsertionPoint(op), op.location:
+        results = ad.call(fn, primals + [c for c, m in zip(cts, mask) if m])
+    for old, new in zip(op.results, results):
+        old.replace_all_uses_with(new)
+    op.erase()
+
+
+class _Cotangents:
+    """Cotangent contributions per value; summed (or tiled) on demand."""
+
+    def __init__(self):
+        self.parts: Dict[ir.Value, list] = {}
+
+    def add(self, v: ir.Value, ct: ir.Value) -> None:
+        self.parts.setdefault(v, []).append(("full", ct, None))
+
+    def add_slice(self, v: ir.Value, ct: ir.Value, slice_op: ir.Operation) -> None:
+        self.parts.setdefault(v, []).append(("slice", ct, slice_op))
+
+    def has(self, v) -> bool:
+        return v in self.parts
+
+    def get(self, v: ir.Value, like: ir.Value) -> Optional[ir.Value]:
+        parts = self.parts.get(v)
+        if not parts:
+            return None
+        slices = [p for p in parts if p[0] == "slice"]
+        fulls = [p[1] for p in parts if p[0] == "full"]
+        acc = None
+        if slices:
+            covered = sum(_volume(p[2]) for p in slices) == _volume_of(like)
+            disjoint = _disjoint([p[2] for p in slices])
+            if disjoint:
+                base = (empty(shape_of(like), element_type(like)) if covered
+                        else ad.zeros_like(like))
+                for _, ct, sl in slices:
+                    base = _insert_like(sl, ct, base)
+                acc = base
+            else:
+                for _, ct, sl in slices:
+                    acc = ad.add(acc, _insert_like(sl, ct, ad.zeros_like(like)))
+        for f in fulls:
+            acc = ad.add(acc, f)
+        self.parts[v] = [("full", acc, None)]
+        return acc
+
+
+def _static(op, name):
+    return list(ir.DenseI64ArrayAttr(op.attributes[name]))
+
+
+def _volume(sl):
+    n = 1
+    for s in _static(sl, "static_sizes"):
+        n *= s
+    return n
+
+
+def _volume_of(v):
+    n = 1
+    for s in shape_of(v):
+        n *= s
+    return n
+
+
+def _disjoint(slices) -> bool:
+    boxes = []
+    for sl in slices:
+        if any(st != 1 for st in _static(sl, "static_strides")):
+            return False
+        off, size = _static(sl, "static_offsets"), _static(sl, "static_sizes")
+        boxes.append(list(zip(off, size)))
+    for i in range(len(boxes)):
+        for j in range(i):
+            if all(a0 < b0 + bs and b0 < a0 + as_ for (a0, as_), (b0, bs) in zip(boxes[i], boxes[j])):
+                return False
+    return True
+
+
+def _insert_like(extract: ir.Operation, src: ir.Value, dest: ir.Value) -> ir.Value:
+    """``tensor.insert_slice`` with the offsets/sizes/strides of ``extract``."""
+    return create("tensor.insert_slice", [dest.type], [src, dest], {
+        "static_offsets": extract.attributes["static_offsets"],
+        "static_sizes": extract.attributes["static_sizes"],
+        "static_strides": extract.attributes["static_strides"],
+        "operandSegmentSizes": ir.DenseI32ArrayAttr.get([1, 1, 0, 0, 0])}).result
+
+
+def vjp_function(module_op, callee: str, mask: List[bool], loc) -> ir.Operation:
+    """Build ``@<callee>_vjp(primals, nonzero cotangents) -> (outs, input cts)``."""
+    from . import forward
+    copy = ad.prepared_copy(module_op, callee,
+                            lambda f: (forward.lower_in(module_op, f), lower_in(module_op, f)))
+    src = func_body(copy)
+    args = list(src.arguments)
+    ops = block_ops(src)
+    ret = ops[-1]
+    body = ops[:-1]
+    outs = list(ret.operands)
+    ct_types = [v.type for v, m in zip(outs, mask) if m]
+    fn = ad.new_func(module_op, f"{callee}_vjp", [a.type for a in args] + ct_types, loc)
+    nb = func_body(fn)
+    new_args = list(nb.arguments)
+    env = {a: b for a, b in zip(args, new_args)}
+    active = _activity(body, set(args))
+    cts = _Cotangents()
+    with ir.InsertionPoint(nb):
+        for op in body:  # forward sweep
+            with op.location:
+                ad.clone_into(op, env)
+        it = iter(new_args[len(args):])
+        for v, m in zip(outs, mask):
+            if m:
+                c = next(it)
+                if v in active:
+                    cts.add(v, c)
+        for op in reversed(body):  # backward sweep
+            if not any(cts.has(r) for r in op.results):
+                continue
+            with op.location:
+                _reverse_op(op, env, cts, active)
+        with loc:
+            results = [env[v] for v in outs]
+            for a in args:
+                c = cts.get(a, env[a])
+                results.append(c if c is not None else ad.zeros_like(env[a]))
+    ad.finish_func(fn, results)
+    copy.erase()
+    return fn
+
+
+def _activity(body, seeds) -> set:
+    """Values that depend on the function's arguments."""
+    from .support.ir_utils import values_used
+    active = set(seeds)
+    for op in body:
+        if any(v in active for v in values_used(op)):
+            active.update(op.results)
+    return active
+
+
+def _reverse_op(op: ir.Operation, env, cts: _Cotangents, active: set) -> None:
+    name = op.name
+    ins = list(op.operands)
+    ybars = [cts.get(r, env[r]) for r in op.results]
+    if pw.is_pointwise_generic(op):
+        _reverse_pointwise(op, env, cts, active, ybars)
+    elif name == "linalg.generic":
+        _reverse_reduction(op, env, cts, active, ybars[0])
+    elif name == "linalg.matmul":
+        a, b, c = ins
+        g = ybars[0]
+        from mlir.dialects import linalg
+        if a in active:
+            cts.add(a, linalg.matmul(g, ad.transpose2d(env[b]), outs=[ad.zeros_like(env[a])]))
+        if b in active:
+            cts.add(b, linalg.matmul(ad.transpose2d(env[a]), g, outs=[ad.zeros_like(env[b])]))
+        if c in active:
+            cts.add(c, g)
+    elif name == "tensor.extract_slice":
+        if ins[0] in active:
+            cts.add_slice(ins[0], ybars[0], op)
+    elif name == "tensor.insert_slice":
+        src, dest = ins[0], ins[1]
+        g = ybars[0]
+        if src in active:
+            ext = create("tensor.extract_slice", [src.type], [g], {
+                "static_offsets": op.attributes["static_offsets"],
+                "static_sizes": op.attributes["static_sizes"],
+                "static_strides": op.attributes["static_strides"],
+                "operandSegmentSizes": ir.DenseI32ArrayAttr.get([1, 0, 0, 0])}).result
+            cts.add(src, ext)
+        if dest in active:
+            cts.add(dest, _insert_like(op, ad.zeros_like(env[src]), g))
+    elif name in ("tensor.collapse_shape", "tensor.expand_shape"):
+        if ins[0] in active:
+            inverse = ("tensor.expand_shape" if name == "tensor.collapse_shape"
+                       else "tensor.collapse_shape")
+            attrs = {"reassociation": op.attributes["reassociation"]}
+            if inverse == "tensor.expand_shape":
+                attrs["static_output_shape"] = ir.DenseI64ArrayAttr.get(list(shape_of(ins[0])))
+            cts.add(ins[0], create(inverse, [ins[0].type], [ybars[0]], attrs).result)
+    elif name in ("tensor.empty", "arith.constant"):
+        pass
+    else:
+        raise PassError("reverse", f"no reverse-mode rule for '{name}'", op.location)
+
+
+def _reverse_pointwise(op, env, cts: _Cotangents, active, ybars) -> None:
+    n_in = generic_num_inputs(op)
+    maps = generic_maps(op)
+    inputs = list(op.operands)[:n_in]
+    dom = shape_of(op.results[0])
+    rank = len(dom)
+    want = [i for i in range(n_in) if inputs[i] in active
+            and isinstance(element_type(inputs[i]), (ir.F32Type, ir.F64Type))]
+    if not want:
+        return
+    live = [j for j, g in enumerate(ybars) if g is not None]
+    src = body_block(op)
+    bargs = list(src.arguments)
+    body_ops = block_ops(src)
+    yielded = list(body_ops[-1].operands)
+    seeds = {bargs[i] for i in want}
+
+    def body(a):
+        benv = dict(env)  # captured outer values map to their clones
+        benv.update({bargs[i]: a[i] for i in range(n_in)})
+        from .support.scalar_ad import clone_body
+        clone_body(body_ops[:-1], benv)
+        adj: Dict[ir.Value, ir.Value] = {}
+        for k, j in enumerate(live):
+            y = yielded[j]
+            adj[y] = a[n_in + k] if y not in adj else create(
+                "arith.addf", [a[n_in + k].type], [adj[y], a[n_in + k]]).result
+        act = active_values(body_ops[:-1], seeds)
+        try:
+            reverse_body(body_ops[:-1], benv, adj, act)
+        except NoRuleError as e:
+            raise PassError("reverse", str(e), e.op.location) from None
+        return [adj.get(bargs[i]) or const(element_type(inputs[i]), 0.0) for i in want]
+
+    inits = [empty(dom, element_type(inputs[i])) for i in want]
+    new = make_generic([env[v] for v in inputs] + [ybars[j] for j in live], inits,
+                       maps[:n_in] + [identity_map(rank)] * (len(live) + len(inits)),
+                       [PARALLEL] * rank, body)
+    for i, xbar in zip(want, new.results):
+        if is_identity(maps[i]):
+            cts.add(inputs[i], xbar)
+        else:
+            cts.add(inputs[i], ad.reduce_to(xbar, maps[i], shape_of(inputs[i])))
+
+
+def _reverse_reduction(op, env, cts: _Cotangents, active, g) -> None:
+    kind = ad.reduction_kind(op)
+    if kind is None:
+        raise PassError("reverse", "no reverse-mode rule for this linalg.generic "
+                        "(only pointwise regions and sum/max reductions)", op.location)
+    x, init = list(op.operands)
+    maps = generic_maps(op)
+    if not is_identity(maps[0]):
+        raise PassError("reverse", "reduction with a non-identity input map", op.location)
+    xs = shape_of(x)
+    rank = len(xs)
+    elt = element_type(x)
+    if x in active:
+        if kind == "sum":
+            xbar = make_generic([g], [empty(xs, elt)], [maps[1], identity_map(rank)],
+                                [PARALLEL] * rank, lambda a: [a[0]]).result
+        else:
+            y = env[op.results[0]]
+
+            def body(a):
+                return [_select(_cmp(OEQ, a[0], a[1]), a[2], const(elt, 0.0))]
+            xbar = make_generic([env[x], y, g], [empty(xs, elt)],
+                                [identity_map(rank), maps[1], maps[1], identity_map(rank)],
+                                [PARALLEL] * rank, body).result
+        cts.add(x, xbar)
+    if init in active:
+        cts.add(init, g)

@@ -1,0 +1,223 @@
+"""Machinery shared by the forward and reverse passes.
+
+* preparing a callee for differentiation: a private copy with nested ``ad``
+  ops lowered, calls inlined and pointwise code fused;
+* zero tensors, symbolic-zero detection, new functions, calls;
+* "unbroadcast": summing a domain-shaped value back to an input's shape.
+"""
+
+from typing import Dict, List, Optional, Sequence
+
+from mlir import ir
+
+from . import pointwise as pw
+from .ir_utils import (PARALLEL, REDUCTION, block_ops, create, element_type,
+                       empty, func_body, func_name, funcs_of, make_generic,
+                       map_dims, projection_map, shape_of)
+from .registry import PassError
+
+AD_TANGENT_OPS = ("ad.jvp", "ad.frule_via_ad")
+
+
+def lookup_func(module_op: ir.Operation, name: str) -> ir.Operation:
+    for fn in funcs_of(module_op):
+        if func_name(fn) == name:
+            return fn
+    raise KeyError(name)
+
+
+def callee_of(op: ir.Operation) -> str:
+    return ir.FlatSymbolRefAttr(op.attributes["callee"]).value
+
+
+def segment_sizes(op: ir.Operation) -> List[int]:
+    return list(ir.DenseI32ArrayAttr(op.attributes["operandSegmentSizes"]))
+
+
+def int_attr(op: ir.Operation, name: str) -> int:
+    return ir.IntegerAttr(op.attributes[name]).value
+
+
+def is_zero_constant(v: ir.Value) -> bool:
+    """True when ``v`` is a splat constant 0.0 (a symbolic zero)."""
+    d = v.owner
+    if isinstance(d, ir.Block):
+        return False
+    d = d.operation
+    if not pw.is_splat_constant(d):
+        return False
+    a = pw.splat_scalar_attr(d)
+    return isinstance(a, ir.FloatAttr) and a.value == 0.0
+
+
+def zeros(shape, elt: ir.Type) -> ir.Value:
+    t = ir.RankedTensorType.get(list(shape), elt)
+    attr = ir.DenseElementsAttr.get_splat(t, ir.FloatAttr.get(elt, 0.0))
+    return create("arith.constant", [t], [], {"value": attr}).result
+
+
+def zeros_like(v: ir.Value) -> ir.Value:
+    return zeros(shape_of(v), element_type(v))
+
+
+def add(a: Optional[ir.Value], b: ir.Value) -> ir.Value:
+    return b if a is None else create("arith.addf", [b.type], [a, b]).result
+
+
+def new_func(module_op: ir.Operation, name: str, arg_types: Sequence[ir.Type],
+             loc: ir.Location) -> ir.Operation:
+    """A new private ``func.func`` with an entry block, at the module's end."""
+    body = module_op.regions[0].blocks[0]
+    used = {func_name(f) for f in funcs_of(module_op)}
+    base, k = name, 1
+    while name in used:
+        name, k = f"{base}_{k}", k + 1
+    with ir.InsertionPoint(body), loc:
+        fn = create("func.func", [], [], {
+            "sym_name": ir.StringAttr.get(name),
+            "function_type": ir.TypeAttr.get(ir.FunctionType.get(list(arg_types), [])),
+            "sym_visibility": ir.StringAttr.get("private")}, regions=1)
+        fn.regions[0].blocks.append(*arg_types, arg_locs=[loc] * len(arg_types))
+    return fn
+
+
+def finish_func(fn: ir.Operation, results: Sequence[ir.Value]) -> None:
+    block = func_body(fn)
+    with ir.InsertionPoint(block), fn.location:
+        create("func.return", [], list(results))
+    ftype = ir.FunctionType.get([a.type for a in block.arguments], [r.type for r in results])
+    fn.attributes["function_type"] = ir.TypeAttr.get(ftype)
+
+
+def call(fn: ir.Operation, args: Sequence[ir.Value]) -> List[ir.Value]:
+    ftype = ir.FunctionType(ir.TypeAttr(fn.attributes["function_type"]).value)
+    op = create("func.call", list(ftype.results), list(args),
+                {"callee": ir.FlatSymbolRefAttr.get(func_name(fn))})
+    return list(op.results)
+
+
+def inline_calls(module_op: ir.Operation, fn: ir.Operation) -> None:
+    """Inline every ``func.call`` in ``fn``'s body (single-block callees)."""
+    changed = True
+    while changed:
+        changed = False
+        for op in block_ops(func_body(fn)):
+            if op.name != "func.call":
+                continue
+            callee = lookup_func(module_op, ir.FlatSymbolRefAttr(op.attributes["callee"]).value)
+            src = func_body(callee)
+            env = {a: v for a, v in zip(src.arguments, op.operands)}
+            with ir.InsertionPoint(op):
+                results = None
+                for inner in block_ops(src):
+                    if inner.name == "func.return":
+                        results = [env.get(v, v) for v in inner.operands]
+                        break
+                    new = inner.clone(ir.InsertionPoint.current)
+                    _remap(new, inner, env)
+                    for a, b in zip(inner.results, new.results):
+                        env[a] = b
+            for old, new in zip(op.results, results):
+                old.replace_all_uses_with(new)
+            op.erase()
+            changed = True
+            break
+
+
+def _remap(new: ir.Operation, old: ir.Operation, env: Dict) -> None:
+    for k, v in enumerate(old.operands):
+        if v in env:
+            new.operands[k] = env[v]
+    # Nested regions capture outer values: remap those uses too.
+    if len(new.regions):
+        def visit(o):
+            o = o.operation
+            for k, v in enumerate(o.operands):
+                if v in env:
+                    o.operands[k] = env[v]
+            return ir.WalkResult.ADVANCE
+        for region in new.regions:
+            for b in region.blocks:
+                for inner in b.operations:
+                    inner.operation.walk(visit)
+
+
+def prepared_copy(module_op: ir.Operation, callee: str, lower_nested) -> ir.Operation:
+    """A private copy of ``@callee`` ready to differentiate.
+
+    ``lower_nested(fn)`` lowers ``ad`` ops inside the copy (nested
+    differentiation, innermost first); calls are then inlined and pointwise
+    code fused. The caller erases the copy when done.
+    """
+    from ..fuse_pointwise import fuse_block
+    try:
+        src = lookup_func(module_op, callee)
+    except KeyError:
+        raise PassError("ad", f"callee @{callee} not found in the module") from None
+    if not len(src.regions[0].blocks):
+        raise PassError("ad", f"cannot differentiate @{callee}: it has no body "
+                        f"(an external declaration)", src.location)
+    with ir.InsertionPoint(module_op.regions[0].blocks[0]):
+        copy = src.clone(ir.InsertionPoint.current)
+    copy.attributes["sym_name"] = ir.StringAttr.get(callee + "__ad_tmp")
+    copy.attributes["sym_visibility"] = ir.StringAttr.get("private")
+    lower_nested(copy)
+    inline_calls(module_op, copy)
+    fuse_block(func_body(copy))
+    return copy
+
+
+def clone_into(op: ir.Operation, env: Dict[ir.Value, ir.Value]) -> ir.Operation:
+    """Clone ``op`` at the current insertion point with operands remapped."""
+    new = op.clone(ir.InsertionPoint.current)
+    _remap(new, op, env)
+    for a, b in zip(op.results, new.results):
+        env[a] = b
+    return new
+
+
+def reduce_to(value: ir.Value, m: ir.AffineMap, shape) -> ir.Value:
+    """Sum a domain-shaped ``value`` to the operand read through map ``m``.
+
+    ``m`` is a projected permutation from the domain to the operand; domain
+    dims absent from ``m`` are summed over (a broadcast's adjoint), present
+    ones are permuted (a transpose's adjoint).
+    """
+    dims = map_dims(m)
+    rank = m.n_dims
+    elt = element_type(value)
+    if len(dims) == rank:  # pure permutation: a pointwise generic
+        inv = [dims.index(j) for j in range(rank)]
+        init = empty(shape, elt)
+        return make_generic([value], [init], [projection_map(rank, inv),
+                                              projection_map(rank, range(rank))],
+                            [PARALLEL] * rank, lambda a: [a[0]]).result
+    init = zeros(shape, elt)
+    iters = [PARALLEL if d in dims else REDUCTION for d in range(rank)]
+    return make_generic(
+        [value], [init], [projection_map(rank, range(rank)), m], iters,
+        lambda a: [create("arith.addf", [elt], [a[0], a[1]]).result]).result
+
+
+def transpose2d(v: ir.Value) -> ir.Value:
+    s = shape_of(v)
+    init = empty((s[1], s[0]), element_type(v))
+    return make_generic([v], [init], [projection_map(2, [1, 0]), projection_map(2, [0, 1])],
+                        [PARALLEL, PARALLEL], lambda a: [a[0]]).result
+
+
+def reduction_kind(op: ir.Operation) -> Optional[str]:
+    """"sum" or "max" for a generic reducing with addf/maximumf into its init."""
+    if op.name != "linalg.generic" or len(op.results) != 1:
+        return None
+    from .ir_utils import body_block, generic_num_inputs
+    if generic_num_inputs(op) != 1:
+        return None
+    b = body_block(op)
+    ops = block_ops(b)
+    if len(ops) != 2 or ops[1].name != "linalg.yield":
+        return None
+    body, args = ops[0], list(b.arguments)
+    if set(body.operands) != {args[0], args[1]} or ops[1].operands[0] != body.results[0]:
+        return None
+    return {"arith.addf": "sum", "arith.maximumf": "max"}.get(body.name)

@@ -1,0 +1,121 @@
+"""The one table of scalar derivative rules: partials per op.
+
+Each entry maps an op name to ``partials(op, args, result) -> [p_0, p_1, ...]``
+built at the current insertion point: ``p_k`` is ∂result/∂args[k] as a scalar
+value, the symbol ``ONE`` / ``NEG_ONE``, or ``None`` (not differentiable in
+that operand, e.g. a select's condition). Forward mode uses them as
+``ẏ = Σ p_k ẋ_k``; reverse mode (the pointwise pullback) as ``x̄_k += p_k ȳ``.
+There is no second table for reverse mode. An op with no entry is a hard
+error (never a silent zero).
+"""
+
+from typing import Callable, Dict, List, Optional
+
+from mlir import ir
+
+from .ir_utils import create
+
+ONE = "one"
+NEG_ONE = "neg_one"
+
+# Ops whose result carries no derivative at all (bool results, constants).
+NON_DIFFERENTIABLE = {"arith.cmpf", "arith.constant"}
+# Casts: the tangent goes through the same cast, the cotangent back through
+# the inverse one.
+CASTS = {"arith.extf": "arith.truncf", "arith.truncf": "arith.extf"}
+
+
+def const(t: ir.Type, v: float) -> ir.Value:
+    return create("arith.constant", [t], [], {"value": ir.FloatAttr.get(t, v)}).result
+
+
+def _op(name, *xs, attrs=None):
+    return create(name, [xs[0].type], list(xs), attrs).result
+
+
+def _cmp(pred: int, a, b):
+    return create("arith.cmpf", [ir.IntegerType.get_signless(1)], [a, b],
+                  {"predicate": ir.IntegerAttr.get(ir.IntegerType.get_signless(64), pred)}).result
+
+
+def _select(c, a, b):
+    return create("arith.select", [a.type], [c, a, b]).result
+
+
+OGE, OLE, OLT, OGT, OEQ = 3, 5, 4, 2, 1
+
+
+def _div(op, a, r):
+    x, y = a
+    inv = _op("arith.divf", const(y.type, 1.0), y)
+    return [inv, _op("arith.negf", _op("arith.mulf", r, inv))]
+
+
+def _choice(pred):
+    def rule(op, a, r):
+        x, y = a
+        c = _cmp(pred, x, y)
+        one, zero = const(x.type, 1.0), const(x.type, 0.0)
+        return [_select(c, one, zero), _select(c, zero, one)]
+    return rule
+
+
+def _abs(op, a, r):
+    x = a[0]
+    zero, one, mone = const(x.type, 0.0), const(x.type, 1.0), const(x.type, -1.0)
+    return [_select(_cmp(OLT, x, zero), mone, _select(_cmp(OGT, x, zero), one, zero))]
+
+
+def _pow(op, a, r):
+    x, y = a
+    ym1 = _op("arith.subf", y, const(y.type, 1.0))
+    px = _op("arith.mulf", y, create("math.powf", [x.type], [x, ym1]).result)
+    py = _op("arith.mulf", create("math.log", [x.type], [x]).result, r)
+    return [px, py]
+
+
+def _select_rule(op, a, r):
+    c, x, y = a
+    one, zero = const(x.type, 1.0), const(x.type, 0.0)
+    return [None, _select(c, one, zero), _select(c, zero, one)]
+
+
+RULES: Dict[str, Callable[[ir.Operation, List[ir.Value], ir.Value], List]] = {
+    "arith.addf": lambda op, a, r: [ONE, ONE],
+    "arith.subf": lambda op, a, r: [ONE, NEG_ONE],
+    "arith.negf": lambda op, a, r: [NEG_ONE],
+    "arith.mulf": lambda op, a, r: [a[1], a[0]],
+    "arith.divf": _div,
+    "arith.maximumf": _choice(OGE),
+    "arith.minimumf": _choice(OLE),
+    "arith.select": _select_rule,
+    "math.exp": lambda op, a, r: [r],
+    "math.expm1": lambda op, a, r: [_op("arith.addf", r, const(r.type, 1.0))],
+    "math.log": lambda op, a, r: [_op("arith.divf", const(r.type, 1.0), a[0])],
+    "math.log1p": lambda op, a, r: [_op("arith.divf", const(r.type, 1.0),
+                                        _op("arith.addf", a[0], const(r.type, 1.0)))],
+    "math.tanh": lambda op, a, r: [_op("arith.subf", const(r.type, 1.0), _op("arith.mulf", r, r))],
+    "math.sin": lambda op, a, r: [create("math.cos", [r.type], [a[0]]).result],
+    "math.cos": lambda op, a, r: [_op("arith.negf", create("math.sin", [r.type], [a[0]]).result)],
+    "math.sqrt": lambda op, a, r: [_op("arith.divf", const(r.type, 0.5), r)],
+    "math.rsqrt": lambda op, a, r: [_op("arith.mulf", const(r.type, -0.5), _op("arith.divf", r, a[0]))],
+    "math.absf": _abs,
+    "math.powf": _pow,
+}
+
+
+def has_rule(name: str) -> bool:
+    return name in RULES or name in NON_DIFFERENTIABLE or name in CASTS
+
+
+def scale(p, v: ir.Value) -> ir.Value:
+    """``p * v`` where ``p`` may be ONE / NEG_ONE."""
+    if p == ONE:
+        return v
+    if p == NEG_ONE:
+        return _op("arith.negf", v)
+    return _op("arith.mulf", p, v)
+
+
+def accumulate(acc: Optional[ir.Value], v: ir.Value) -> ir.Value:
+    return v if acc is None else _op("arith.addf", acc, v)

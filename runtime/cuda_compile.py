@@ -1,0 +1,262 @@
+"""Compile a tensor-level MLIR function for NVIDIA GPUs, ahead of time.
+
+No GPU is needed here: the result is PTX (and a cubin when ``ptxas`` is on
+PATH) plus a plain-data call plan, saved as one artifact file that
+:mod:`ferrule.runtime.cuda` runs on a machine with only numpy and the driver.
+
+The pipeline (each stage is kept for :meth:`CudaProgram.as_text`):
+
+1. ``bufferized`` / ``loops``: :data:`GPU_LOOPS` = the CPU path's
+   ``BUFFERIZE`` (inputs read-only, results as caller-allocated
+   out-parameters), then ``convert-linalg-to-parallel-loops`` and
+   ``lower-affine``.
+2. ``mapped``: :mod:`ferrule.runtime.cuda_mapping` turns each top-level loop
+   nest into a ``gpu.launch`` of 256-thread blocks with a grid-stride loop
+   (one kernel per fused region).
+3. ``gpu``: :data:`GPU_OUTLINE` (``gpu-kernel-outlining``). The host function
+   is read into the call plan (:mod:`ferrule.runtime.cuda_hostplan`); kernel
+   pointer parameters get ``noalias`` where no other parameter of that kernel
+   points into the same buffer, ``readonly`` for inputs and constants.
+4. ``nvvm``: :func:`nvvm_pipeline` — ``convert-scf-to-cf``,
+   ``convert-gpu-to-nvvm{use-bare-ptr-memref-call-conv}`` inside each
+   ``gpu.module`` (kernel parameters are plain pointers), with 32-bit index
+   arithmetic when every buffer and loop fits.
+5. ``llvm`` -> ``llvm-opt`` -> ``ptx``: ``translate_module_to_llvmir`` on each
+   ``gpu.module``; llvmlite links them with libdevice, optimises and emits PTX
+   (:mod:`ferrule.runtime.cuda_target`); ``ptxas -v`` makes the cubin.
+"""
+
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Dict, List, Optional
+
+from mlir import ir
+from mlir.dialects import llvm as mlir_llvm
+
+from . import pipelines
+from .cpu import function_specs, mark_inputs_readonly
+from .cuda import artifact
+from .cuda_hostplan import build_plan
+from .cuda_mapping import LaunchInfo, map_module_to_gpu
+from .cuda_target import CudaTarget, assemble, llvm_ir_to_ptx, parse_target
+from ..passes import run_pipeline
+
+GPU_LOOPS = [
+    *pipelines.BUFFERIZE,
+    "func.func(convert-linalg-to-parallel-loops)",
+    "func.func(lower-affine)",
+    "canonicalize",
+    "cse",
+]
+
+GPU_OUTLINE = ["gpu-kernel-outlining", "canonicalize", "cse"]
+
+
+def nvvm_pipeline(index_bits: int) -> List[str]:
+    """The per-``gpu.module`` lowering to the LLVM/NVVM dialects."""
+    return [
+        "gpu.module(convert-scf-to-cf,"
+        " convert-gpu-to-nvvm{use-bare-ptr-memref-call-conv=true"
+        f" index-bitwidth={index_bits}}},"
+        " canonicalize, reconcile-unrealized-casts)",
+    ]
+
+
+STAGES = ("bufferized", "loops", "mapped", "gpu", "nvvm", "llvm", "llvm-opt",
+          "ptx", "ptxas")
+
+# Float ops that carry an ``arith.fastmath`` attribute.
+_FASTMATH_ARITH = {"arith.addf", "arith.subf", "arith.mulf", "arith.divf",
+                   "arith.remf", "arith.negf", "arith.maximumf",
+                   "arith.minimumf", "arith.maxnumf", "arith.minnumf",
+                   "arith.cmpf"}
+
+
+@dataclass
+class CudaProgram:
+    """A compiled GPU program: PTX, optional cubin, launch metadata, plan.
+
+    ``ptx``: one PTX module holding every kernel (``.entry`` per kernel).
+    ``cubin``: ``ptxas`` output for ``target.sm``, or None.
+    ``kernels``: name -> {kind, elements, grid, block, grid_stride, and from
+    ptxas when present: registers, spill_stores, spill_loads}.
+    ``plan``: the host call sequence (see :mod:`ferrule.runtime.cuda_hostplan`).
+    """
+    func_name: str
+    target: CudaTarget
+    fast_math: bool
+    ptx: str
+    cubin: Optional[bytes]
+    kernels: Dict[str, dict]
+    plan: dict
+    stages: Dict[str, str] = field(repr=False, default_factory=dict)
+
+    @property
+    def inputs(self) -> List[dict]:
+        return self.plan["inputs"]
+
+    @property
+    def outputs(self) -> List[dict]:
+        return self.plan["outputs"]
+
+    def as_text(self, stage: str = "ptx") -> str:
+        """IR after ``stage``: one of :data:`STAGES`."""
+        if stage not in self.stages:
+            raise ValueError(f"unknown stage {stage!r}; stages: "
+                             + ", ".join(s for s in STAGES if s in self.stages))
+        return self.stages[stage]
+
+    def to_artifact(self) -> dict:
+        return artifact.make(
+            function=self.func_name, sm=self.target.sm,
+            ptx_version=self.target.ptx_version, fast_math=self.fast_math,
+            ptx=self.ptx, cubin=self.cubin, kernels=self.kernels, plan=self.plan)
+
+    def save(self, path) -> None:
+        """Write the single-file artifact (JSON; see ``ferrule.runtime.cuda.artifact``)."""
+        artifact.save(self.to_artifact(), path)
+
+
+def compile_cuda(module_text: str, func_name: str, ctx: ir.Context,
+                 target: str = "sm_90", fast_math: bool = False,
+                 ptx_version=None, make_cubin: bool = True) -> CudaProgram:
+    """Compile ``func_name`` of a tensor-level module for ``target``.
+
+    ``target``: ``"sm_90"`` / ``"cuda:sm_90"``; ``ptx_version``: e.g. ``80``
+    or ``"8.0"`` (default: 8.0, or the chip's minimum if newer). Invalid
+    target options raise ``ValueError`` before LLVM sees them.
+    ``fast_math``: ``fastmath<fast>`` on every float op in the kernels
+    (libdevice ``__nv_fast_*`` variants), flush-to-zero, hardware
+    ``tanh.approx`` — results then differ from numpy in the last bits.
+    """
+    tgt = parse_target(target, ptx_version)   # first: LLVM aborts on bad ones
+    stages: Dict[str, str] = {}
+    with ctx, ir.Location.unknown():
+        module = ir.Module.parse(module_text)
+        inputs, _ = function_specs(module, func_name)
+        in_specs = [{"shape": list(s.shape), "dtype": s.dtype.name} for s in inputs]
+        mark_inputs_readonly(module, func_name)
+        run_pipeline(module, list(pipelines.BUFFERIZE))
+        stages["bufferized"] = str(module)
+        run_pipeline(module, GPU_LOOPS[len(pipelines.BUFFERIZE):])
+        stages["loops"] = str(module)
+        infos = {i.name: i for i in map_module_to_gpu(module)}
+        module.operation.verify()
+        stages["mapped"] = str(module)
+        run_pipeline(module, GPU_OUTLINE)
+        plan, roots = build_plan(module, func_name, in_specs, index_bits=64)
+        index_bits = 32 if _fits_int32(plan, infos) else 64
+        if index_bits == 32:  # scalar `index` kernel arguments become i32
+            plan, roots = build_plan(module, func_name, in_specs, index_bits=32)
+        _annotate_kernel_params(module, roots)
+        if fast_math:
+            _mark_fast_math(module)
+        stages["gpu"] = str(module)
+        run_pipeline(module, nvvm_pipeline(index_bits))
+        stages["nvvm"] = str(module)
+        llvm_irs = [mlir_llvm.translate_module_to_llvmir(op.operation)
+                    for op in module.body.operations
+                    if op.operation.name == "gpu.module"]
+    stages["llvm"] = "\n".join(llvm_irs)
+    ptx, opt_ir = llvm_ir_to_ptx(llvm_irs, infos.keys(), tgt, fast_math)
+    stages["llvm-opt"], stages["ptx"] = opt_ir, ptx
+    kernels = {name: _kernel_meta(info) for name, info in infos.items()}
+    cubin = None
+    if make_cubin:
+        res = assemble(ptx, tgt)
+        stages["ptxas"] = res.log
+        cubin = res.cubin
+        if cubin is not None:
+            _add_ptxas_facts(kernels, res.log)
+    return CudaProgram(func_name, tgt, fast_math, ptx, cubin, kernels, plan, stages)
+
+
+def _kernel_meta(info: LaunchInfo) -> dict:
+    d = asdict(info)
+    d.pop("name")
+    d["grid"], d["block"] = list(info.grid), list(info.block)
+    return d
+
+
+def _fits_int32(plan: dict, infos: Dict[str, LaunchInfo]) -> bool:
+    """True when 32-bit index arithmetic cannot overflow: every buffer has
+    fewer than 2**31 elements and no grid-stride loop index passes 2**31."""
+    limit = 2**31 - 1
+    sizes = [_count(s["shape"]) for s in plan["inputs"] + plan["outputs"]]
+    sizes += [s["nbytes"] for s in plan["steps"] if s["op"] == "alloc"]
+    sizes += [c["nbytes"] for c in plan["constants"]]
+    if any(n > limit for n in sizes):   # bytes >= elements: conservative
+        return False
+    return all(i.elements + i.grid[0] * i.block[0] <= limit for i in infos.values())
+
+
+def _count(shape) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
+def _gpu_funcs(module: ir.Module):
+    for op in module.body.operations:
+        if op.operation.name != "gpu.module":
+            continue
+        for inner in op.operation.regions[0].blocks[0].operations:
+            if inner.operation.name == "gpu.func":
+                yield inner.operation
+
+
+def _annotate_kernel_params(module: ir.Module, roots: Dict[str, List[list]]) -> None:
+    """``llvm.noalias`` on pointer parameters whose buffer no other parameter
+    of the same kernel points into; ``llvm.readonly`` on inputs/constants.
+
+    Sound because distinct buffers never overlap (outputs are allocated by
+    the launcher, checked against the inputs) and inputs/constants are never
+    written (bufferization was told so). Enables ``ld.global.nc`` and keeps
+    reductions in registers.
+    """
+    for fn in _gpu_funcs(module):
+        name = ir.StringAttr(fn.attributes["sym_name"]).value
+        kroots = roots.get(name)
+        if kroots is None:
+            continue
+        attrs = []
+        for r in kroots:
+            d = {}
+            if r and sum(1 for q in kroots if q == r) == 1:
+                d["llvm.noalias"] = ir.UnitAttr.get()
+            if r and r[0] in ("input", "const"):
+                d["llvm.readonly"] = ir.UnitAttr.get()
+            attrs.append(ir.DictAttr.get(d))
+        fn.attributes["arg_attrs"] = ir.ArrayAttr.get(attrs)
+
+
+def _mark_fast_math(module: ir.Module) -> None:
+    """Put ``fastmath<fast>`` on every float arith/math op inside kernels."""
+    fast = ir.Attribute.parse("#arith.fastmath<fast>")
+
+    def visit(op):
+        n = op.name
+        is_float_math = (n.startswith("math.") and len(op.results) == 1
+                         and isinstance(op.results[0].type, ir.FloatType))
+        if n in _FASTMATH_ARITH or is_float_math:
+            op.attributes["fastmath"] = fast
+        for region in op.regions:
+            for b in region.blocks:
+                for inner in b.operations:
+                    visit(inner.operation)
+
+    for fn in _gpu_funcs(module):
+        visit(fn)
+
+
+def _add_ptxas_facts(kernels: Dict[str, dict], log: str) -> None:
+    """Attach registers and spill bytes from ``ptxas -v`` to each kernel."""
+    for m in re.finditer(
+            r"Compiling entry function '(\w+)'.*?(\d+) bytes stack frame, "
+            r"(\d+) bytes spill stores, (\d+) bytes spill loads.*?Used (\d+) registers",
+            log, re.S):
+        k = kernels.get(m.group(1))
+        if k is not None:
+            k.update(stack_frame=int(m.group(2)), spill_stores=int(m.group(3)),
+                     spill_loads=int(m.group(4)), registers=int(m.group(5)))
