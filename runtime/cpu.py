@@ -152,7 +152,9 @@ class CpuFunction:
         args = []
         keep = []
         for k, (a, spec) in enumerate(zip(arrays, self.inputs)):
-            a = np.ascontiguousarray(a)
+            a = np.asarray(a)
+            if not a.flags.c_contiguous:  # (ascontiguousarray would make 0-d arrays 1-d)
+                a = a.copy(order="C")
             if a.shape != spec.shape or a.dtype != spec.dtype:
                 raise TypeError(
                     f"{self.func_name}: argument {k} must be {spec.dtype}"

@@ -20,9 +20,12 @@ def _init_native():
     return True
 
 
-@lru_cache(maxsize=1)
 def host_target_machine():
-    """A target machine for this CPU, with all its features (AVX-512 etc.)."""
+    """A new target machine for this CPU, with all its features (AVX-512 etc.).
+
+    Not cached: an MCJIT engine takes ownership of its target machine and
+    frees it with itself, so each engine needs its own.
+    """
     _init_native()
     target = llvm.Target.from_default_triple()
     return target.create_target_machine(
@@ -50,6 +53,7 @@ def jit_llvm_ir(llvm_ir: str, object_cache=None):
     tm = host_target_machine()
     with _lock:
         mod = llvm.parse_assembly(llvm_ir)
+        check_externals(mod)
         mod.triple = tm.triple
         mod.data_layout = str(tm.target_data)
         mod.verify()
@@ -59,3 +63,25 @@ def jit_llvm_ir(llvm_ir: str, object_cache=None):
             engine.set_object_cache(*object_cache)
         engine.finalize_object()
     return engine, mod
+
+
+def check_externals(mod) -> None:
+    """Refuse code that calls a function this process cannot provide.
+
+    MCJIT resolves an unknown external to address 0, so the first call would
+    crash the Python process; raise a clear error instead.
+    """
+    import ctypes
+    process = ctypes.CDLL(None)  # libc and libm are already in the process
+    missing = []
+    for f in mod.functions:
+        if not f.is_declaration or f.name.startswith("llvm.") or llvm.address_of_symbol(f.name):
+            continue
+        try:
+            llvm.add_symbol(f.name, ctypes.cast(getattr(process, f.name), ctypes.c_void_p).value)
+        except AttributeError:
+            missing.append(f.name)
+    if missing:
+        raise RuntimeError(
+            "generated code calls functions that are not available in this process: "
+            + ", ".join(sorted(missing)))

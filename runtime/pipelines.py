@@ -30,6 +30,9 @@ BUFFERIZE = [
     "func.func(convert-elementwise-to-linalg)",
     "fuse-pointwise",
     "canonicalize",
+    # Let regions write straight into the slices of the tensors they are
+    # inserted into (a tiled cotangent, a concatenation) instead of copying.
+    "eliminate-empty-tensors",
     "one-shot-bufferize{bufferize-function-boundaries "
     "function-boundary-type-conversion=identity-layout-map}",
     "buffer-results-to-out-params{hoist-static-allocs modify-public-functions}",
@@ -40,6 +43,7 @@ BUFFERIZE = [
 
 CPU_LOWERING = [
     *BUFFERIZE,
+    "copy-to-linalg",
     "func.func(convert-linalg-to-loops)",
     "expand-math",
     "math-expand-ops",
