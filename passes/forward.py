@@ -51,7 +51,7 @@ def _merge_groups(ops: List[ir.Operation]) -> List[List[ir.Operation]]:
         n_p = ad.segment_sizes(op)[0]
         if op.name == "ad.frule_via_ad":
             key = ("frule", ad.callee_of(op), tuple(list(op.operands)[:n_p]),
-                   id(op.parent) if op.parent else None)
+                   op.parent.operation if op.parent is not None else None)
         else:
             key = ("jvp", id(op))
         if key not in groups:

@@ -1,0 +1,48 @@
+// RUN: ferrule-opt %s --split-input-file --pass-pipeline='builtin.module(forward)' | FileCheck %s
+
+// A pointwise region's dual form: ONE region computes the primal and the
+// tangent (d tanh(x)*x = (1 - t^2)*x*dx + t*dx) in the same sweep.
+// CHECK-LABEL: func.func @uses_jvp
+// CHECK: call @f_jvp1(%arg0, %arg1)
+// CHECK-LABEL: func.func private @f_jvp1
+// CHECK: %[[R:.+]]:2 = linalg.generic
+// CHECK-SAME: ins(%arg0, %arg1 : tensor<4xf32>, tensor<4xf32>)
+// CHECK: %[[T:.+]] = math.tanh %in
+// CHECK: arith.subf
+// CHECK: arith.mulf %[[T]], %in :
+// CHECK: linalg.yield
+// CHECK-NOT: linalg.generic
+// CHECK: return %[[R]]#0, %[[R]]#1
+func.func private @f(%x: tensor<4xf32>) -> tensor<4xf32> {
+  %t = math.tanh %x : tensor<4xf32>
+  %y = arith.mulf %t, %x : tensor<4xf32>
+  return %y : tensor<4xf32>
+}
+func.func @uses_jvp(%x: tensor<4xf32>, %dx: tensor<4xf32>) -> (tensor<4xf32>, tensor<4xf32>) {
+  %0:2 = "ad.jvp"(%x, %dx) {callee = @f, num_directions = 1 : i64, operandSegmentSizes = array<i32: 1, 1>} : (tensor<4xf32>, tensor<4xf32>) -> (tensor<4xf32>, tensor<4xf32>)
+  return %0#0, %0#1 : tensor<4xf32>, tensor<4xf32>
+}
+
+// -----
+
+// Two frule_via_ad calls on the same callee and primals (one-hot directions,
+// as a rule author writes them) merge into ONE two-direction region: the
+// fused tangent code. A zero tangent is pruned symbolically.
+// CHECK-LABEL: func.func @two_partials
+// CHECK: %[[C:.+]]:3 = call @g_jvp2(%arg0, %arg1, %{{.+}}, %{{.+}})
+// CHECK: return %[[C]]#1, %[[C]]#2
+// CHECK-LABEL: func.func private @g_jvp2
+// CHECK-COUNT-1: linalg.generic
+// CHECK-NOT: linalg.generic
+func.func private @g(%a: tensor<4xf32>, %b: tensor<4xf32>) -> tensor<4xf32> {
+  %p = arith.mulf %a, %b : tensor<4xf32>
+  %e = math.exp %p : tensor<4xf32>
+  return %e : tensor<4xf32>
+}
+func.func @two_partials(%a: tensor<4xf32>, %b: tensor<4xf32>) -> (tensor<4xf32>, tensor<4xf32>) {
+  %one = arith.constant dense<1.0> : tensor<4xf32>
+  %zero = arith.constant dense<0.0> : tensor<4xf32>
+  %0:2 = "ad.frule_via_ad"(%a, %b, %one, %zero) {callee = @g, num_directions = 1 : i64, operandSegmentSizes = array<i32: 2, 2>} : (tensor<4xf32>, tensor<4xf32>, tensor<4xf32>, tensor<4xf32>) -> (tensor<4xf32>, tensor<4xf32>)
+  %1:2 = "ad.frule_via_ad"(%a, %b, %zero, %one) {callee = @g, num_directions = 1 : i64, operandSegmentSizes = array<i32: 2, 2>} : (tensor<4xf32>, tensor<4xf32>, tensor<4xf32>, tensor<4xf32>) -> (tensor<4xf32>, tensor<4xf32>)
+  return %0#1, %1#1 : tensor<4xf32>, tensor<4xf32>
+}

@@ -1,0 +1,52 @@
+// RUN: ferrule-opt %s --split-input-file --pass-pipeline='builtin.module(reverse,inline,symbol-dce,canonicalize,cse,fuse-pointwise,canonicalize)' | FileCheck %s
+
+// The backward region of a two-input pointwise region: it reads the inputs
+// and the cotangent, recomputes the primal, and writes both input cotangents
+// (nothing else is kept between the sweeps).
+// CHECK-LABEL: func.func @two_inputs
+// CHECK: %[[R:.+]]:3 = linalg.generic
+// CHECK-SAME: ins(%arg0, %arg1, %arg2 : tensor<4xf32>, tensor<4xf32>, tensor<4xf32>)
+// CHECK: math.exp
+// CHECK: linalg.yield
+// CHECK-NOT: linalg.generic
+func.func private @g(%a: tensor<4xf32>, %b: tensor<4xf32>) -> tensor<4xf32> {
+  %p = arith.mulf %a, %b : tensor<4xf32>
+  %e = math.exp %p : tensor<4xf32>
+  return %e : tensor<4xf32>
+}
+func.func @two_inputs(%a: tensor<4xf32>, %b: tensor<4xf32>, %ct: tensor<4xf32>) -> (tensor<4xf32>, tensor<4xf32>, tensor<4xf32>) {
+  %0:3 = "ad.vjp"(%a, %b, %ct) {callee = @g, operandSegmentSizes = array<i32: 2, 1>} : (tensor<4xf32>, tensor<4xf32>, tensor<4xf32>) -> (tensor<4xf32>, tensor<4xf32>, tensor<4xf32>)
+  return %0#0, %0#1, %0#2 : tensor<4xf32>, tensor<4xf32>, tensor<4xf32>
+}
+
+// -----
+
+// matmul's reverse rule: dA = dC * B^T, dB = A^T * dC.
+// CHECK-LABEL: func.func @mm
+// CHECK-DAG: linalg.matmul ins(%arg2, %{{.+}} : tensor<2x4xf32>, tensor<4x3xf32>)
+// CHECK-DAG: linalg.matmul ins(%{{.+}}, %arg2 : tensor<3x2xf32>, tensor<2x4xf32>)
+func.func private @mmf(%a: tensor<2x3xf32>, %b: tensor<3x4xf32>) -> tensor<2x4xf32> {
+  %z = arith.constant dense<0.0> : tensor<2x4xf32>
+  %c = linalg.matmul ins(%a, %b : tensor<2x3xf32>, tensor<3x4xf32>) outs(%z : tensor<2x4xf32>) -> tensor<2x4xf32>
+  return %c : tensor<2x4xf32>
+}
+func.func @mm(%a: tensor<2x3xf32>, %b: tensor<3x4xf32>, %ct: tensor<2x4xf32>) -> (tensor<2x3xf32>, tensor<3x4xf32>) {
+  %0:3 = "ad.vjp"(%a, %b, %ct) {callee = @mmf, operandSegmentSizes = array<i32: 2, 1>} : (tensor<2x3xf32>, tensor<3x4xf32>, tensor<2x4xf32>) -> (tensor<2x4xf32>, tensor<2x3xf32>, tensor<3x4xf32>)
+  return %0#1, %0#2 : tensor<2x3xf32>, tensor<3x4xf32>
+}
+
+// -----
+
+// An input that does not influence the output gets zeros, and no work.
+// CHECK-LABEL: func.func @unused
+// CHECK: %[[Z:.+]] = arith.constant dense<0.000000e+00> : tensor<4xf32>
+// CHECK-NOT: linalg.generic
+// CHECK: return %[[Z]]
+func.func private @h(%a: tensor<4xf32>, %b: tensor<4xf32>) -> tensor<4xf32> {
+  %e = math.exp %a : tensor<4xf32>
+  return %e : tensor<4xf32>
+}
+func.func @unused(%a: tensor<4xf32>, %b: tensor<4xf32>, %ct: tensor<4xf32>) -> tensor<4xf32> {
+  %0:3 = "ad.vjp"(%a, %b, %ct) {callee = @h, operandSegmentSizes = array<i32: 2, 1>} : (tensor<4xf32>, tensor<4xf32>, tensor<4xf32>) -> (tensor<4xf32>, tensor<4xf32>, tensor<4xf32>)
+  return %0#2 : tensor<4xf32>
+}
