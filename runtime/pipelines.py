@@ -39,6 +39,8 @@ BUFFERIZE = [
     "canonicalize",
     "buffer-deallocation-pipeline",
     "canonicalize",
+    "forward-copies",
+    "canonicalize",
 ]
 
 CPU_LOWERING = [
