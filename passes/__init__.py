@@ -17,6 +17,7 @@ from . import reverse  # noqa: F401
 from . import lower_ad  # noqa: F401
 from . import copy_to_linalg  # noqa: F401
 from . import forward_copies  # noqa: F401
+from . import widen_bools  # noqa: F401
 from . import expand_math  # noqa: F401
 
 __all__ = ["PassError", "register", "registered_passes", "run_pipeline",

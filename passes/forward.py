@@ -94,8 +94,10 @@ def _lower_group(module_op, group: List[ir.Operation]) -> None:
 def jvp_function(module_op, callee: str, K: int, mask, loc) -> ir.Operation:
     """Build ``@<callee>_jvp<K>(primals, nonzero tangents) -> (outs, K*tangents)``."""
     from . import reverse
+    # A custom rrule has nothing to offer forward mode: differentiate its primal.
     copy = ad.prepared_copy(module_op, callee,
-                            lambda f: (lower_in(module_op, f), reverse.lower_in(module_op, f)))
+                            lambda f: (lower_in(module_op, f), reverse.lower_in(module_op, f)),
+                            keep_custom_rrules=False)
     src = func_body(copy)
     args = list(src.arguments)
     arg_types = [a.type for a in args]

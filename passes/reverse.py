@@ -162,9 +162,13 @@ def vjp_function(module_op, callee: str, mask: List[bool], loc) -> ir.Operation:
     active = _activity(body, set(args))
     cts = _Cotangents()
     with ir.InsertionPoint(nb):
+        residuals: Dict[ir.Operation, List[ir.Value]] = {}
         for op in body:  # forward sweep
             with op.location:
-                ad.clone_into(op, env)
+                if op.name == "ad.custom_rrule":
+                    residuals[op] = _rule_forward(module_op, op, env)
+                else:
+                    ad.clone_into(op, env)
         it = iter(new_args[len(args):])
         for v, m in zip(outs, mask):
             if m:
@@ -175,7 +179,10 @@ def vjp_function(module_op, callee: str, mask: List[bool], loc) -> ir.Operation:
             if not any(cts.has(r) for r in op.results):
                 continue
             with op.location:
-                _reverse_op(op, env, cts, active)
+                if op.name == "ad.custom_rrule":
+                    _rule_pullback(module_op, op, env, cts, active, residuals[op])
+                else:
+                    _reverse_op(op, env, cts, active)
         with loc:
             results = [env[v] for v in outs]
             for a in args:
@@ -315,3 +322,27 @@ def _reverse_reduction(op, env, cts: _Cotangents, active, g) -> None:
         cts.add(x, xbar)
     if init in active:
         cts.add(init, g)
+
+
+def _rule_forward(module_op, op: ir.Operation, env) -> List[ir.Value]:
+    """Forward sweep of a custom rrule: call ``@forward``; return its residuals."""
+    fwd = ad.lookup_func(module_op, ir.FlatSymbolRefAttr(op.attributes["forward"]).value)
+    res = ad.call(fwd, [env[v] for v in op.operands])
+    n_out = len(op.results)
+    for r, nr in zip(op.results, res[:n_out]):
+        env[r] = nr
+    return res[n_out:]
+
+
+def _rule_pullback(module_op, op: ir.Operation, env, cts: _Cotangents, active,
+                   residuals: List[ir.Value]) -> None:
+    """Backward sweep of a custom rrule: call the rule's traced pullback."""
+    pb = ad.lookup_func(module_op, ir.FlatSymbolRefAttr(op.attributes["pullback"]).value)
+    ybars = []
+    for r in op.results:
+        g = cts.get(r, env[r])
+        ybars.append(g if g is not None else ad.zeros_like(env[r]))
+    xbars = ad.call(pb, list(residuals) + ybars)
+    for x, xb in zip(op.operands, xbars):
+        if x in active:
+            cts.add(x, xb)

@@ -22,8 +22,10 @@ from . import pipelines
 from .llvm_codegen import jit_llvm_ir
 from ..passes import run_pipeline
 
+# Bool tensors are stored as bytes (see passes/widen_bools.py): i1 at the
+# tensor level and i8 after widening are both numpy bools to the caller.
 _NP_OF = {"f32": np.float32, "f64": np.float64, "i1": np.bool_,
-          "i8": np.int8, "i32": np.int32, "i64": np.int64}
+          "i8": np.bool_, "i32": np.int32, "i64": np.int64}
 
 
 @dataclass(frozen=True)

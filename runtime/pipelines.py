@@ -30,6 +30,7 @@ BUFFERIZE = [
     "func.func(convert-elementwise-to-linalg)",
     "fuse-pointwise",
     "canonicalize",
+    "widen-bools",
     # Let regions write straight into the slices of the tensors they are
     # inserted into (a tiled cotangent, a concatenation) instead of copying.
     "eliminate-empty-tensors",

@@ -142,12 +142,15 @@ def _remap(new: ir.Operation, old: ir.Operation, env: Dict) -> None:
                     inner.operation.walk(visit)
 
 
-def prepared_copy(module_op: ir.Operation, callee: str, lower_nested) -> ir.Operation:
+def prepared_copy(module_op: ir.Operation, callee: str, lower_nested,
+                  keep_custom_rrules: bool = True) -> ir.Operation:
     """A private copy of ``@callee`` ready to differentiate.
 
     ``lower_nested(fn)`` lowers ``ad`` ops inside the copy (nested
-    differentiation, innermost first); calls are then inlined and pointwise
-    code fused. The caller erases the copy when done.
+    differentiation, innermost first); ``ad.custom_rrule`` ops stay for the
+    reverse pass to use, or (``keep_custom_rrules=False``, forward mode)
+    become calls of their primal; calls are then inlined and pointwise code
+    fused. The caller erases the copy when done.
     """
     from ..fuse_pointwise import fuse_block
     try:
@@ -162,6 +165,15 @@ def prepared_copy(module_op: ir.Operation, callee: str, lower_nested) -> ir.Oper
     copy.attributes["sym_name"] = ir.StringAttr.get(callee + "__ad_tmp")
     copy.attributes["sym_visibility"] = ir.StringAttr.get("private")
     lower_nested(copy)
+    if not keep_custom_rrules:
+        for op in block_ops(func_body(copy)):
+            if op.name == "ad.custom_rrule":
+                with ir.InsertionPoint(op), op.location:
+                    new = create("func.call", [r.type for r in op.results], list(op.operands),
+                                 {"callee": op.attributes["callee"]})
+                for old, nv in zip(op.results, new.results):
+                    old.replace_all_uses_with(nv)
+                op.erase()
     inline_calls(module_op, copy)
     fuse_block(func_body(copy))
     return copy

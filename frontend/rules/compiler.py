@@ -1,0 +1,183 @@
+"""How ferrule's compiler runs rules: tracing them into ``ad`` ops.
+
+* A call of a :class:`~ferrule.rules.Primitive` with a registered rrule
+  becomes ``ad.custom_rrule``: ``@f`` (the primal), ``@f_fwd`` (outputs, then
+  the residuals — the arguments themselves: ferrule recomputes instead of
+  storing) and ``@f_pullback`` (residuals, output cotangents -> argument
+  cotangents), traced from the rule and its pullback closure. The reverse
+  pass splices the pullback in; elsewhere the op is just a call of ``@f``.
+* ``frule_via_ad`` under ferrule's config becomes ``ad.frule_via_ad``; the
+  forward pass merges calls on the same callee and primals into one
+  multi-direction region.
+"""
+
+from typing import List
+
+import numpy as np
+from mlir import ir
+
+from .. import numpy as fnp
+from ..dialect import builders
+from ..errors import ShapeError, TracingError
+from ..tracing import (Tracer, active, current_trace, flatten, trace_into, unflatten,
+                       user_location, where_str)
+from .config import HasForwardsMode, HasReverseMode, RuleConfig
+from .registry import OptOut, Primitive, find_rrule
+from .tangents import AbstractZero, NoTangent
+
+
+class FerruleConfig(RuleConfig, HasReverseMode, HasForwardsMode):
+    """ferrule's compiler: reverse mode and forward mode, both as passes."""
+
+    def frule_via_ad(self, tangents, f, *args):
+        return frule_via_ad_traced(tangents, f, args)
+
+    def rrule_via_ad(self, f, *args):
+        from ..transforms import vjp
+        y, pb = vjp(_plain(f), *args)
+
+        def pullback(ybar):
+            return (NoTangent(), *pb(ybar))
+        return y, pullback
+
+
+CONFIG = FerruleConfig()
+
+
+def _plain(f):
+    return f.fn if isinstance(f, Primitive) else f
+
+
+def _name(f) -> str:
+    return getattr(_plain(f), "__name__", "fn").replace("<", "").replace(">", "")
+
+
+def _tensor_types(leaves):
+    return [l.value.type for l in leaves]
+
+
+def _as_tracers(args, what) -> List[Tracer]:
+    out = []
+    for a in args:
+        if isinstance(a, (int, float)) and not isinstance(a, bool):
+            raise TracingError(f"{where_str()}: {what}: pass arrays, not Python scalars "
+                               f"(wrap constants with ferrule.numpy.asarray)")
+        out.append(fnp.asarray_traced(a))
+    return out
+
+
+def _zero_or(t, like: Tracer) -> Tracer:
+    if t is None or isinstance(t, AbstractZero):
+        return fnp.zeros(like.shape, like.dtype)
+    t = fnp.asarray_traced(t)
+    if t.shape != like.shape:
+        raise ShapeError(f"{where_str()}: tangent of shape {t.shape} for an argument of "
+                         f"shape {like.shape}")
+    return fnp.astype(t, like.dtype)
+
+
+def frule_via_ad_traced(tangents, f, args):
+    """Emit ``ad.frule_via_ad``; see :func:`ferrule.rules.frule_via_ad`."""
+    tr = current_trace()
+    xs = _as_tracers(args, "frule_via_ad")
+    chunked = isinstance(tangents, list)
+    directions = tangents if chunked else [tangents]
+    for d in directions:
+        if not isinstance(d, tuple) or len(d) != len(xs) + 1:
+            raise TracingError(
+                f"{where_str()}: frule_via_ad tangents must be (ḟ, ẋ1, ..., ẋ{len(xs)}) "
+                f"— {len(xs) + 1} entries — or a list of such tuples; got {d!r}")
+    tvals = [_zero_or(t, x).value for d in directions for t, x in zip(d[1:], xs)]
+    fname, out_struct, out_types = trace_into(tr.module, _plain(f),
+                                              tuple(x.value.type for x in xs),
+                                              _name(f), private=True)
+    K = len(directions)
+    with ir.InsertionPoint(tr.block), user_location():
+        op = builders.frule_via_ad(fname, [x.value for x in xs], tvals,
+                                   out_types * (K + 1), num_directions=K)
+    res = [Tracer(r, tr) for r in op.results]
+    n = len(out_types)
+    y = unflatten(out_struct, res[:n])
+    ydots = [unflatten(out_struct, res[n * (k + 1):n * (k + 2)]) for k in range(K)]
+    return y, (ydots if chunked else ydots[0])
+
+
+def call_primitive(prim: Primitive, args):
+    """Trace a call of ``prim`` inside the current trace."""
+    rule = find_rrule(prim)
+    if rule is None:
+        return prim.fn(*args)
+    tr = current_trace()
+    xs = _as_tracers(args, prim.__name__)
+    arg_types = tuple(x.value.type for x in xs)
+    module = tr.module
+    callee, out_struct, out_types = trace_into(module, prim.fn, arg_types, _name(prim),
+                                               private=True)
+    pullback = _trace_pullback(module, prim, rule, arg_types, out_struct, out_types)
+    if pullback is None:  # the rule opted out: differentiate the primal
+        return prim.fn(*args)
+    fwd, _, _ = trace_into(module, lambda *a: (prim.fn(*a), a), arg_types,
+                           _name(prim) + "_fwd", private=True)
+    with ir.InsertionPoint(tr.block), user_location():
+        op = builders.custom_rrule(callee, fwd, pullback, getattr(rule, "__qualname__", "rrule"),
+                                   [x.value for x in xs], out_types, num_residuals=len(xs))
+    return unflatten(out_struct, [Tracer(r, tr) for r in op.results])
+
+
+def _trace_pullback(module, prim, rule, arg_types, out_struct, out_types):
+    """Trace ``rule``'s pullback into ``@<f>_pullback(x..., ȳ...) -> x̄...``.
+
+    Returns its name, or None when the rule opted out.
+    """
+    rule_name = getattr(rule, "__qualname__", "rrule")
+    n = len(arg_types)
+    opted = []
+
+    def body(*flat):
+        xs, ybars = flat[:n], flat[n:]
+        res = rule(CONFIG, *xs)
+        if isinstance(res, OptOut):
+            opted.append(True)
+            return tuple(fnp.zeros(x.shape, x.dtype) for x in xs)
+        if not isinstance(res, tuple) or len(res) != 2 or not callable(res[1]):
+            raise TracingError(f"rule {rule_name} for {prim.__name__} must return "
+                               f"(y, pullback); got {type(res).__name__}")
+        y, pb = res
+        y_leaves, y_struct = flatten(y)
+        if len(y_leaves) != len(out_types):
+            raise TracingError(f"rule {rule_name} returned {len(y_leaves)} outputs; "
+                               f"{prim.__name__} has {len(out_types)}")
+        cts = pb(unflatten(out_struct, list(ybars)))
+        if not isinstance(cts, tuple) or len(cts) != n + 1:
+            got = len(cts) if isinstance(cts, tuple) else type(cts).__name__
+            raise TracingError(
+                f"the pullback of rule {rule_name} for {prim.__name__} must return a tuple "
+                f"(∂f, x̄1, ..., x̄{n}) of {n + 1} entries; got {got}")
+        out = []
+        for k, (c, x) in enumerate(zip(cts[1:], xs)):
+            if c is None or isinstance(c, AbstractZero):
+                out.append(fnp.zeros(x.shape, x.dtype))
+                continue
+            c = fnp.asarray_traced(c)
+            if c.shape != x.shape:
+                raise ShapeError(
+                    f"the pullback of rule {rule_name} for {prim.__name__} returned a "
+                    f"cotangent of shape {c.shape} for argument {k + 1}, which has shape "
+                    f"{x.shape}")
+            out.append(fnp.astype(c, x.dtype))
+        return tuple(out)
+
+    name, _, _ = trace_into(module, body, (*arg_types, *out_types),
+                            _name(prim) + "_pullback", private=True)
+    if opted:
+        _erase_func(module, name)
+        return None
+    return name
+
+
+def _erase_func(module, name):
+    for op in module.body.operations:
+        op = op.operation
+        if op.name == "func.func" and ir.StringAttr(op.attributes["sym_name"]).value == name:
+            op.erase()
+            return
