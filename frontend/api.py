@@ -75,6 +75,12 @@ class Lowered:
             self.compile()
         return self._stages[stage]
 
+    def explain(self) -> str:
+        """Per call site: which rule or built-in mode differentiated it, whether
+        forward mode ran, and what is kept between forward and backward."""
+        from .report import explain
+        return explain(self._stages["traced"], self._ctx)
+
     def compile(self) -> cpu.CpuFunction:
         if self._compiled is None:
             self._run_ad()

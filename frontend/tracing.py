@@ -43,7 +43,7 @@ def numpy_dtype(t: ir.Type) -> np.dtype:
 def user_frame():
     """The innermost stack frame outside the ferrule frontend package."""
     f = sys._getframe(1)
-    while f is not None and os.path.dirname(os.path.abspath(f.f_code.co_filename)) == _FRONTEND_DIR:
+    while f is not None and os.path.abspath(f.f_code.co_filename).startswith(_FRONTEND_DIR + os.sep):
         f = f.f_back
     return f
 

@@ -129,6 +129,7 @@ def value_and_grad(f, argnums: Union[int, Sequence[int]] = 0, has_aux=False):
                                        f"(value, aux)")
                 return out
             return out
+        g.__name__ = _name(f)
 
         outs, out_struct, in_cts, p_struct = _emit_vjp(g, tuple(args), cot, "grad")
         out_tree = unflatten(out_struct, outs)

@@ -150,9 +150,11 @@ def _trace_pullback(module, prim, rule, arg_types, out_struct, out_types):
         cts = pb(unflatten(out_struct, list(ybars)))
         if not isinstance(cts, tuple) or len(cts) != n + 1:
             got = len(cts) if isinstance(cts, tuple) else type(cts).__name__
+            want = ", ".join(["∂f"] + [f"x̄{k + 1}" for k in range(n)]) if n <= 3 \
+                else f"∂f, x̄1, ..., x̄{n}"
             raise TracingError(
                 f"the pullback of rule {rule_name} for {prim.__name__} must return a tuple "
-                f"(∂f, x̄1, ..., x̄{n}) of {n + 1} entries; got {got}")
+                f"({want}) of {n + 1} entries; got {got}")
         out = []
         for k, (c, x) in enumerate(zip(cts[1:], xs)):
             if c is None or isinstance(c, AbstractZero):
