@@ -62,4 +62,18 @@ irdl.dialect @ad {
     irdl.results(outs: variadic %t)
     irdl.attributes { "callee" = %callee, "forward" = %fwd, "pullback" = %pb, "num_residuals" = %n, "rule" = %name }
   }
+
+  // A call of @callee whose forward rule is the user-written @frule:
+  // @frule takes (args..., one tangent per arg) and returns (outputs...,
+  // one tangent per output). Used by forward mode; reverse mode
+  // differentiates @callee itself.
+  irdl.operation @custom_frule {
+    %t = irdl.any
+    %callee = irdl.base "#builtin.symbol_ref"
+    %fr = irdl.base "#builtin.symbol_ref"
+    %name = irdl.base "#builtin.string"
+    irdl.operands(args: variadic %t)
+    irdl.results(outs: variadic %t)
+    irdl.attributes { "callee" = %callee, "frule" = %fr, "rule" = %name }
+  }
 }

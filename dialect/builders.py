@@ -9,7 +9,7 @@ from typing import Sequence
 
 from mlir import ir
 
-AD_OPS = ("ad.jvp", "ad.vjp", "ad.frule_via_ad", "ad.custom_rrule")
+AD_OPS = ("ad.jvp", "ad.vjp", "ad.frule_via_ad", "ad.custom_rrule", "ad.custom_frule")
 
 
 def _i64(v: int) -> ir.Attribute:
@@ -74,3 +74,20 @@ def custom_rrule(callee: str, forward: str, pullback: str, rule: str,
         attributes={"callee": _sym(callee), "forward": _sym(forward),
                     "pullback": _sym(pullback), "rule": ir.StringAttr.get(rule),
                     "num_residuals": _i64(num_residuals)})
+
+
+def custom_frule(callee: str, frule: str, rule: str, args: Sequence[ir.Value],
+                 result_types: Sequence[ir.Type]) -> ir.Operation:
+    """``ad.custom_frule``: a call of ``callee`` whose forward rule is ``frule``
+    (``frule(args..., tangents...) -> (outputs..., output tangents...)``)."""
+    return ir.Operation.create(
+        "ad.custom_frule", results=list(result_types), operands=list(args),
+        attributes={"callee": _sym(callee), "frule": _sym(frule),
+                    "rule": ir.StringAttr.get(rule)})
+
+
+def call_func(callee: str, args: Sequence[ir.Value],
+              result_types: Sequence[ir.Type]) -> ir.Operation:
+    """``func.call @callee(args)``."""
+    return ir.Operation.create("func.call", results=list(result_types), operands=list(args),
+                               attributes={"callee": _sym(callee)})

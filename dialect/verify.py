@@ -87,7 +87,7 @@ def _verify_ad_op(module_op, op, spec):
         want_ops, want_res = ins + ins * k, outs + outs * k
     elif op.name == "ad.vjp":
         want_ops, want_res = ins + outs, outs + ins
-    else:  # ad.custom_rrule
+    else:  # ad.custom_rrule, ad.custom_frule
         want_ops, want_res = ins, outs
     if [str(t) for t in operands] != [str(t) for t in want_ops]:
         raise VerificationError(

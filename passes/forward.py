@@ -97,7 +97,7 @@ def jvp_function(module_op, callee: str, K: int, mask, loc) -> ir.Operation:
     # A custom rrule has nothing to offer forward mode: differentiate its primal.
     copy = ad.prepared_copy(module_op, callee,
                             lambda f: (lower_in(module_op, f), reverse.lower_in(module_op, f)),
-                            keep_custom_rrules=False)
+                            mode="forward")
     src = func_body(copy)
     args = list(src.arguments)
     arg_types = [a.type for a in args]
@@ -141,7 +141,9 @@ def _forward_op(op: ir.Operation, env, tan, K: int) -> None:
         ad.clone_into(op, env)
         return
     name = op.name
-    if name in ("tensor.empty", "arith.constant"):
+    if name == "ad.custom_frule":
+        _forward_custom_frule(op, env, tan, K)
+    elif name in ("tensor.empty", "arith.constant"):
         ad.clone_into(op, env)
     elif pw.is_pointwise_generic(op):
         _forward_pointwise(op, env, tan, K)
@@ -183,6 +185,33 @@ def _forward_op(op: ir.Operation, env, tan, K: int) -> None:
         tan[op.results[0]] = out
     else:
         raise PassError("forward", f"no forward-mode rule for '{name}'", op.location)
+
+
+def _forward_custom_frule(op: ir.Operation, env, tan, K: int) -> None:
+    """Use the user's frule: one call of ``@frule`` per nonzero direction
+    (the primal parts of those calls are CSE'd after inlining)."""
+    module_op = op.parent
+    while module_op.name != "builtin.module":
+        module_op = module_op.parent
+    fr = ad.lookup_func(module_op.operation, ir.FlatSymbolRefAttr(op.attributes["frule"]).value)
+    args = [env[v] for v in op.operands]
+    n_out = len(op.results)
+    outs = None
+    tans = [[None] * K for _ in range(n_out)]
+    for d in range(K):
+        ts = [_tangents(tan, v, K)[d] for v in op.operands]
+        if all(t is None for t in ts) and outs is not None:
+            continue
+        res = ad.call(fr, args + [t if t is not None else ad.zeros_like(a) for t, a in zip(ts, args)])
+        outs = outs or res[:n_out]
+        if any(t is not None for t in ts):
+            for j in range(n_out):
+                tans[j][d] = res[n_out + j]
+    if outs is None:
+        outs = ad.call(fr, args + [ad.zeros_like(a) for a in args])[:n_out]
+    for j, r in enumerate(op.results):
+        env[r] = outs[j]
+        tan[r] = tans[j]
 
 
 def _with_operand(op, env, new0):

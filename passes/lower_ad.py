@@ -1,8 +1,9 @@
 """lower-ad: remove the ``ad`` ops that differentiation did not consume.
 
 Expects: ``forward`` and ``reverse`` have run.
-Guarantees: no ``ad`` op remains. An ``ad.custom_rrule`` outside any
-differentiated code is just a call of its primal callee; any other ``ad`` op
+Guarantees: no ``ad`` op remains. An ``ad.custom_rrule`` or
+``ad.custom_frule`` outside any differentiated code is just a call of its
+primal callee; any other ``ad`` op
 left over is an error naming it (never silently dropped).
 """
 
@@ -19,7 +20,7 @@ def lower_ad(module_op: ir.Operation) -> None:
                               if o.operation.name.startswith("ad.") else None,
                               ir.WalkResult.ADVANCE)[1])
     for op in leftovers:
-        if op.name != "ad.custom_rrule":
+        if op.name not in ("ad.custom_rrule", "ad.custom_frule"):
             raise PassError("lower-ad", f"'{op.name}' was not lowered; run the "
                             f"forward and reverse passes first", op.location)
         with ir.InsertionPoint(op), op.location:

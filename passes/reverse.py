@@ -147,7 +147,8 @@ def vjp_function(module_op, callee: str, mask: List[bool], loc) -> ir.Operation:
     """Build ``@<callee>_vjp(primals, nonzero cotangents) -> (outs, input cts)``."""
     from . import forward
     copy = ad.prepared_copy(module_op, callee,
-                            lambda f: (forward.lower_in(module_op, f), lower_in(module_op, f)))
+                            lambda f: (forward.lower_in(module_op, f), lower_in(module_op, f)),
+                            mode="reverse")
     src = func_body(copy)
     args = list(src.arguments)
     ops = block_ops(src)

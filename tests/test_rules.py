@@ -227,3 +227,60 @@ def test_frule_via_ad_checks_its_tangent_tuple():
         return yd
     with pytest.raises(ferrule.TracingError, match="tangents must be"):
         ferrule.jit(f)(np.ones(3))
+
+
+# -- frules --------------------------------------------------------------------------------
+
+FRULE_CALLS = {"n": 0}
+
+
+@rules.primitive
+def cube(x):
+    return x * x * x
+
+
+@rules.frule(cube)
+def cube_frule(config, tangents, x):
+    FRULE_CALLS["n"] += 1
+    _, xdot = tangents
+    return x * x * x, 3.0 * x * x * xdot
+
+
+def test_frule_is_used_by_forward_mode_and_reverse_differentiates_the_primal():
+    x, t = RNG.standard_normal(5), RNG.standard_normal(5)
+    before = FRULE_CALLS["n"]
+    low = ferrule.jit(lambda x, t: ferrule.jvp(cube, (x,), (t,))).lower(x, t)
+    assert '"ad.custom_frule"' in low.as_text("traced")
+    assert FRULE_CALLS["n"] > before
+    y, yt = ferrule.jvp(cube, (x,), (t,))
+    np.testing.assert_allclose(yt, 3 * x * x * t, rtol=1e-12)
+    g = ferrule.grad(lambda x: fnp.sum(cube(x)))(x)
+    np.testing.assert_allclose(g, 3 * x * x, rtol=1e-12)
+    np.testing.assert_allclose(ferrule.jit(cube)(x), x ** 3, rtol=1e-12)
+
+
+@rules.primitive
+def both_rules(x):
+    return fnp.exp(x)
+
+
+@rules.frule(both_rules)
+def both_frule(config, tangents, x):
+    y = fnp.exp(x)
+    return y, y * tangents[1]
+
+
+@rules.rrule(both_rules)
+def both_rrule(config, x):
+    y = fnp.exp(x)
+    return y, lambda ybar: (rules.NoTangent(), ybar * y)
+
+
+def test_primitive_with_both_rules_uses_each_in_its_mode():
+    x, t = RNG.standard_normal(4), RNG.standard_normal(4)
+    traced = ferrule.jit(lambda x, t: ferrule.jvp(both_rules, (x,), (t,))).lower(x, t).as_text()
+    assert '"ad.custom_rrule"' in traced and '"ad.custom_frule"' in traced
+    _, yt = ferrule.jvp(both_rules, (x,), (t,))
+    np.testing.assert_allclose(yt, np.exp(x) * t, rtol=1e-12)
+    g = ferrule.grad(lambda x: fnp.sum(both_rules(x)))(x)
+    np.testing.assert_allclose(g, np.exp(x), rtol=1e-12)

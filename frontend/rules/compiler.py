@@ -22,7 +22,7 @@ from ..errors import ShapeError, TracingError
 from ..tracing import (Tracer, active, current_trace, flatten, trace_into, unflatten,
                        user_location, where_str)
 from .config import HasForwardsMode, HasReverseMode, RuleConfig
-from .registry import OptOut, Primitive, find_rrule
+from .registry import OptOut, Primitive, find_frule, find_rrule
 from .tangents import AbstractZero, NoTangent
 
 
@@ -103,9 +103,15 @@ def frule_via_ad_traced(tangents, f, args):
 
 
 def call_primitive(prim: Primitive, args):
-    """Trace a call of ``prim`` inside the current trace."""
-    rule = find_rrule(prim)
-    if rule is None:
+    """Trace a call of ``prim`` inside the current trace.
+
+    With an frule, the call is an ``ad.custom_frule`` (forward mode uses the
+    rule); with an rrule, an ``ad.custom_rrule`` (reverse mode uses it) whose
+    primal is that custom_frule call when both exist. A rule that opts out,
+    or no rule, leaves the primal to be traced inline.
+    """
+    rrule_fn, frule_fn = find_rrule(prim), find_frule(prim)
+    if rrule_fn is None and frule_fn is None:
         return prim.fn(*args)
     tr = current_trace()
     xs = _as_tracers(args, prim.__name__)
@@ -113,15 +119,68 @@ def call_primitive(prim: Primitive, args):
     module = tr.module
     callee, out_struct, out_types = trace_into(module, prim.fn, arg_types, _name(prim),
                                                private=True)
-    pullback = _trace_pullback(module, prim, rule, arg_types, out_struct, out_types)
-    if pullback is None:  # the rule opted out: differentiate the primal
-        return prim.fn(*args)
+    frule_name = (_trace_frule(module, prim, frule_fn, arg_types, out_types)
+                  if frule_fn is not None else None)
+    if frule_name is not None:
+        rule_name = getattr(frule_fn, "__qualname__", "frule")
+
+        def with_frule(*a):
+            t = current_trace()
+            with ir.InsertionPoint(t.block), user_location():
+                op = builders.custom_frule(callee, frule_name, rule_name,
+                                           [x.value for x in a], out_types)
+            return tuple(Tracer(r, t) for r in op.results)
+        callee, _, _ = trace_into(module, with_frule, arg_types, _name(prim) + "_with_frule",
+                                  private=True)
+    pullback = (_trace_pullback(module, prim, rrule_fn, arg_types, out_struct, out_types)
+                if rrule_fn is not None else None)
+    if pullback is None:
+        if frule_name is None:  # every rule opted out: differentiate the primal
+            return prim.fn(*args)
+        with ir.InsertionPoint(tr.block), user_location():
+            op = builders.call_func(callee, [x.value for x in xs], out_types)
+        return unflatten(out_struct, [Tracer(r, tr) for r in op.results])
     fwd, _, _ = trace_into(module, lambda *a: (prim.fn(*a), a), arg_types,
                            _name(prim) + "_fwd", private=True)
     with ir.InsertionPoint(tr.block), user_location():
-        op = builders.custom_rrule(callee, fwd, pullback, getattr(rule, "__qualname__", "rrule"),
+        op = builders.custom_rrule(callee, fwd, pullback,
+                                   getattr(rrule_fn, "__qualname__", "rrule"),
                                    [x.value for x in xs], out_types, num_residuals=len(xs))
     return unflatten(out_struct, [Tracer(r, tr) for r in op.results])
+
+
+def _trace_frule(module, prim, rule, arg_types, out_types):
+    """Trace ``rule`` into ``@<f>_frule(x..., ẋ...) -> (y..., ẏ...)``; None on opt-out."""
+    rule_name = getattr(rule, "__qualname__", "frule")
+    n = len(arg_types)
+    opted = []
+
+    def body(*flat):
+        xs, xdots = flat[:n], flat[n:]
+        res = rule(CONFIG, (NoTangent(), *xdots), *xs)
+        if isinstance(res, OptOut):
+            opted.append(True)
+            return (*xs, *xs)
+        if not isinstance(res, tuple) or len(res) != 2:
+            raise TracingError(f"frule {rule_name} for {prim.__name__} must return (y, ẏ)")
+        y_leaves, _ = flatten(res[0])
+        yd_leaves, _ = flatten(res[1])
+        if len(y_leaves) != len(out_types) or len(yd_leaves) != len(out_types):
+            raise TracingError(
+                f"frule {rule_name} for {prim.__name__} returned {len(y_leaves)} outputs and "
+                f"{len(yd_leaves)} tangents; {prim.__name__} has {len(out_types)} outputs")
+        out = [fnp.asarray_traced(v) for v in y_leaves]
+        for k, (t, y) in enumerate(zip(yd_leaves, out)):
+            t = _zero_or(t, y)
+            out.append(t)
+        return tuple(out)
+
+    name, _, _ = trace_into(module, body, (*arg_types, *arg_types),
+                            _name(prim) + "_frule", private=True)
+    if opted:
+        _erase_func(module, name)
+        return None
+    return name
 
 
 def _trace_pullback(module, prim, rule, arg_types, out_struct, out_types):

@@ -143,13 +143,14 @@ def _remap(new: ir.Operation, old: ir.Operation, env: Dict) -> None:
 
 
 def prepared_copy(module_op: ir.Operation, callee: str, lower_nested,
-                  keep_custom_rrules: bool = True) -> ir.Operation:
-    """A private copy of ``@callee`` ready to differentiate.
+                  mode: str) -> ir.Operation:
+    """A private copy of ``@callee`` ready to differentiate in ``mode``.
 
     ``lower_nested(fn)`` lowers ``ad`` ops inside the copy (nested
-    differentiation, innermost first); ``ad.custom_rrule`` ops stay for the
-    reverse pass to use, or (``keep_custom_rrules=False``, forward mode)
-    become calls of their primal; calls are then inlined and pointwise code
+    differentiation, innermost first). Custom rules of the other mode become
+    calls of their primal (``mode="forward"`` keeps ``ad.custom_frule``,
+    ``"reverse"`` keeps ``ad.custom_rrule``); calls are then inlined —
+    repeatedly, so a primal's own custom ops surface — and pointwise code
     fused. The caller erases the copy when done.
     """
     from ..fuse_pointwise import fuse_block
@@ -165,16 +166,19 @@ def prepared_copy(module_op: ir.Operation, callee: str, lower_nested,
     copy.attributes["sym_name"] = ir.StringAttr.get(callee + "__ad_tmp")
     copy.attributes["sym_visibility"] = ir.StringAttr.get("private")
     lower_nested(copy)
-    if not keep_custom_rrules:
-        for op in block_ops(func_body(copy)):
-            if op.name == "ad.custom_rrule":
-                with ir.InsertionPoint(op), op.location:
-                    new = create("func.call", [r.type for r in op.results], list(op.operands),
-                                 {"callee": op.attributes["callee"]})
-                for old, nv in zip(op.results, new.results):
-                    old.replace_all_uses_with(nv)
-                op.erase()
-    inline_calls(module_op, copy)
+    other = "ad.custom_rrule" if mode == "forward" else "ad.custom_frule"
+    while True:
+        found = [op for op in block_ops(func_body(copy)) if op.name == other]
+        for op in found:
+            with ir.InsertionPoint(op), op.location:
+                new = create("func.call", [r.type for r in op.results], list(op.operands),
+                             {"callee": op.attributes["callee"]})
+            for old, nv in zip(op.results, new.results):
+                old.replace_all_uses_with(nv)
+            op.erase()
+        inline_calls(module_op, copy)
+        if not any(op.name == other for op in block_ops(func_body(copy))):
+            break
     fuse_block(func_body(copy))
     return copy
 

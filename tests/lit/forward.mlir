@@ -46,3 +46,30 @@ func.func @two_partials(%a: tensor<4xf32>, %b: tensor<4xf32>) -> (tensor<4xf32>,
   %1:2 = "ad.frule_via_ad"(%a, %b, %zero, %one) {callee = @g, num_directions = 1 : i64, operandSegmentSizes = array<i32: 2, 2>} : (tensor<4xf32>, tensor<4xf32>, tensor<4xf32>, tensor<4xf32>) -> (tensor<4xf32>, tensor<4xf32>)
   return %0#1, %1#1 : tensor<4xf32>, tensor<4xf32>
 }
+
+// -----
+
+// A custom frule is used by forward mode: the tangent comes from @cube_frule.
+// CHECK-LABEL: func.func private @uses_cube_jvp1
+// CHECK: call @cube_frule(%arg0, %arg1)
+func.func private @cube(%x: tensor<4xf32>) -> tensor<4xf32> {
+  %0 = arith.mulf %x, %x : tensor<4xf32>
+  %1 = arith.mulf %0, %x : tensor<4xf32>
+  return %1 : tensor<4xf32>
+}
+func.func private @cube_frule(%x: tensor<4xf32>, %dx: tensor<4xf32>) -> (tensor<4xf32>, tensor<4xf32>) {
+  %0 = arith.mulf %x, %x : tensor<4xf32>
+  %1 = arith.mulf %0, %x : tensor<4xf32>
+  %three = arith.constant dense<3.0> : tensor<4xf32>
+  %2 = arith.mulf %three, %0 : tensor<4xf32>
+  %3 = arith.mulf %2, %dx : tensor<4xf32>
+  return %1, %3 : tensor<4xf32>, tensor<4xf32>
+}
+func.func private @uses_cube(%x: tensor<4xf32>) -> tensor<4xf32> {
+  %0 = "ad.custom_frule"(%x) {callee = @cube, frule = @cube_frule, rule = "cube_frule"} : (tensor<4xf32>) -> tensor<4xf32>
+  return %0 : tensor<4xf32>
+}
+func.func @jvp_cube(%x: tensor<4xf32>, %dx: tensor<4xf32>) -> (tensor<4xf32>, tensor<4xf32>) {
+  %0:2 = "ad.jvp"(%x, %dx) {callee = @uses_cube, num_directions = 1 : i64, operandSegmentSizes = array<i32: 1, 1>} : (tensor<4xf32>, tensor<4xf32>) -> (tensor<4xf32>, tensor<4xf32>)
+  return %0#0, %0#1 : tensor<4xf32>, tensor<4xf32>
+}
