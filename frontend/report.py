@@ -71,6 +71,11 @@ def explain(module_text: str, ctx: ir.Context) -> str:
                              f"mode ran: {fwd}; residuals: the rule's arguments "
                              f"({_fmt_bytes(kept)}, views of the inputs), no intermediates; "
                              f"under forward mode the primal is differentiated instead")
+            elif op.name == "ad.custom_frule":
+                rule = ir.StringAttr(op.attributes["rule"]).value
+                lines.append(f"{at}: @{callee} has forward rule {rule}: used by forward mode; "
+                             f"reverse mode differentiates the primal (frule transposition is "
+                             f"not implemented)")
         if not lines:
             return "no differentiation in this function"
         return "\n".join(lines)

@@ -251,6 +251,7 @@ def test_frule_is_used_by_forward_mode_and_reverse_differentiates_the_primal():
     before = FRULE_CALLS["n"]
     low = ferrule.jit(lambda x, t: ferrule.jvp(cube, (x,), (t,))).lower(x, t)
     assert '"ad.custom_frule"' in low.as_text("traced")
+    assert "has forward rule cube_frule: used by forward mode" in low.explain()
     assert FRULE_CALLS["n"] > before
     y, yt = ferrule.jvp(cube, (x,), (t,))
     np.testing.assert_allclose(yt, 3 * x * x * t, rtol=1e-12)
