@@ -23,8 +23,25 @@ from .errors import CompileError, DTypeError, TracingError
 from .tracing import current_trace, flatten, mlir_element_type, trace_into, unflatten
 
 
+class ShapeDtype:
+    """An argument described by shape and dtype only, for compiling ahead of
+    time without arrays: ``ferrule.compile(f, ShapeDtype((4096, 4096)), ...)``."""
+
+    def __init__(self, shape, dtype=np.float32):
+        self.shape = tuple(int(s) for s in shape)
+        self.dtype = np.dtype(dtype)
+
+    def __repr__(self):
+        return f"ShapeDtype({self.shape}, {self.dtype})"
+
+
 def _arg_spec(x):
     """A leaf's role: an array spec (shape, dtype) or a static Python value."""
+    if isinstance(x, ShapeDtype):
+        if x.dtype not in (np.float32, np.float64):
+            raise DTypeError(f"ferrule: ShapeDtype of dtype {x.dtype} is not supported; "
+                             f"use float32 or float64")
+        return ("array", x.shape, x.dtype.str)
     if isinstance(x, np.ndarray) or isinstance(x, np.generic):
         a = np.asarray(x)
         if a.dtype not in (np.float32, np.float64):
@@ -75,6 +92,18 @@ class Lowered:
             self.compile()
         return self._stages[stage]
 
+    def compile_cuda(self, target: str = "cuda:sm_90", fast_math: bool = False):
+        """Compile this specialisation for an NVIDIA GPU (see :func:`compile`)."""
+        from .runtime.cuda_compile import compile_cuda  # imported only when used
+        self._run_ad()
+        tgt = "sm_90" if target == "cuda" else target
+        try:
+            prog = compile_cuda(self._stages["ad"], self.name, self._ctx, target=tgt,
+                                fast_math=fast_math)
+        except (ir.MLIRError, PassError) as e:
+            raise CompileError(f"GPU lowering of {self.name} failed: {e}") from None
+        return CudaCompiled(self, prog)
+
     def explain(self) -> str:
         """Per call site: which rule or built-in mode differentiated it, whether
         forward mode ran, and what is kept between forward and backward."""
@@ -102,11 +131,13 @@ class Lowered:
 class Jitted:
     """A function compiled per signature (shapes, dtypes, static values)."""
 
-    def __init__(self, fun, static_argnums: Sequence[int] = ()):
+    def __init__(self, fun, static_argnums: Sequence[int] = (), target: str = "cpu"):
         functools.update_wrapper(self, fun)
         self.fun = fun
         self.static_argnums = tuple(static_argnums)
+        self.target = _check_target(target)
         self._cache: Dict[Any, Lowered] = {}
+        self._gpu: Dict[Any, Any] = {}
 
     def _key(self, args):
         leaves, struct = flatten(list(args))
@@ -146,14 +177,33 @@ class Jitted:
         if current_trace() is not None:  # nested in another trace: inline
             return self.fun(*args)
         low = self.lower(*args)
-        fn = low.compile()
         leaves, _ = flatten(list(args))
+        if self.target != "cpu":
+            key = self._key(args)[0]
+            if key not in self._gpu:
+                self._gpu[key] = low.compile_cuda(self.target).load()
+            arrays = [l for l in leaves if _arg_spec_or_device(l) == "array"]
+            return unflatten(low.out_struct, list(self._gpu[key](*arrays, out=out)))
+        fn = low.compile()
         arrays = [np.asarray(l) for l in leaves if _arg_spec(l)[0] == "array"]
         outs = fn(*arrays, out=out)
         return unflatten(low.out_struct, list(outs))
 
 
-def jit(fun=None, *, static_argnums: Sequence[int] = ()):
+def _check_target(target: str) -> str:
+    if target == "cpu" or target == "cuda" or target.startswith("cuda:"):
+        return target
+    raise ValueError(f"unknown target {target!r}; use 'cpu', 'cuda' or 'cuda:sm_XX'")
+
+
+def _arg_spec_or_device(x) -> str:
+    """"array" for numpy arrays and CUDA arrays (``__cuda_array_interface__``)."""
+    if hasattr(x, "__cuda_array_interface__"):
+        return "array"
+    return _arg_spec(x)[0]
+
+
+def jit(fun=None, *, static_argnums: Sequence[int] = (), target: str = "cpu"):
     """Compile ``fun`` for the CPU, specialised on argument shapes and dtypes.
 
     ``jit(f)(*args)`` traces ``f`` once per signature (array shapes/dtypes and
@@ -163,5 +213,56 @@ def jit(fun=None, *, static_argnums: Sequence[int] = ()):
     one per output) to reuse output buffers.
     """
     if fun is None:
-        return functools.partial(jit, static_argnums=static_argnums)
-    return Jitted(fun, static_argnums)
+        return functools.partial(jit, static_argnums=static_argnums, target=target)
+    return Jitted(fun, static_argnums, target)
+
+
+def compile(fun, *example_args, target: str = "cuda:sm_90", fast_math: bool = False):
+    """Compile ``fun`` ahead of time for ``example_args`` (arrays or
+    :class:`ShapeDtype`). ``target="cuda:sm_XX"`` returns a
+    :class:`~ferrule.runtime.cuda_compile.CudaProgram`-backed
+    :class:`CudaCompiled` (``.ptx``, ``.save(path)``, ``.as_text(stage)``),
+    built on any machine — no GPU needed; ``target="cpu"`` returns the CPU
+    function. Invalid targets raise ``ValueError`` before LLVM sees them.
+    """
+    low = Jitted(fun).lower(*example_args)
+    if _check_target(target) == "cpu":
+        return low.compile()
+    return low.compile_cuda(target, fast_math=fast_math)
+
+
+class CudaCompiled:
+    """A function compiled for an NVIDIA GPU: PTX, cubin, launch plan.
+
+    ``as_text(stage)`` covers the frontend stages ("traced", "ad") and the GPU
+    ones ("bufferized", "loops", "mapped", "gpu", "nvvm", "llvm", "llvm-opt",
+    "ptx", "ptxas"). ``save(path)`` writes the one-file artifact that
+    ``ferrule.runtime.cuda.load`` runs with only numpy and the driver.
+    """
+
+    def __init__(self, lowered: Lowered, program):
+        self.lowered = lowered
+        self.program = program
+
+    ptx = property(lambda self: self.program.ptx)
+    cubin = property(lambda self: self.program.cubin)
+    kernels = property(lambda self: self.program.kernels)
+
+    def as_text(self, stage: str = "ptx") -> str:
+        if stage in ("traced", "ad"):
+            return self.lowered.as_text(stage)
+        return self.program.as_text(stage)
+
+    def save(self, path) -> None:
+        self.program.save(path)
+
+    def load(self, device: int = 0):
+        """Load onto a GPU of this machine (``CudaUnavailable`` if none)."""
+        import os
+        import tempfile
+
+        from .runtime import cuda
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "artifact.json")
+            self.save(path)
+            return cuda.load(path, device)

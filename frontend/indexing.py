@@ -1,9 +1,12 @@
 """Basic slicing, concatenation and splitting for traced arrays.
 
-Slices become ``tensor.extract_slice`` (static offsets/sizes/strides, integer
-indices drop their axis through a rank-reducing result type); concatenation
+Slices become ``tensor.extract_slice`` (static offsets/sizes/strides) that
+keeps every axis; integer indices then drop their (size-1) axes and ``None``
+adds axes through ``tensor.collapse_shape``/``expand_shape``. Concatenation
 is a chain of ``tensor.insert_slice`` into a ``tensor.empty``.
 """
+
+import builtins
 
 import numpy as _onp
 from mlir import ir
@@ -50,27 +53,28 @@ def getitem(x, idx):
     """Basic indexing: ints, slices with positive steps, ``...``, ``None``."""
     if not isinstance(x, Tracer):
         return x[idx]
+    _np()._trace_of(x)
     if not isinstance(idx, tuple):
         idx = (idx,)
-    if any(isinstance(i, (Tracer, _onp.ndarray, list)) for i in idx):
+    if any(isinstance(i, (Tracer, _onp.ndarray, list, bool, _onp.bool_)) for i in idx):
         raise UnsupportedOperationError(
-            f"{where_str()}: advanced (array) indexing is not supported; use basic "
-            f"slices and integers")
-    n_real = sum(1 for i in idx if i is not None and i is not Ellipsis)
-    if idx.count(Ellipsis) > 1:
+            f"{where_str()}: advanced (array or boolean) indexing is not supported; use "
+            f"basic slices and integers, or ferrule.numpy.where for masks")
+    n_ellipsis = builtins.sum(1 for i in idx if i is Ellipsis)
+    if n_ellipsis > 1:
         raise ShapeError(f"{where_str()}: an index can only have one ellipsis")
-    if Ellipsis in idx:
-        k = idx.index(Ellipsis)
-        idx = idx[:k] + (slice(None),) * (x.ndim - n_real) + idx[k + 1:]
+    n_real = builtins.sum(1 for i in idx if i is not None and i is not Ellipsis)
     if n_real > x.ndim:
         raise ShapeError(f"{where_str()}: too many indices ({n_real}) for a {x.ndim}-d array")
-    idx = idx + (slice(None),) * (x.ndim - n_real)
+    if n_ellipsis:
+        k = next(j for j, i in enumerate(idx) if i is Ellipsis)
+        idx = idx[:k] + (slice(None),) * (x.ndim - n_real) + idx[k + 1:]
+    else:
+        idx = idx + (slice(None),) * (x.ndim - n_real)
     offsets, sizes, strides, out_shape = [], [], [], []
-    new_axes = []
     d = 0
     for i in idx:
         if i is None:
-            new_axes.append(len(out_shape))
             out_shape.append(1)
             continue
         n = x.shape[d]
@@ -95,16 +99,14 @@ def getitem(x, idx):
         else:
             raise UnsupportedOperationError(f"{where_str()}: unsupported index {i!r}")
         d += 1
-    reduced = tuple(s for s in out_shape)
-    plain = tuple(s for k, s in enumerate(out_shape) if k not in new_axes)
-    if (list(offsets) == [0] * x.ndim and list(sizes) == list(x.shape)
+    # The slice keeps every axis (a rank-reducing slice is ambiguous when a
+    # kept axis has size 1); integer-indexed axes are dropped and None axes
+    # added by collapsing/expanding size-1 axes.
+    r = x
+    if not (list(offsets) == [0] * x.ndim and list(sizes) == list(x.shape)
             and list(strides) == [1] * x.ndim):
-        r = x
-    else:
-        r = extract_slice(x, offsets, sizes, strides, plain)
-    if reduced != plain:
-        r = _np().reshape(r, reduced)
-    return r
+        r = extract_slice(x, offsets, sizes, strides, sizes)
+    return _np()._reshape_to(r, tuple(out_shape))
 
 
 def concatenate(arrays, axis=0):
@@ -118,7 +120,7 @@ def concatenate(arrays, axis=0):
     nd = xs[0].ndim
     if nd == 0:
         raise ShapeError(f"{where_str()}: zero-dimensional arrays cannot be concatenated")
-    axis = axis % nd
+    axis = _axis(axis, nd)
     for a in xs:
         if a.ndim != nd or any(a.shape[k] != xs[0].shape[k] for k in range(nd) if k != axis):
             raise ShapeError(f"{where_str()}: concatenate shapes "
@@ -144,7 +146,10 @@ def stack(arrays, axis=0):
         return _onp.stack(arrays, axis=axis)
     fnp = _np()
     xs = [fnp.asarray_traced(a) for a in arrays]
-    axis = axis % (xs[0].ndim + 1)
+    axis = _axis(axis, xs[0].ndim + 1)
+    if any(a.shape != xs[0].shape for a in xs):
+        raise ShapeError(f"{where_str()}: stack needs arrays of one shape, got "
+                         f"{[a.shape for a in xs]}")
     exp = [fnp.reshape(a, a.shape[:axis] + (1,) + a.shape[axis:]) for a in xs]
     return concatenate(exp, axis)
 
@@ -153,20 +158,31 @@ def split(x, indices_or_sections, axis=0):
     """numpy ``split`` into equal sections or at indices."""
     if not isinstance(x, Tracer):
         return _onp.split(x, indices_or_sections, axis=axis)
-    axis = axis % x.ndim
+    _np()._trace_of(x)
+    if x.ndim == 0:
+        raise ShapeError(f"{where_str()}: cannot split a 0-d array")
+    axis = _axis(axis, x.ndim)
     n = x.shape[axis]
-    if isinstance(indices_or_sections, int):
-        k = indices_or_sections
+    if isinstance(indices_or_sections, (int, _onp.integer)):
+        k = int(indices_or_sections)
         if k <= 0 or n % k:
             raise ShapeError(f"{where_str()}: array split does not result in an equal "
                              f"division ({n} into {k})")
         bounds = [i * (n // k) for i in range(k + 1)]
-    else:
-        bounds = [0, *[int(i) for i in indices_or_sections], n]
+    else:  # as numpy: piece j is x[bounds[j]:bounds[j+1]] along axis (Python slicing)
+        bounds = [0, *[int(i) for i in indices_or_sections], None]
     out = []
     for lo, hi in zip(bounds[:-1], bounds[1:]):
-        lo, hi = min(lo, n), min(max(hi, lo), n)
         sl = [slice(None)] * x.ndim
         sl[axis] = slice(lo, hi)
         out.append(getitem(x, tuple(sl)))
     return out
+
+
+def _axis(axis, ndim):
+    """``axis`` normalised to ``0..ndim-1``; a ShapeError when out of bounds."""
+    a = int(axis)
+    if not -ndim <= a < ndim:
+        raise ShapeError(f"{where_str()}: axis {a} is out of bounds for an array of "
+                         f"dimension {ndim}")
+    return a % ndim

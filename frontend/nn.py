@@ -24,8 +24,13 @@ def softplus(x):
 
 
 def logsumexp(x, axis=None, keepdims=False):
-    """Stable ``log(sum(exp(x)))`` along ``axis``."""
+    """Stable ``log(sum(exp(x)))`` along ``axis``.
+
+    The shift ``m = max(x)`` is replaced by 0 where it is infinite, so an
+    all ``-inf`` slice gives ``-inf`` and a ``+inf`` gives ``+inf`` (not NaN).
+    """
     m = fnp.max(x, axis=axis, keepdims=True)
+    m = fnp.where(fnp.abs(m) < fnp.inf, m, 0.0)
     s = fnp.log(fnp.sum(fnp.exp(x - m), axis=axis, keepdims=True)) + m
     if keepdims:
         return s

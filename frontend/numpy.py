@@ -4,7 +4,11 @@ Inside a trace (``jit``, ``grad``, ``vjp``, ``jvp``), each function emits MLIR
 on tensors: elementwise ``arith``/``math`` ops, ``linalg`` for broadcasts,
 transposes, reductions and matmul, ``tensor`` ops for reshapes and slices.
 Outside a trace, with concrete arrays, each function is plain numpy.
-Semantics (broadcasting, ``axis``/``keepdims``) follow numpy.
+Semantics (broadcasting, ``axis``/``keepdims``, dtype promotion with weakly
+typed Python scalars) follow numpy 2, except that the default dtype is
+float32 (as in JAX): constructors without ``dtype`` and ops whose operands
+are only Python scalars and bools give float32, and integer constants
+become float32.
 """
 
 import builtins
@@ -33,13 +37,20 @@ def _traced(*xs) -> bool:
 
 
 def _trace_of(*xs):
+    """The current trace; a TracingError if a Tracer in ``xs`` belongs to another."""
     tr = current_trace()
     for x in xs:
         if isinstance(x, Tracer) and x.trace is not tr:
+            if tr is None:
+                raise TracingError(
+                    f"{where_str()}: a traced array {x.dtype}{list(x.shape)} is used "
+                    f"outside the function that traced it (it escaped through a "
+                    f"global, an attribute or a closure); return it instead")
             raise TracingError(
-                f"{where_str()}: a traced array from an enclosing function was "
-                f"captured by a closure; pass it to the differentiated function "
-                f"as an argument instead")
+                f"{where_str()}: a traced array {x.dtype}{list(x.shape)} from another "
+                f"trace is used here: an enclosing function's array captured by a "
+                f"closure (pass it to the differentiated function as an argument "
+                f"instead), or one that escaped an earlier trace through a global")
     return tr
 
 
@@ -70,7 +81,9 @@ def constant(value, shape=(), dtype=float32) -> Tracer:
             attr = ir.DenseElementsAttr.get_splat(t, ir.FloatAttr.get(scalar_t, float(arr)))
     else:
         arr = _onp.ascontiguousarray(_onp.broadcast_to(arr, shape))
-        attr = ir.DenseElementsAttr.get(arr, type=t)
+        # bool: the bindings deduce i1 from the numpy buffer, but refuse it with type=
+        attr = (ir.DenseElementsAttr.get(arr) if dtype == _onp.bool_
+                else ir.DenseElementsAttr.get(arr, type=t))
     return _wrap(_emit("arith.constant", [t], [], {"value": attr}).result, tr)
 
 
@@ -192,22 +205,38 @@ def square(x):
     return multiply(x, x)
 
 
+_MAX_INT_POWER = 64
+
+
 def power(x, y):
-    """``x ** y``; small integer and half exponents become multiplies / sqrt."""
+    """``x ** y``. A constant exponent that is an integer (``|y| <= 64``)
+    becomes multiplies by repeated squaring (and a reciprocal when ``y < 0``),
+    and ``0.5`` becomes ``sqrt``: exact for negative bases, cheaper than
+    ``math.powf``, which is used for every other exponent."""
     if not _traced(x, y):
         return _onp.power(x, y)
-    if type(y) in (int, float):  # weakly typed: the result keeps x's dtype
-        if y == 1:
-            return asarray_traced(x)
-        if y == 2:
-            return multiply(x, x)
-        if y == 3:
-            return multiply(multiply(x, x), x)
-        if y == 0.5:
-            return sqrt(x)
-        if y == -1:
-            return divide(1.0, x)
+    if isinstance(y, (int, float, _onp.integer, _onp.floating)):
+        v = float(y)
+        if v == 0.5 or (v.is_integer() and builtins.abs(v) <= _MAX_INT_POWER):
+            b = astype(asarray_traced(x), _result_dtype(x, y))
+            if v == 0.5:
+                return sqrt(b)
+            r = _int_power(b, int(builtins.abs(v)))
+            return divide(1.0, r) if v < 0 else r
     return _elementwise("math.powf", x, y)
+
+
+def _int_power(b: Tracer, n: int) -> Tracer:
+    if n == 0:
+        return ones_like(b)  # numpy: x ** 0 == 1 for every x, NaN included
+    result, p = None, b
+    while n:
+        if n & 1:
+            result = p if result is None else multiply(result, p)
+        n >>= 1
+        if n:
+            p = multiply(p, p)
+    return result
 
 
 # arith.cmpf predicates: ordered (false on NaN) except not_equal, which is
@@ -252,15 +281,21 @@ def where(cond, x, y):
 
 
 def astype(x, dtype):
-    """Convert between float32 and float64 (``arith.extf`` / ``truncf``)."""
+    """Convert between float32 and float64 (``arith.extf`` / ``truncf``), and
+    from bool to either (``where(x, 1, 0)``, so AD sees a select)."""
     dtype = _onp.dtype(dtype)
     if not _traced(x):
         return _onp.asarray(x).astype(dtype)
     x = asarray_traced(x)
     if x.dtype == dtype:
         return x
-    if dtype not in (_onp.float32, _onp.float64) or x.dtype == _onp.bool_:
-        raise DTypeError(f"{where_str()}: astype from {x.dtype} to {dtype} is not supported")
+    if dtype not in (_onp.float32, _onp.float64):
+        raise DTypeError(f"{where_str()}: astype from {x.dtype} to {dtype} is not supported "
+                         f"(ferrule computes in float32 and float64)")
+    if x.dtype == _onp.bool_:
+        one, zero = constant(1.0, x.shape, dtype), constant(0.0, x.shape, dtype)
+        return _wrap(_emit("arith.select", [_tensor_type(x.shape, dtype)],
+                           [x.value, one.value, zero.value]).result, x.trace)
     name = "arith.extf" if dtype == _onp.float64 else "arith.truncf"
     return _wrap(_emit(name, [_tensor_type(x.shape, dtype)], [x.value]).result, x.trace)
 
@@ -276,7 +311,11 @@ def broadcast_to(x, shape):
     x = asarray_traced(x)
     if x.shape == shape:
         return x
-    if _broadcast_shapes(x.shape, shape) != shape:
+    try:
+        ok = _onp.broadcast_shapes(x.shape, shape) == shape
+    except ValueError:
+        ok = False
+    if not ok:
         raise ShapeError(f"{where_str()}: cannot broadcast {x.shape} to {shape}")
     lead = len(shape) - x.ndim
     kept = [i for i, s in enumerate(x.shape) if s == shape[lead + i]]
@@ -298,9 +337,26 @@ def _reassoc(groups):
                                                for d in g]) for g in groups])
 
 
+def _unit_groups(shape):
+    """A reassociation that groups each size-1 axis of ``shape`` with a
+    neighbouring other axis: collapsing by it removes exactly the size-1 axes
+    ([] when every axis has size 1: a collapse to rank 0)."""
+    groups, pending = [], []
+    for d, n in enumerate(shape):
+        if n == 1:
+            pending.append(d)
+        else:
+            groups.append(pending + [d])
+            pending = []
+    if pending and groups:
+        groups[-1] += pending
+    return groups
+
+
 def _reshape_to(x: Tracer, shape) -> Tracer:
-    """Reshape by collapsing to 1-D and expanding (static tensor ops);
-    canonicalisation folds the pair where a direct reshape exists."""
+    """Reshape with static tensor ops. Adding or removing size-1 axes collapses
+    and expands exactly those (valid on strided slices too); other reshapes
+    collapse to 1-D and expand, which canonicalisation folds where it can."""
     shape = tuple(shape)
     if x.shape == shape:
         return x
@@ -316,7 +372,13 @@ def _reshape_to(x: Tracer, shape) -> Tracer:
                       "static_output_shape": ir.DenseI64ArrayAttr.get(list(to))}).result
 
     v = x.value
-    if not shape:
+    core = tuple(n for n in shape if n != 1)
+    if core == tuple(n for n in x.shape if n != 1):
+        if x.shape != core:
+            v = collapse(v, _unit_groups(x.shape), core)
+        if shape != core:
+            v = expand(v, _unit_groups(shape), shape)
+    elif not shape:
         v = collapse(v, [], ())
     elif x.ndim == 0:
         v = expand(v, [], shape)
@@ -399,6 +461,10 @@ def _norm_axes(axis, ndim):
 
 def _reduce(x, axis, keepdims, kind):
     x = asarray_traced(x)
+    if x.dtype == _onp.bool_:
+        if kind != "add":
+            raise DTypeError(f"{where_str()}: max of a bool array is not supported")
+        x = astype(x, float32)  # a count, as float32 (ferrule has no integer arrays)
     axes = _norm_axes(axis, x.ndim)
     kept = [d for d in range(x.ndim) if d not in axes]
     out_shape = tuple(x.shape[d] for d in kept)
@@ -493,9 +559,12 @@ ones = _ctor(lambda _: 1.0)
 
 
 def full(shape, fill_value, dtype=float32):
+    """numpy ``full``; ``fill_value`` may be a traced (0-d or broadcastable) array."""
     shape = (shape,) if isinstance(shape, int) else tuple(shape)
     if current_trace() is None:
         return _onp.full(shape, fill_value, dtype)
+    if isinstance(fill_value, Tracer):
+        return broadcast_to(astype(fill_value, dtype), shape)
     return constant(fill_value, shape, dtype)
 
 

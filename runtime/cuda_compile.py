@@ -15,8 +15,9 @@ The pipeline (each stage is kept for :meth:`CudaProgram.as_text`):
    (one kernel per fused region).
 3. ``gpu``: :data:`GPU_OUTLINE` (``gpu-kernel-outlining``). The host function
    is read into the call plan (:mod:`ferrule.runtime.cuda_hostplan`); kernel
-   pointer parameters get ``noalias`` where no other parameter of that kernel
-   points into the same buffer, ``readonly`` for inputs and constants.
+   pointer parameters into inputs/constants get ``noalias readonly``, others
+   ``noalias`` where no other parameter of that kernel points into the same
+   buffer.
 4. ``nvvm``: :func:`nvvm_pipeline` — ``convert-scf-to-cf``,
    ``convert-gpu-to-nvvm{use-bare-ptr-memref-call-conv}`` inside each
    ``gpu.module`` (kernel parameters are plain pointers), with 32-bit index
@@ -26,7 +27,9 @@ The pipeline (each stage is kept for :meth:`CudaProgram.as_text`):
    (:mod:`ferrule.runtime.cuda_target`); ``ptxas -v`` makes the cubin.
 """
 
+import json
 import re
+import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional
 
@@ -38,7 +41,8 @@ from .cpu import function_specs, mark_inputs_readonly
 from .cuda import artifact
 from .cuda_hostplan import build_plan
 from .cuda_mapping import LaunchInfo, map_module_to_gpu
-from .cuda_target import CudaTarget, assemble, llvm_ir_to_ptx, parse_target
+from .cuda_target import (CudaTarget, assemble, llvm_ir_to_ptx, parse_target,
+                          ptxas_available)
 from ..passes import run_pipeline
 
 GPU_LOOPS = [
@@ -107,10 +111,11 @@ class CudaProgram:
         return self.stages[stage]
 
     def to_artifact(self) -> dict:
-        return artifact.make(
+        """The artifact dict (a deep copy: editing it leaves ``self`` alone)."""
+        return json.loads(json.dumps(artifact.make(
             function=self.func_name, sm=self.target.sm,
             ptx_version=self.target.ptx_version, fast_math=self.fast_math,
-            ptx=self.ptx, cubin=self.cubin, kernels=self.kernels, plan=self.plan)
+            ptx=self.ptx, cubin=self.cubin, kernels=self.kernels, plan=self.plan)))
 
     def save(self, path) -> None:
         """Write the single-file artifact (JSON; see ``ferrule.runtime.cuda.artifact``)."""
@@ -126,8 +131,9 @@ def compile_cuda(module_text: str, func_name: str, ctx: ir.Context,
     or ``"8.0"`` (default: 8.0, or the chip's minimum if newer). Invalid
     target options raise ``ValueError`` before LLVM sees them.
     ``fast_math``: ``fastmath<fast>`` on every float op in the kernels
-    (libdevice ``__nv_fast_*`` variants), flush-to-zero, hardware
-    ``tanh.approx`` — results then differ from numpy in the last bits.
+    (approximate division, libdevice ``__nv_fast_*`` variants), libdevice's
+    flush-to-zero paths, hardware ``tanh.approx`` — results then differ from
+    numpy by up to ~1e-3 relative.
     """
     tgt = parse_target(target, ptx_version)   # first: LLVM aborts on bad ones
     stages: Dict[str, str] = {}
@@ -168,6 +174,8 @@ def compile_cuda(module_text: str, func_name: str, ctx: ir.Context,
         cubin = res.cubin
         if cubin is not None:
             _add_ptxas_facts(kernels, res.log)
+        elif ptxas_available():   # PTX still works (the driver JITs it)
+            warnings.warn(f"ferrule: no cubin for {func_name}: {res.log.strip()[:500]}")
     return CudaProgram(func_name, tgt, fast_math, ptx, cubin, kernels, plan, stages)
 
 
@@ -207,13 +215,16 @@ def _gpu_funcs(module: ir.Module):
 
 
 def _annotate_kernel_params(module: ir.Module, roots: Dict[str, List[list]]) -> None:
-    """``llvm.noalias`` on pointer parameters whose buffer no other parameter
-    of the same kernel points into; ``llvm.readonly`` on inputs/constants.
+    """``llvm.noalias`` + ``llvm.readonly`` on pointers into inputs and
+    constants; ``llvm.noalias`` on a pointer into another buffer when no
+    other parameter of the same kernel points into that buffer.
 
     Sound because distinct buffers never overlap (outputs are allocated by
-    the launcher, checked against the inputs) and inputs/constants are never
-    written (bufferization was told so). Enables ``ld.global.nc`` and keeps
-    reductions in registers.
+    the launcher, which refuses outputs overlapping inputs) and inputs and
+    constants are never written (bufferization was told so) — and noalias
+    only forbids overlapping accesses of which one writes. Gives the
+    read-only data path (``ld.global.nc``) and lets reductions stay in
+    registers.
     """
     for fn in _gpu_funcs(module):
         name = ir.StringAttr(fn.attributes["sym_name"]).value
@@ -223,10 +234,11 @@ def _annotate_kernel_params(module: ir.Module, roots: Dict[str, List[list]]) -> 
         attrs = []
         for r in kroots:
             d = {}
-            if r and sum(1 for q in kroots if q == r) == 1:
-                d["llvm.noalias"] = ir.UnitAttr.get()
             if r and r[0] in ("input", "const"):
+                d["llvm.noalias"] = ir.UnitAttr.get()
                 d["llvm.readonly"] = ir.UnitAttr.get()
+            elif r and kroots.count(r) == 1:
+                d["llvm.noalias"] = ir.UnitAttr.get()
             attrs.append(ir.DictAttr.get(d))
         fn.attributes["arg_attrs"] = ir.ArrayAttr.get(attrs)
 

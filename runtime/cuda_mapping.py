@@ -18,6 +18,10 @@ side is a straight-line sequence of allocations and launches that
   extents, innermost fastest, so neighbouring threads touch neighbouring
   elements (coalesced). One launch per nest, so one fused pointwise region is
   exactly one kernel.
+* ``scf.for`` nests around one ``scf.parallel`` (a reduction over a leading
+  dimension, e.g. a bias gradient) -> the same, with the ``scf.for`` nest
+  moved inside each thread: the loops come from one linalg op, whose
+  parallel dimensions carry no dependence, so the interchange is legal.
 * ``memref.copy`` -> the same kind of launch with a load/store body.
 * maximal runs of other top-level ops (serial loops, 0-d stores) -> one
   launch of a single thread. Correct, not fast: they only occur for
@@ -164,6 +168,52 @@ def _map_parallel(par: ir.Operation, name: str) -> LaunchInfo:
     return info
 
 
+def _for_chain_around_parallel(op: ir.Operation):
+    """``([scf.for, ...], scf.parallel)`` if ``op`` is a perfect nest of
+    constant-bound ``scf.for`` loops (no loop-carried values) around one
+    ``scf.parallel``; else None."""
+    chain = []
+    while op.name == "scf.for":
+        body = list(op.regions[0].blocks[0].operations)
+        if len(op.results) or len(body) != 2:
+            return None
+        fv = op.opview
+        try:
+            bounds = tuple(_const_index(v) for v in (fv.lowerBound, fv.upperBound, fv.step))
+        except GpuMappingError:
+            return None
+        chain.append((op, bounds))
+        op = body[0].operation
+    if not chain or op.name != "scf.parallel" or len(op.results):
+        return None
+    return chain, op
+
+
+def _map_for_over_parallel(root: ir.Operation, chain, par: ir.Operation,
+                           name: str) -> LaunchInfo:
+    pv = par.opview
+    bounds = [tuple(_const_index(v) for v in t)
+              for t in zip(pv.lowerBound, pv.upperBound, pv.step)]
+    src = par.regions[0].blocks[0]
+
+    def body(ivs, end):
+        for f, (lb, ub, st) in chain:     # rebuild the serial nest per thread
+            with ir.InsertionPoint(end):
+                loop = scf.ForOp(_index(lb), _index(ub), _index(st))
+                with ir.InsertionPoint(loop.body):
+                    inner_end = scf.YieldOp([]).operation
+            f.opview.induction_variable.replace_all_uses_with(loop.induction_variable)
+            end = inner_end
+        for arg, iv in zip(src.arguments, ivs):
+            arg.replace_all_uses_with(iv)
+        for op in list(src.operations)[:-1]:  # the last is scf.reduce
+            op.operation.move_before(end)
+
+    info = emit_grid_stride_launch(root, name, "parallel", bounds, body)
+    root.erase()
+    return info
+
+
 def _map_copy(op: ir.Operation, name: str) -> LaunchInfo:
     src, dst = op.operands[0], op.operands[1]
     shape = ir.MemRefType(src.type).shape
@@ -180,14 +230,16 @@ def _map_copy(op: ir.Operation, name: str) -> LaunchInfo:
 
 def _map_serial(run: List[ir.Operation], name: str) -> LaunchInfo:
     """Move a run of serial top-level ops into a one-thread launch."""
-    inside = {id(o) for o in run}
+    inside = set(run)   # MLIR ops hash and compare by identity of the op
     for o in run:
         for r in o.results:
             for use in r.uses:
-                if id(_top_level_ancestor(use.owner, run[0].parent)) not in inside:
+                user = _top_level_ancestor(use.owner, run[0].parent)
+                if user not in inside:
                     raise GpuMappingError(
-                        f"serial op {o.name} defines a value used on the host; "
-                        f"cannot move it to the GPU")
+                        f"{o.name} computes a scalar on the host side that "
+                        f"{user.name} uses; the GPU path cannot pass scalars "
+                        f"between kernels")
     with ir.InsertionPoint(run[0]):
         launch, blk = _launch(1, 1, name)
     with ir.InsertionPoint(blk):
@@ -257,6 +309,10 @@ def map_function_to_gpu(func_op: ir.Operation) -> List[LaunchInfo]:
             infos.append(_map_parallel(op, name()))
         elif op.name == "memref.copy":
             infos.append(_map_copy(op, name()))
+        elif op.name == "scf.for":
+            nest = _for_chain_around_parallel(op)
+            if nest is not None:
+                infos.append(_map_for_over_parallel(op, *nest, name()))
     run: List[ir.Operation] = []
     for op in list(block.operations) + [None]:
         op = op.operation if op is not None else None

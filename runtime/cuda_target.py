@@ -161,8 +161,7 @@ def llvm_ir_to_ptx(llvm_irs: Iterable[str], kernels: Iterable[str],
 
     Everything except ``kernels`` is internalised, so unused libdevice
     functions disappear and helpers are inlined into the entry points.
-    ``fast_math`` sets libdevice's flush-to-zero switch (``__nvvm_reflect``
-    ``"__CUDA_FTZ"``), which the NVPTX pipeline folds.
+    ``fast_math``: see :func:`fast_math_ir`.
     """
     import llvmlite.binding as llvm
     kernels = set(kernels)
@@ -214,8 +213,9 @@ def llvm_ir_to_ptx(llvm_irs: Iterable[str], kernels: Iterable[str],
 def fast_math_ir(text: str, target: CudaTarget) -> str:
     """Apply the fast-math choices that live at the LLVM IR level.
 
-    * libdevice flush-to-zero: the ``nvvm-reflect-ftz`` module flag, read by
-      NVVMReflect when libdevice's ``__nvvm_reflect("__CUDA_FTZ")`` folds.
+    * libdevice's flush-to-zero code paths: the ``nvvm-reflect-ftz`` module
+      flag, read by NVVMReflect when it folds ``__nvvm_reflect("__CUDA_FTZ")``
+      (plain arithmetic keeps IEEE denormals).
     * ``tanhf`` -> the hardware ``tanh.approx.f32`` (sm_75 and newer);
       libdevice has no fast tanh, and ``convert-gpu-to-nvvm`` already picks
       ``__nv_fast_expf``/``logf``/``sinf``... for ops marked ``afn``.

@@ -158,12 +158,19 @@ def call(fname: str, *args, what: Optional[str] = None) -> None:
     check(getattr(api(), fname)(*args), what or fname)
 
 
+_contexts = {}
+
+
 def primary_context(device: int = 0) -> ctypes.c_void_p:
-    """Retain and make current the primary context of ``device``."""
-    dev = ctypes.c_int()
-    call("cuDeviceGet", ctypes.byref(dev), device)
-    ctx = ctypes.c_void_p()
-    call("cuDevicePrimaryCtxRetain", ctypes.byref(ctx), dev.value)
+    """Make the primary context of ``device`` current (retained once per
+    process and kept: it is the one CuPy and PyTorch share)."""
+    ctx = _contexts.get(device)
+    if ctx is None:
+        dev = ctypes.c_int()
+        call("cuDeviceGet", ctypes.byref(dev), device)
+        ctx = ctypes.c_void_p()
+        call("cuDevicePrimaryCtxRetain", ctypes.byref(ctx), dev.value)
+        _contexts[device] = ctx
     call("cuCtxSetCurrent", ctx)
     return ctx
 

@@ -204,12 +204,18 @@ class GpuFunction:
             if kind == "scalar":
                 keep.append(_SCALAR_CTYPES[a["type"]](a["value"]))
                 continue
-            ptr = {"input": in_ptrs, "output": out_ptrs}[kind][a["index"]] \
-                if kind in ("input", "output") else \
-                (self._temps[a["index"]].ptr if kind == "temp" else self._consts[a["index"]].ptr)
+            i = a["index"]
+            if kind == "input":
+                ptr = in_ptrs[i]
+            elif kind == "output":
+                ptr = out_ptrs[i]
+            elif kind == "temp":
+                ptr = self._temps[i].ptr
+            else:
+                ptr = self._consts[i].ptr
             keep.append(ctypes.c_uint64(ptr))
-        params = (ctypes.c_void_p * max(1, len(keep)))(
-            *[ctypes.cast(ctypes.byref(v), ctypes.c_void_p) for v in keep])
+        # cuLaunchKernel takes an array of pointers to the argument values.
+        params = (ctypes.c_void_p * max(1, len(keep)))(*[ctypes.addressof(v) for v in keep])
         g, b = step["grid"], step["block"]
         res = driver.api().cuLaunchKernel(
             self._funcs[name], g[0], g[1], g[2], b[0], b[1], b[2], 0,
@@ -300,6 +306,9 @@ class GpuFunction:
         for j, (shape, dtype) in enumerate(self.outputs):
             o = outs[j] if outs is not None else _empty_like_family(
                 family, template, shape, dtype, self.device)
+            if not hasattr(o, "__cuda_array_interface__"):
+                raise TypeError(f"{self.name}: out[{j}] must be a device array "
+                                f"when the arguments are on the device")
             ptr = _device_pointer(o, shape, dtype, f"{self.name}: out[{j}]", True)
             end = ptr + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
             if any(ptr < e and s < end for s, e in ranges):

@@ -1,0 +1,326 @@
+"""The GPU compile path on a machine without a GPU: PTX facts, launch
+configuration, target validation, the artifact round trip, and the loop
+mapping's semantics (run on the CPU by turning each launch back into loops).
+
+The launcher itself is exercised on a GPU by tests/test_cuda_launcher.py.
+"""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import numpy as np
+import pytest
+from mlir import ir
+from mlir.dialects import arith, scf
+
+from ferrule.dialect.context import make_context
+from ferrule.runtime import cpu, pipelines
+from ferrule.runtime.cuda_compile import compile_cuda
+from ferrule.runtime.cuda_target import parse_target
+from ferrule.passes import run_pipeline
+
+ROOT = Path(__file__).resolve().parents[1]
+FILECHECK = Path(sysconfig.get_paths()["purelib"]) / "llvm/bin/FileCheck"
+FILECHECK = FILECHECK if FILECHECK.exists() else shutil.which("FileCheck")
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cuda_cases import (MIX_MLIR, MIX_SHAPES, lstm_forward_mlir,  # noqa: E402
+                        lstm_forward_numpy, mix_numpy)
+
+
+@pytest.fixture(scope="module")
+def lstm_prog():
+    return compile_cuda(lstm_forward_mlir(256, 1024), "lstm", make_context())
+
+
+@pytest.fixture(scope="module")
+def mix_prog():
+    return compile_cuda(MIX_MLIR, "mix", make_context())
+
+
+# ------------------------------------------------------------- PTX facts
+
+def test_lstm_forward_is_one_kernel_with_grid_stride_blocks_of_256(lstm_prog):
+    ptx = lstm_prog.ptx
+    assert ptx.count(".entry") == 1 == len(lstm_prog.kernels)
+    (name, k), = lstm_prog.kernels.items()
+    assert k["kind"] == "parallel" and k["grid_stride"]
+    assert k["block"] == [256, 1, 1]
+    assert k["elements"] == 256 * 1024
+    assert k["grid"] == [256 * 1024 // 256, 1, 1]
+    assert ".maxntid 256, 1, 1" in ptx
+    assert ".target sm_90" in ptx and ".version 8.0" in ptx
+    assert ".local" not in ptx, "no local memory (stack) in a pointwise kernel"
+    # Five inputs read and two outputs written once per element, coalesced.
+    assert ptx.count("ld.global") == 5 and ptx.count("st.global") == 2
+    # noalias + readonly inputs -> the read-only data cache path.
+    assert ptx.count("ld.global.nc") == 5
+    # One launch in the plan, inputs in order, outputs by result index.
+    (step,) = lstm_prog.plan["steps"]
+    assert step["kernel"] == name and step["grid"] == k["grid"]
+    assert [a["kind"] for a in step["args"]] == ["input"] * 5 + ["output"] * 2
+
+
+@pytest.mark.skipif(shutil.which("ptxas") is None, reason="ptxas (CUDA toolkit) not installed")
+def test_ptxas_reports_no_spills(lstm_prog):
+    assert lstm_prog.cubin and lstm_prog.cubin[:4] == b"\x7fELF"
+    log = lstm_prog.as_text("ptxas")
+    assert "0 bytes spill stores, 0 bytes spill loads" in log
+    assert "0 bytes stack frame" in log
+    (k,) = lstm_prog.kernels.values()
+    assert k["spill_stores"] == k["spill_loads"] == 0 and k["registers"] <= 64
+
+
+@pytest.mark.skipif(FILECHECK is None, reason="FileCheck not installed")
+def test_ptx_filecheck(lstm_prog, tmp_path):
+    checks = tmp_path / "checks.txt"
+    checks.write_text("\n".join([
+        "CHECK: .version 8.0",
+        "CHECK: .target sm_90",
+        "CHECK: .visible .entry lstm_k0(",
+        "CHECK: .maxntid 256, 1, 1",
+        "CHECK-NOT: .local",
+        "CHECK: %nctaid.x",
+        "CHECK-NOT: .entry",
+        ""]))
+    proc = subprocess.run([str(FILECHECK), str(checks)], input=lstm_prog.ptx,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_fused_forward_and_backward_of_the_lstm_cell():
+    """Via the frontend: forward outputs and all cotangents in ONE pointwise
+    kernel (dG's slices may still be copied into place by copy kernels
+    until bufferization writes them in place)."""
+    ferrule = pytest.importorskip("ferrule")
+    fnp = pytest.importorskip("ferrule.numpy")
+    from ferrule.nn import sigmoid
+
+    def lstm(G, c):
+        i, f, g, o = fnp.split(G, 4, axis=1)
+        c2 = sigmoid(f) * c + sigmoid(i) * fnp.tanh(g)
+        return sigmoid(o) * fnp.tanh(c2), c2
+
+    def fb(G, c, dh, dc):
+        (h, c2), pb = ferrule.vjp(lstm, G, c)
+        dG, dcp = pb((dh, dc))
+        return h, c2, dG, dcp
+
+    z = lambda *s: np.broadcast_to(np.float32(0), s)  # noqa: E731 (shapes only)
+    low = ferrule.jit(fb).lower(z(64, 128), z(64, 32), z(64, 32), z(64, 32))
+    prog = compile_cuda(low.as_text("ad"), low.name, make_context())
+    kinds = [k["kind"] for k in prog.kernels.values()]
+    assert kinds.count("parallel") == 1 and set(kinds) <= {"parallel", "copy"}
+    assert prog.ptx.count(".entry") == len(prog.kernels)
+    assert ".local" not in prog.ptx
+    main = next(k for k in prog.kernels.values() if k["kind"] == "parallel")
+    assert main["block"] == [256, 1, 1] and main["grid_stride"]
+
+
+def test_fast_math_uses_hardware_approximations():
+    prog = compile_cuda(lstm_forward_mlir(4, 8), "lstm", make_context(), fast_math=True)
+    assert "tanh.approx.f32" in prog.ptx
+    assert "div.rn.f32" not in prog.ptx   # approximate division allowed
+    assert "fastmath<fast>" in prog.as_text("gpu")
+    exact = compile_cuda(lstm_forward_mlir(4, 8), "lstm", make_context())
+    assert "tanh.approx.f32" not in exact.ptx
+
+
+def test_index_arithmetic_widens_past_2_to_the_31():
+    """32-bit index arithmetic while every buffer and loop index fits in
+    it (cheaper on the GPU), 64-bit beyond."""
+    small = compile_cuda(lstm_forward_mlir(4, 8), "lstm", make_context(), make_cubin=False)
+    loop_index = r"llvm\.br \^bb\d+\(%\d+ : (i\d+)\)"   # the grid-stride loop's index
+    assert re.search(loop_index, small.as_text("nvvm")).group(1) == "i32"
+    big = compile_cuda(lstm_forward_mlir(65536, 32768), "lstm", make_context(), make_cubin=False)
+    assert re.search(loop_index, big.as_text("nvvm")).group(1) == "i64"
+    assert "setp.lt.u64" in big.ptx or "setp.lt.s64" in big.ptx
+    assert "setp.lt.u32" in small.ptx or "setp.lt.s32" in small.ptx
+    (k,) = big.kernels.values()
+    assert k["grid"][0] == 2**31 // 256
+
+
+# ------------------------------------------------------------- targets
+
+@pytest.mark.parametrize("target,ptx,msg", [
+    ("sm_91", None, "unknown CUDA processor"),
+    ("sm_90", 70, "too old for sm_90"),
+    ("sm_100", "8.0", "too old for sm_100"),
+    ("sm_90", "9.9", "unknown PTX ISA version"),
+    ("gfx90a", None, "unknown CUDA processor"),
+])
+def test_invalid_target_options_raise_instead_of_aborting(target, ptx, msg):
+    # LLVM would abort this process on these; reaching the assertion at all
+    # shows the options were refused before LLVM saw them.
+    with pytest.raises(ValueError, match=msg):
+        compile_cuda(lstm_forward_mlir(4, 8), "lstm", make_context(),
+                     target=target, ptx_version=ptx)
+
+
+def test_target_spellings():
+    assert parse_target("cuda:sm_90").sm == "sm_90"
+    assert parse_target("cuda").sm == "sm_90"
+    assert parse_target("sm_80").ptx == 80
+    assert parse_target("sm_100").ptx == 86      # the chip's minimum
+    assert parse_target("sm_90", "ptx83").ptx_version == "8.3"
+
+
+def test_stages_are_available(lstm_prog):
+    assert "gpu.launch_func" in lstm_prog.as_text("gpu")
+    assert "gpu.launch " in lstm_prog.as_text("mapped")
+    assert "llvm.func @lstm_k0" in lstm_prog.as_text("nvvm")
+    assert "define ptx_kernel void @lstm_k0" in lstm_prog.as_text("llvm")
+    assert "__nv_tanhf" in lstm_prog.as_text("llvm")       # libdevice, linked...
+    assert "__nv_tanhf" not in lstm_prog.as_text("llvm-opt")  # ...and inlined
+    with pytest.raises(ValueError, match="unknown stage"):
+        lstm_prog.as_text("spirv")
+
+
+# ------------------------------------------------------------- the plan
+
+def test_mix_plan_resolves_views_constants_and_copies(mix_prog):
+    plan = mix_prog.plan
+    kinds = sorted(k["kind"] for k in mix_prog.kernels.values())
+    assert kinds.count("serial") == 1          # the reduction to a 0-d tensor
+    assert kinds.count("copy") >= 3            # slice, reshape, returned input
+    assert len(plan["constants"]) == 1 and plan["constants"][0]["nbytes"] == 128
+    args = [a for s in plan["steps"] if s["op"] == "launch" for a in s["args"]]
+    assert {"kind": "const", "index": 0} in args
+    # The slice and the reshape are views of the transpose's output buffer.
+    assert sum(1 for a in args if a == {"kind": "output", "index": 2}) >= 3
+    assert plan["outputs"][3] == {"shape": [], "dtype": "float32"}
+    assert mix_prog.ptx.count(".entry") == len(mix_prog.kernels)
+    serial = next(k for k in mix_prog.kernels.values() if k["kind"] == "serial")
+    assert serial["grid"] == serial["block"] == [1, 1, 1] and not serial["grid_stride"]
+
+
+# ------------------------------------------------------ semantics on the CPU
+
+def _launches_to_loops(module: ir.Module) -> None:
+    """Replace each ``gpu.launch`` by loops over its blocks and threads, so
+    the mapped program runs on the CPU with the real index arithmetic."""
+    for fn in module.body.operations:
+        if fn.operation.name != "func.func":
+            continue
+        block = fn.operation.regions[0].blocks[0]
+        for op in list(block.operations):
+            op = op.operation
+            if op.name != "gpu.launch":
+                continue
+            grid, threads = op.operands[0], op.operands[3]
+            with ir.InsertionPoint(op):
+                idx = ir.IndexType.get()
+                c0 = arith.ConstantOp(idx, 0).result
+                c1 = arith.ConstantOp(idx, 1).result
+                outer = scf.ForOp(c0, grid, c1)
+                with ir.InsertionPoint(outer.body):
+                    inner = scf.ForOp(c0, threads, c1)
+                    scf.YieldOp([])
+                with ir.InsertionPoint(inner.body):
+                    end = scf.YieldOp([])
+            body = op.regions[0].blocks[0]
+            subst = [outer.induction_variable, c0, c0, inner.induction_variable, c0, c0,
+                     grid, c1, c1, threads, c1, c1]
+            for arg, v in zip(body.arguments, subst):
+                arg.replace_all_uses_with(v)
+            for inner_op in list(body.operations)[:-1]:   # drop gpu.terminator
+                inner_op.operation.move_before(end)
+            op.erase()
+
+
+def _run_mapped_on_cpu(prog, name, arrays):
+    ctx = make_context()
+    with ctx, ir.Location.unknown():
+        module = ir.Module.parse(prog.as_text("mapped"))
+        _launches_to_loops(module)
+        tail = pipelines.CPU_LOWERING[
+            pipelines.CPU_LOWERING.index("func.func(convert-linalg-to-loops)") + 1:]
+        run_pipeline(module, tail)
+        from mlir.dialects import llvm as mlir_llvm
+        llvm_ir = mlir_llvm.translate_module_to_llvmir(module.operation)
+    specs = [cpu.TensorSpec(tuple(s["shape"]), np.dtype(s["dtype"]))
+             for s in prog.plan["inputs"]], \
+        [cpu.TensorSpec(tuple(s["shape"]), np.dtype(s["dtype"]))
+         for s in prog.plan["outputs"]]
+    return cpu.CpuFunction(llvm_ir, name, *specs)(*arrays)
+
+
+def test_mapped_lstm_matches_numpy_on_cpu():
+    prog = compile_cuda(lstm_forward_mlir(37, 29), "lstm", make_context(), make_cubin=False)
+    rng = np.random.default_rng(0)
+    xs = [rng.standard_normal((37, 29)).astype(np.float32) for _ in range(5)]
+    got = _run_mapped_on_cpu(prog, "lstm", xs)
+    want = lstm_forward_numpy(*[x.astype(np.float64) for x in xs])
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)
+
+
+def test_mapped_mix_matches_numpy_on_cpu(mix_prog):
+    rng = np.random.default_rng(1)
+    a, b, c = (rng.standard_normal(s).astype(np.float32) for s in MIX_SHAPES)
+    got = _run_mapped_on_cpu(mix_prog, "mix", [a, b, c])
+    for g, w in zip(got, mix_numpy(a, b, c)):
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-5)
+
+
+# ------------------------------------------------------------- artifacts
+
+_STANDALONE_LOAD = r"""
+import importlib.abc, importlib.util, json, sys
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] in ("mlir", "llvmlite", "ferrule"):
+            raise ImportError("blocked: " + name)
+sys.meta_path.insert(0, Block())
+spec = importlib.util.spec_from_file_location(
+    "ferrule_cuda", sys.argv[1] + "/__init__.py", submodule_search_locations=[sys.argv[1]])
+fc = importlib.util.module_from_spec(spec); sys.modules["ferrule_cuda"] = fc
+spec.loader.exec_module(fc)
+art = fc.load_artifact(sys.argv[2])
+print(json.dumps({"kernels": sorted(art["kernels"]), "ptx_len": len(art["ptx"]),
+                  "inputs": art["plan"]["inputs"], "available": fc.available() == ""}))
+"""
+
+
+def test_artifact_round_trips_through_the_standalone_launcher(mix_prog, tmp_path):
+    import json
+    path = tmp_path / "mix.json"
+    mix_prog.save(path)
+    from ferrule.runtime.cuda import artifact
+    art = artifact.load(path)
+    assert art == json.loads(json.dumps(mix_prog.to_artifact()))
+    assert artifact.cubin_bytes(art) == mix_prog.cubin
+    proc = subprocess.run([sys.executable, "-c", _STANDALONE_LOAD,
+                           str(ROOT / "runtime" / "cuda"), str(path)],
+                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": ""})
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["kernels"] == sorted(mix_prog.kernels)
+    assert out["ptx_len"] == len(mix_prog.ptx)
+    assert out["inputs"] == mix_prog.plan["inputs"]
+
+
+def test_corrupt_artifacts_are_refused(mix_prog, tmp_path):
+    from ferrule.runtime.cuda import ArtifactError, artifact
+    art = mix_prog.to_artifact()
+    art["plan"]["steps"][0]["kernel"] = "nope"
+    with pytest.raises(ArtifactError, match="unknown kernel 'nope'"):
+        artifact.validate(art)
+    (tmp_path / "x.json").write_text("{}")
+    with pytest.raises(ArtifactError, match="not a ferrule-cuda-artifact"):
+        artifact.load(tmp_path / "x.json")
+
+
+def test_launcher_without_gpu_raises_cuda_unavailable(mix_prog, tmp_path):
+    from ferrule.runtime import cuda
+    if cuda.available() == "":
+        pytest.skip("a CUDA GPU is present: tests/test_cuda_launcher.py covers it")
+    assert "CUDA" in cuda.available()
+    mix_prog.save(tmp_path / "mix.json")
+    with pytest.raises(cuda.CudaUnavailable):
+        cuda.load(tmp_path / "mix.json")
