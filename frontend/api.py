@@ -20,7 +20,30 @@ from .dialect import VerificationError, make_context, verify_module
 from .passes import PassError, run_pipeline
 from .runtime import cpu, pipelines
 from .errors import CompileError, DTypeError, TracingError
-from .tracing import current_trace, flatten, mlir_element_type, trace_into, unflatten
+from .tracing import (current_trace, flatten, mlir_element_type, trace_into, unflatten,
+                      where_str)
+
+
+class StaticArg:
+    """An argument marked static: baked into the trace, part of the cache key."""
+
+    def __init__(self, value):
+        try:
+            hash(value)
+        except TypeError:
+            raise TypeError(f"static arguments must be hashable; got "
+                            f"{type(value).__name__}") from None
+        self.value = value
+
+
+def _arg_index(args, leaf_pos: int) -> int:
+    """The positional argument that holds flattened leaf number ``leaf_pos``."""
+    n = 0
+    for k, a in enumerate(args):
+        n += len(flatten(a)[0])
+        if leaf_pos < n:
+            return k
+    return len(args) - 1
 
 
 class ShapeDtype:
@@ -37,6 +60,11 @@ class ShapeDtype:
 
 def _arg_spec(x):
     """A leaf's role: an array spec (shape, dtype) or a static Python value."""
+    if isinstance(x, StaticArg):
+        return ("static", type(x.value).__name__, x.value)
+    if hasattr(x, "__cuda_array_interface__"):  # CuPy / PyTorch CUDA arrays
+        cai = x.__cuda_array_interface__
+        x = ShapeDtype(cai["shape"], np.dtype(cai["typestr"]))
     if isinstance(x, ShapeDtype):
         if x.dtype not in (np.float32, np.float64):
             raise DTypeError(f"ferrule: ShapeDtype of dtype {x.dtype} is not supported; "
@@ -46,11 +74,11 @@ def _arg_spec(x):
         a = np.asarray(x)
         if a.dtype not in (np.float32, np.float64):
             raise DTypeError(
-                f"ferrule.jit: argument of dtype {a.dtype} is not supported; ferrule "
-                f"compiles float32 and float64 arrays (use x.astype(np.float32))")
+                f"argument of dtype {a.dtype} is not supported; ferrule compiles "
+                f"float32 and float64 arrays (use x.astype(np.float32))")
         return ("array", a.shape, a.dtype.str)
     if isinstance(x, (bool, int, float, str, type(None))):
-        return ("static", x)
+        return ("static", type(x).__name__, x)  # 1, 1.0 and True differ
     if hasattr(x, "__array__"):
         return _arg_spec(np.asarray(x))
     raise TypeError(f"ferrule.jit: cannot pass {type(x).__name__} to a jitted function; "
@@ -140,9 +168,23 @@ class Jitted:
         self._gpu: Dict[Any, Any] = {}
 
     def _key(self, args):
-        leaves, struct = flatten(list(args))
-        specs = tuple(_arg_spec(l) for l in leaves)
-        return (specs, repr(struct)), leaves, struct
+        """(cache key, leaves, structure); arguments in ``static_argnums`` are
+        part of the key by value (they must be hashable) and not traced."""
+        for k in self.static_argnums:
+            if not -len(args) <= k < len(args):
+                raise TypeError(f"{self.__name__}: static_argnums {k} out of range for "
+                                f"{len(args)} arguments")
+        static = {k % len(args) for k in self.static_argnums}
+        dyn = [StaticArg(a) if k in static else a for k, a in enumerate(args)]
+        leaves, struct = flatten(dyn)
+        specs = []
+        for pos, l in enumerate(leaves):
+            try:
+                specs.append(_arg_spec(l))
+            except DTypeError as e:
+                raise DTypeError(f"{where_str()}: {self.__name__}: argument {_arg_index(args, pos)}: "
+                                 f"{e}") from None
+        return (tuple(specs), repr(struct)), leaves, struct
 
     def lower(self, *args) -> Lowered:
         """Trace for these arguments; returns the :class:`Lowered` stages."""
@@ -150,6 +192,9 @@ class Jitted:
         low = self._cache.get(key)
         if low is not None:
             return low
+        return self._lower(key, leaves, struct)
+
+    def _lower(self, key, leaves, struct) -> Lowered:
         t0 = time.perf_counter()
         ctx = make_context()
         with ctx, ir.Location.unknown():
@@ -160,7 +205,7 @@ class Jitted:
                     arg_leaves.append(ir.RankedTensorType.get(
                         list(spec[1]), mlir_element_type(np.dtype(spec[2]))))
                 else:
-                    arg_leaves.append(l)
+                    arg_leaves.append(l.value if isinstance(l, StaticArg) else l)
             tree = unflatten(struct, arg_leaves)
             name, out_struct, _ = trace_into(module, self.fun, tuple(tree),
                                              getattr(self.fun, "__name__", "fn"))
@@ -176,17 +221,14 @@ class Jitted:
     def __call__(self, *args, out=None):
         if current_trace() is not None:  # nested in another trace: inline
             return self.fun(*args)
-        low = self.lower(*args)
-        leaves, _ = flatten(list(args))
+        key, leaves, struct = self._key(args)
+        low = self._cache.get(key) or self._lower(key, leaves, struct)
+        arrays = [l for l, spec in zip(leaves, key[0]) if spec[0] == "array"]
         if self.target != "cpu":
-            key = self._key(args)[0]
             if key not in self._gpu:
                 self._gpu[key] = low.compile_cuda(self.target).load()
-            arrays = [l for l in leaves if _arg_spec_or_device(l) == "array"]
             return unflatten(low.out_struct, list(self._gpu[key](*arrays, out=out)))
-        fn = low.compile()
-        arrays = [np.asarray(l) for l in leaves if _arg_spec(l)[0] == "array"]
-        outs = fn(*arrays, out=out)
+        outs = low.compile()(*arrays, out=out)
         return unflatten(low.out_struct, list(outs))
 
 
@@ -194,13 +236,6 @@ def _check_target(target: str) -> str:
     if target == "cpu" or target == "cuda" or target.startswith("cuda:"):
         return target
     raise ValueError(f"unknown target {target!r}; use 'cpu', 'cuda' or 'cuda:sm_XX'")
-
-
-def _arg_spec_or_device(x) -> str:
-    """"array" for numpy arrays and CUDA arrays (``__cuda_array_interface__``)."""
-    if hasattr(x, "__cuda_array_interface__"):
-        return "array"
-    return _arg_spec(x)[0]
 
 
 def jit(fun=None, *, static_argnums: Sequence[int] = (), target: str = "cpu"):

@@ -285,7 +285,8 @@ def astype(x, dtype):
     from bool to either (``where(x, 1, 0)``, so AD sees a select)."""
     dtype = _onp.dtype(dtype)
     if not _traced(x):
-        return _onp.asarray(x).astype(dtype)
+        # x.astype keeps array wrappers of other ADs (ferrule.eager) in play
+        return x.astype(dtype) if hasattr(x, "astype") else _onp.asarray(x).astype(dtype)
     x = asarray_traced(x)
     if x.dtype == dtype:
         return x

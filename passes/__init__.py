@@ -18,6 +18,8 @@ from . import lower_ad  # noqa: F401
 from . import copy_to_linalg  # noqa: F401
 from . import forward_copies  # noqa: F401
 from . import widen_bools  # noqa: F401
+from . import distinct_results  # noqa: F401
+from . import math_to_libm  # noqa: F401
 from . import expand_math  # noqa: F401
 
 __all__ = ["PassError", "register", "registered_passes", "run_pipeline",

@@ -12,16 +12,17 @@ that lower to LLVM intrinsics without libm.
 Expects: any module; ops are found at any depth (``scf.for`` bodies,
 ``linalg.generic`` regions...). Meant to run after ``convert-linalg-to-loops``,
 where math ops are on scalars.
-Guarantees: every ``math.{exp,exp2,expm1,log,log2,log10,log1p,tanh}`` whose
-result is ``f32`` or a fixed-size ``vector<...xf32>`` is replaced by code with
-the op's location and with at most a few ulp of error (max relative error
-below 3e-7 over normal inputs and results; see tests/test_expand_math.py).
-IEEE special cases are kept: NaN propagates, exp overflows to +inf and
-underflows through subnormals to 0, log(0) = -inf, log(x<0) = NaN,
-log(inf) = inf, tanh saturates to +-1 and keeps the sign of zero.
-Fast-math flags on the original op are ignored (the expansion is exact IEEE
-code either way). f64 ops, ops on tensors and other math ops are left alone
-(libm is fine for f64).
+Guarantees: every ``math.{exp,exp2,expm1,log,log2,log10,log1p,tanh,sin,cos,
+erf}`` whose result is ``f32`` or a fixed-size ``vector<...xf32>`` is replaced
+by branch-free code carrying the op's location, accurate to ~1.5 ulp (max
+relative error below 2e-7 over all f32 inputs with a normal result; sin, cos
+and erf, computed in f64, are within 0.51 ulp, for every argument: sin/cos
+reduce huge arguments exactly). IEEE special cases are kept: NaN propagates,
+exp overflows to +inf and underflows through subnormals to 0, log(0) = -inf,
+log(x < 0) = NaN, log(inf) = inf, sin/cos(+-inf) = NaN, tanh/erf saturate to
++-1, odd functions keep the sign of zero. Fast-math flags on the original op
+are ignored (the expansion is exact IEEE code either way). f64 ops, ops on
+tensors and all other math ops are left alone (libm is fine for f64).
 """
 
 from typing import Callable, Dict
@@ -120,8 +121,8 @@ LOG_P = [7.0376836292e-2, -1.1514610310e-1, 1.1676998740e-1,
 
 
 def _log_parts(e: Emitter, x):
-    """Split x > 0 as 2**k * (1 + f); return (k as float, f, y) where
-    log(1 + f) ~ f + y and y is small next to f."""
+    """Split x > 0 as 2**k * (1 + f), sqrt(1/2) <= 1 + f < sqrt(2); return
+    (k as float, f, f*f, y) where log(1 + f) ~ f - f*f/2 + y."""
     # Subnormals: scale into the normal range first, then correct k.
     tiny = e.cmp("olt", x, FLT_MIN)
     bits = e.to_int_bits(e.select(tiny, e.mul(x, 2.0 ** 23), x))
@@ -172,13 +173,16 @@ def log10(e: Emitter, x):
 
 
 def log1p(e: Emitter, x):
-    # Kahan's trick: with u = fl(1 + x), log(u) * x / (u - 1) cancels the
-    # rounding error of 1 + x to first order.
+    # log1p(x) = log(u) + log(1 + c/u) ~ log(u) + c/u, where u = fl(1 + x)
+    # and c is the rounding error of that sum, exact by Fast2Sum (subtract
+    # the operand of larger magnitude first).
     u = e.add(x, 1.0)
-    d = e.sub(u, 1.0)
-    r = e.mul(log(e, u), e.div(x, d))
-    r = e.select(e.cmp("oeq", d, 0.0), x, r)  # |x| below half an ulp of 1
-    return e.select(e.cmp("oeq", x, float("inf")), x, r)  # inf/inf above
+    c = e.select(e.cmp("olt", e.abs(x), 1.0), e.sub(x, e.sub(u, 1.0)),
+                 e.sub(1.0, e.sub(u, x)))
+    k, f, z, y = _log_parts(e, u)
+    y = e.add(e.sub(e.add(y, e.mul(k, LN2_LO)), e.mul(z, 0.5)), e.div(c, u))
+    r = _log_specials(e, u, e.add(e.add(f, y), e.mul(k, LN2_HI)))
+    return e.select(e.cmp("oeq", x, 0.0), x, r)  # log1p(-0) = -0
 
 
 # --- hyperbolic ------------------------------------------------------------
@@ -206,7 +210,8 @@ def tanh(e: Emitter, x):
 # (Cody-Waite below 120, Payne-Hanek with integer arithmetic above, so huge
 # arguments are exact too), then FreeBSD's f64 kernels on |r| <= pi/4.
 
-# 192 bits of 2/pi; INV_PIO4[k] holds bits 8k-23 .. 8k+8 of it (ARM's table).
+# 192 bits of 2/pi; INV_PIO4[k] is the 32-bit window of them that ends
+# 8k + 8 bits after the point (ARM's __inv_pio4).
 TWO_OVER_PI = 0xA2F9836E4E441529FC2757D1F534DDC0DB6295993C439041
 INV_PIO4 = [(TWO_OVER_PI >> (184 - 8 * k)) & 0xFFFFFFFF for k in range(24)]
 PIO2_HI = 1.57079632673412561417e+00  # 33 bits: n * PIO2_HI exact for n < 2**20
@@ -281,12 +286,41 @@ def cos(e: Emitter, x):
     return _nan_unless_finite(e, x, _sin_quadrant(e, x, 1))
 
 
+# --- erf -------------------------------------------------------------------
+# In f64 on |x|: least-squares fits on Chebyshev nodes against math.erf (max
+# relative error 1e-12 below 1, absolute 6e-10 on [1, 4]); above 4, erf
+# rounds to 1 in f32.
+ERF_SMALL = [  # erf(a) / a as a polynomial in a^2, 0 <= a < 1
+    1.0648788581264924e-06, -1.3933815659926213e-05, 0.00011960685533576773,
+    -0.0008543002886752969, 0.0052238016020315975, -0.02686613822519916,
+    0.11283791378545703, -0.3761263889367375, 1.1283791670951968]
+ERF_LARGE = [  # erf(a) as a polynomial in a - 2.5, 1 <= a <= 4
+    1.1272015566038669e-08, -3.512991423449666e-07, 7.886890032632902e-07,
+    3.462653705644564e-06, -1.534835104238007e-05, 7.756445382940965e-06,
+    8.039429870886716e-05, -0.00025342417796486884, 0.00025947491043387596,
+    0.0005445338303643694, -0.0027979812515573155, 0.006116587559796318,
+    -0.008622484326748264, 0.00835021177435182, -0.005445701506474516,
+    0.002178278504052177, 0.9995930478582286]
+
+
+def erf(e: Emitter, x):
+    d = e.with_width(64)
+    a = e.abs(x)
+    ad = e.convert(a, d)
+    small = d.mul(ad, d.poly(d.mul(ad, ad), ERF_SMALL))
+    large = d.poly(d.sub(ad, 2.5), ERF_LARGE)
+    v = d.convert(d.select(e.cmp("olt", a, 1.0), small, large), e)
+    # erf is odd; copysign also gives erf(-0) = -0. NaN passes both selects.
+    return e.copysign(e.select(e.cmp("ogt", a, 4.0), 1.0, v), x)
+
+
 # --- the pass --------------------------------------------------------------
 
 KERNELS: Dict[str, Callable] = {
     "math.exp": exp, "math.exp2": exp2, "math.expm1": expm1,
     "math.log": log, "math.log2": log2, "math.log10": log10,
     "math.log1p": log1p, "math.tanh": tanh, "math.sin": sin, "math.cos": cos,
+    "math.erf": erf,
 }
 
 

@@ -69,12 +69,23 @@ def mark_inputs_readonly(module: ir.Module, func_name: str) -> None:
     fn.attributes["arg_attrs"] = ir.ArrayAttr.get([ro] * len(ftype.inputs))
 
 
+def symbol_for(func_name: str) -> str:
+    """The native symbol of a compiled function: prefixed, so that a user's
+    function called ``exp`` or ``log1p`` cannot collide with the C library."""
+    return "__ferrule_" + func_name
+
+
 def lower_to_llvm_ir(module_text: str, func_name: str, ctx: ir.Context,
                      on_stage=None) -> Tuple[str, str]:
-    """Lower a tensor-level module to (LLVM-dialect MLIR text, LLVM IR text)."""
+    """Lower a tensor-level module to (LLVM-dialect MLIR text, LLVM IR text).
+
+    The function is exported as :func:`symbol_for` ``(func_name)``.
+    """
     with ctx, ir.Location.unknown():
         module = ir.Module.parse(module_text)
         mark_inputs_readonly(module, func_name)
+        _find_func(module, func_name).attributes["sym_name"] = ir.StringAttr.get(
+            symbol_for(func_name))
         run_pipeline(module, pipelines.CPU_LOWERING, on_stage=on_stage)
         llvm_dialect = str(module)
         return llvm_dialect, mlir_llvm.translate_module_to_llvmir(module.operation)
@@ -132,7 +143,7 @@ class CpuFunction:
         cache = _ObjectCache(key)
         self.from_disk_cache = cache.hit
         self._engine, _ = jit_llvm_ir(llvm_ir, (cache.notify, cache.getbuffer))
-        addr = self._engine.get_function_address(func_name)
+        addr = self._engine.get_function_address(symbol_for(func_name))
         if not addr:
             raise RuntimeError(f"ferrule.runtime: symbol {func_name} not found after JIT")
         argtypes: List = []

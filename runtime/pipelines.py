@@ -34,6 +34,7 @@ BUFFERIZE = [
     # Let regions write straight into the slices of the tensors they are
     # inserted into (a tiled cotangent, a concatenation) instead of copying.
     "eliminate-empty-tensors",
+    "distinct-results",
     "one-shot-bufferize{bufferize-function-boundaries "
     "function-boundary-type-conversion=identity-layout-map}",
     "buffer-results-to-out-params{hoist-static-allocs modify-public-functions}",
@@ -49,6 +50,9 @@ CPU_LOWERING = [
     "copy-to-linalg",
     "func.func(convert-linalg-to-loops)",
     "expand-math",
+    # float64 transcendentals call the C library, which is accurate where
+    # LLVM's own lowering is not (log1p as log(1 + x) loses precision near 0).
+    "math-to-libm",
     "math-expand-ops",
     "expand-strided-metadata",
     "lower-affine",

@@ -237,6 +237,8 @@ def _run_mapped_on_cpu(prog, name, arrays):
     ctx = make_context()
     with ctx, ir.Location.unknown():
         module = ir.Module.parse(prog.as_text("mapped"))
+        cpu._find_func(module, name).attributes["sym_name"] = ir.StringAttr.get(
+            cpu.symbol_for(name))
         _launches_to_loops(module)
         tail = pipelines.CPU_LOWERING[
             pipelines.CPU_LOWERING.index("func.func(convert-linalg-to-loops)") + 1:]

@@ -182,8 +182,6 @@ def test_argument_dtype(dtype):
         ferrule.jit(lambda x: x * 2.0)(np.ones(3, dtype))
 
 
-@pytest.mark.xfail(reason="api.py: the argument DTypeError names neither the "
-                          "call site nor which argument")
 def test_argument_dtype_names_call_site():
     with pytest.raises(DTypeError) as info:
         ferrule.jit(lambda x, y: x * y)(X, np.ones(3, np.int32))  # E:arg_dtype

@@ -33,11 +33,6 @@ TOL = {F32: dict(rtol=1e-5, atol=1e-6), F64: dict(rtol=1e-12, atol=1e-13)}
 # Sums and matmuls accumulate in the array's dtype, numpy pairwise in float64.
 ACC_TOL = {F32: dict(rtol=1e-5, atol=1e-5), F64: dict(rtol=1e-12, atol=1e-12)}
 
-# -- crashes that kill the process (see the module docstring) ----------------
-DUPLICATE_RESULT_CRASH = pytest.mark.xfail(
-    run=False, reason="runtime: returning one computed value twice (`return %1, %1`) "
-                      "segfaults in buffer-results-to-out-params{hoist-static-allocs}")
-
 # -- inputs ---------------------------------------------------------------------
 
 def sample(kind: str, shape, dtype, rng) -> np.ndarray:
@@ -195,13 +190,7 @@ def test_unary(spec, dtype, shape):
     check(spec.fn, spec.ref, [x], spec.tol)
 
 
-LOG1P_F64_IMPRECISE = pytest.mark.xfail(
-    reason="f64 log1p/expm1 are left to convert-math-to-llvm, which computes "
-           "log(1 + x) and exp(x) - 1: relative error ~1e-7 near 0")
-
-
-@pytest.mark.parametrize("dtype", [DTYPES[0], pytest.param(F64, id="f64",
-                                                           marks=LOG1P_F64_IMPRECISE)])
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("name", ["log1p", "expm1"])
 def test_log1p_expm1_small_arguments(name, dtype):
     """The point of log1p/expm1: full relative precision near 0."""
@@ -614,7 +603,6 @@ def test_results_alias_inputs_and_each_other():
     np.testing.assert_array_equal(c, 2 * x)
 
 
-@DUPLICATE_RESULT_CRASH
 def test_one_computed_value_returned_twice():
     x = np.arange(6.0).reshape(2, 3)
     a, b = ferrule.jit(lambda x: (x * 2.0, x * 2.0))(x)  # CSE makes them one value
@@ -770,8 +758,6 @@ CRASHERS = {
 }
 
 
-@pytest.mark.xfail(reason="runtime bug (see DUPLICATE_RESULT_CRASH); remove the marks "
-                          "when fixed")
 @pytest.mark.parametrize("name", list(CRASHERS))
 def test_known_crash_in_subprocess(name):
     code = textwrap.dedent(f"""

@@ -48,12 +48,18 @@ class Emitter:
         self.int_type = self._shaped(ir.IntegerType.get_signless(width))
         self.bool_type = self._shaped(ir.IntegerType.get_signless(1))
         self._consts: Dict[Tuple[str, object], ir.Value] = {}
+        self._siblings: Dict[int, "Emitter"] = {width: self}
         self._contract = ir.Attribute.parse("#arith.fastmath<contract>")
 
     def with_width(self, width: int) -> "Emitter":
-        """An emitter of the same shape for f32 (32) or f64 (64) elements."""
-        elt = ir.F32Type.get() if width == 32 else ir.F64Type.get()
-        return Emitter(self._shaped(elt))
+        """The emitter of the same shape for f32 (32) or f64 (64) elements
+        (one per width, so constants are shared)."""
+        if width not in self._siblings:
+            elt = ir.F32Type.get() if width == 32 else ir.F64Type.get()
+            sibling = Emitter(self._shaped(elt))
+            sibling._siblings = self._siblings
+            self._siblings[width] = sibling
+        return self._siblings[width]
 
     def _shaped(self, elt: ir.Type) -> ir.Type:
         return elt if self.shape is None else ir.VectorType.get(self.shape, elt)
