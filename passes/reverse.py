@@ -312,13 +312,15 @@ def _reverse_reduction(op, env, cts: _Cotangents, active, g) -> None:
         if kind == "sum":
             xbar = make_generic([g], [empty(xs, elt)], [maps[1], identity_map(rank)],
                                 [PARALLEL] * rank, lambda a: [a[0]]).result
-        else:
+        else:  # max: the cotangent goes to the maximising elements, split among ties
             y = env[op.results[0]]
+            count = ad.tie_count(env[x], y, maps, generic_iterators(op))
 
             def body(a):
-                return [_select(_cmp(OEQ, a[0], a[1]), a[2], const(elt, 0.0))]
-            xbar = make_generic([env[x], y, g], [empty(xs, elt)],
-                                [identity_map(rank), maps[1], maps[1], identity_map(rank)],
+                share = create("arith.divf", [elt], [a[2], a[3]]).result
+                return [_select(_cmp(OEQ, a[0], a[1]), share, const(elt, 0.0))]
+            xbar = make_generic([env[x], y, g, count], [empty(xs, elt)],
+                                [identity_map(rank), maps[1], maps[1], maps[1], identity_map(rank)],
                                 [PARALLEL] * rank, body).result
         cts.add(x, xbar)
     if init in active:

@@ -190,3 +190,14 @@ def test_lstm_vjp_is_one_fused_loop_nest_without_temporaries():
     llvm = low.as_text("llvm")
     assert "llvm.call @malloc" not in llvm
     assert "memcpy" not in llvm
+
+
+def test_max_splits_the_cotangent_among_ties():
+    x = np.array([1.0, 3.0, 3.0])
+    np.testing.assert_allclose(ferrule.grad(lambda x: fnp.max(x))(x), [0.0, 0.5, 0.5])
+    t = np.array([0.0, 1.0, 2.0])
+    _, yt = ferrule.jvp(lambda x: fnp.max(x), (x,), (t,))
+    np.testing.assert_allclose(yt, 1.5)  # the mean tangent of the tied maxima
+    X = np.array([[1.0, 3.0, 3.0], [2.0, 0.0, 1.0]])
+    np.testing.assert_allclose(ferrule.grad(lambda x: fnp.sum(fnp.max(x, axis=1)))(X),
+                               [[0, 0.5, 0.5], [1, 0, 0]])

@@ -237,3 +237,16 @@ def reduction_kind(op: ir.Operation) -> Optional[str]:
     if set(body.operands) != {args[0], args[1]} or ops[1].operands[0] != body.results[0]:
         return None
     return {"arith.addf": "sum", "arith.maximumf": "max"}.get(body.name)
+
+
+def tie_count(x: ir.Value, y: ir.Value, maps, iters) -> ir.Value:
+    """How many elements of ``x`` equal the max ``y`` they reduce to (per
+    output element): max's derivative splits the cotangent among ties."""
+    from .scalar_rules import OEQ, _cmp, _select, const
+    elt = element_type(y)
+
+    def body(a):
+        hit = _select(_cmp(OEQ, a[0], a[1]), const(elt, 1.0), const(elt, 0.0))
+        return [create("arith.addf", [elt], [hit, a[2]]).result]
+    return make_generic([x, y], [zeros_like(y)], [maps[0], maps[1], maps[1]], iters,
+                        body).result
