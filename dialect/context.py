@@ -17,7 +17,7 @@ def ad_op_specs() -> Dict[str, Tuple[List[str], Dict[str, str]]]:
     IRDL file is the one definition of the dialect's ops.
     """
     specs = {}
-    with ir.Context() as ctx, ir.Location.unknown():
+    with ir.Context(), ir.Location.unknown():
         module = ir.Module.parse(IRDL_PATH.read_text())
         dialect = module.body.operations[0]
         for op in dialect.regions[0].blocks[0].operations:

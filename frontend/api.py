@@ -11,7 +11,7 @@ Stages of one specialisation (``Lowered.as_text(stage)``):
 
 import functools
 import time
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Dict, Optional, Sequence
 
 import numpy as np
 from mlir import ir

@@ -13,7 +13,6 @@ become float32.
 
 import builtins
 import operator
-from typing import Optional, Sequence
 
 import numpy as _onp
 from mlir import ir

@@ -19,12 +19,12 @@ from mlir import ir
 
 from .support import ad_common as ad
 from .support import pointwise as pw
-from .support.ir_utils import (PARALLEL, REDUCTION, block_ops, body_block, create,
+from .support.ir_utils import (PARALLEL, block_ops, body_block, create,
                                element_type, empty, func_body, generic_iterators,
                                generic_maps, generic_num_inputs, identity_map,
                                make_generic, shape_of)
 from .support.registry import PassError, register
-from .support.scalar_ad import NoRuleError, active_values, clone_body, forward_body
+from .support.scalar_ad import NoRuleError, active_values, forward_body
 
 Tangents = List[Optional[ir.Value]]
 

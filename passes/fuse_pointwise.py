@@ -24,7 +24,7 @@ from .support import pointwise as pw
 from .support.ir_utils import (attrs_of, block_ops, body_block, create,
                                defining_op, element_type, empty, func_body,
                                funcs_of, identity_map, is_identity, make_generic,
-                               PARALLEL, topo_sort_block, values_used)
+                               PARALLEL, producer_indices, topo_sort_block)
 from .support.registry import register
 
 
@@ -39,14 +39,7 @@ def fuse_block(block: ir.Block) -> None:
     """Fuse the pointwise ops of one block (see the module docstring)."""
     ops = block_ops(block)[:-1]
     index = {o: i for i, o in enumerate(ops)}
-    producers = []
-    for o in ops:
-        ps = set()
-        for v in values_used(o):
-            d = defining_op(v)
-            if d is not None and d in index:
-                ps.add(index[d])
-        producers.append(ps)
+    producers = producer_indices(ops)
     n = len(ops)
     anc = [0] * n
     for i in range(n):

@@ -13,13 +13,12 @@
 
 from typing import List
 
-import numpy as np
 from mlir import ir
 
 from .. import numpy as fnp
 from ..dialect import builders
 from ..errors import ShapeError, TracingError
-from ..tracing import (Tracer, active, current_trace, flatten, trace_into, unflatten,
+from ..tracing import (Tracer, current_trace, flatten, trace_into, unflatten,
                        user_location, where_str)
 from .config import HasForwardsMode, HasReverseMode, RuleConfig
 from .registry import OptOut, Primitive, find_frule, find_rrule

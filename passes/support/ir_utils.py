@@ -5,7 +5,7 @@ plumbing) behind functions with stated contracts, so the passes read as
 rewrites rather than as API calls.
 """
 
-from typing import Callable, Dict, Iterable, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 from mlir import ir
 
@@ -184,25 +184,32 @@ def _key(v: ir.Value):
     return v  # ir.Value is hashable and compares by identity of the SSA value
 
 
-def topo_sort_block(block: ir.Block) -> None:
-    """Reorder the ops of ``block`` so every value is defined before use.
-
-    Stable: among ops whose inputs are ready, the earlier one in the current
-    order goes first. The terminator stays last.
-    """
-    ops = block_ops(block)
-    term = ops[-1]
-    body = ops[:-1]
-    index = {o: i for i, o in enumerate(body)}
+def producer_indices(ops: List[ir.Operation]) -> List[set]:
+    """For each op of ``ops`` (one block, in order), the indices of the ops in
+    ``ops`` whose results it uses (nested regions' captures included)."""
+    index = {o: i for i, o in enumerate(ops)}
     producers = []
-    for o in body:
+    for o in ops:
         ps = set()
         for v in values_used(o):
             d = defining_op(v)
             if d is not None and d in index:
                 ps.add(index[d])
         producers.append(ps)
+    return producers
+
+
+def topo_sort_block(block: ir.Block) -> None:
+    """Reorder the ops of ``block`` so every value is defined before use.
+
+    Stable: among ops whose inputs are ready, the earlier one in the current
+    order goes first. The terminator stays last.
+    """
     import heapq
+    ops = block_ops(block)
+    term = ops[-1]
+    body = ops[:-1]
+    producers = producer_indices(body)
     users = [[] for _ in body]
     indeg = [0] * len(body)
     for i, ps in enumerate(producers):

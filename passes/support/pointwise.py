@@ -10,7 +10,7 @@ Its *domain* is the shape of its result(s): pointwise ops of one domain can
 share one loop nest.
 """
 
-from typing import List, Optional
+from typing import List
 
 from mlir import ir
 
