@@ -89,8 +89,9 @@ class Lowered:
     """One specialisation's IR at each stage, and its compiled function."""
 
     def __init__(self, name: str, ctx: ir.Context, traced: str, out_struct,
-                 timings: Dict[str, float]):
+                 timings: Dict[str, float], pullback: str = "auto"):
         self.name = name
+        self.pullback = pullback
         self._ctx = ctx
         self.out_struct = out_struct
         self.timings = dict(timings)
@@ -104,7 +105,7 @@ class Lowered:
         with self._ctx, ir.Location.unknown():
             module = ir.Module.parse(self._stages["traced"])
             try:
-                run_pipeline(module, pipelines.AD)
+                run_pipeline(module, pipelines.ad_pipeline(self.pullback))
             except PassError as e:
                 raise CompileError(str(e)) from None
             self._stages["ad"] = str(module)
@@ -136,7 +137,8 @@ class Lowered:
         """Per call site: which rule or built-in mode differentiated it, whether
         forward mode ran, and what is kept between forward and backward."""
         from .report import explain
-        return explain(self._stages["traced"], self._ctx)
+        self._run_ad()
+        return explain(self._stages["traced"], self._ctx, self._stages["ad"])
 
     def compile(self) -> cpu.CpuFunction:
         if self._compiled is None:
@@ -159,9 +161,13 @@ class Lowered:
 class Jitted:
     """A function compiled per signature (shapes, dtypes, static values)."""
 
-    def __init__(self, fun, static_argnums: Sequence[int] = (), target: str = "cpu"):
+    def __init__(self, fun, static_argnums: Sequence[int] = (), target: str = "cpu",
+                 pullback: str = "auto"):
         functools.update_wrapper(self, fun)
         self.fun = fun
+        if pullback not in ("auto", "recompute", "store"):
+            raise ValueError(f"pullback must be 'auto', 'recompute' or 'store'; got {pullback!r}")
+        self.pullback = pullback
         self.static_argnums = tuple(static_argnums)
         self.target = _check_target(target)
         self._cache: Dict[Any, Lowered] = {}
@@ -214,7 +220,8 @@ class Jitted:
             except (VerificationError, ir.MLIRError) as e:
                 raise TracingError(f"internal: traced IR of {name} does not verify: {e}") from None
             traced = str(module.operation.get_asm(enable_debug_info=True))
-        low = Lowered(name, ctx, traced, out_struct, {"trace": time.perf_counter() - t0})
+        low = Lowered(name, ctx, traced, out_struct, {"trace": time.perf_counter() - t0},
+                      self.pullback)
         self._cache[key] = low
         return low
 
@@ -238,18 +245,23 @@ def _check_target(target: str) -> str:
     raise ValueError(f"unknown target {target!r}; use 'cpu', 'cuda' or 'cuda:sm_XX'")
 
 
-def jit(fun=None, *, static_argnums: Sequence[int] = (), target: str = "cpu"):
+def jit(fun=None, *, static_argnums: Sequence[int] = (), target: str = "cpu",
+        pullback: str = "auto"):
     """Compile ``fun`` for the CPU, specialised on argument shapes and dtypes.
 
     ``jit(f)(*args)`` traces ``f`` once per signature (array shapes/dtypes and
     the values of Python scalars, which are static), runs the AD and lowering
     pipelines, and calls native code. ``jit(f).lower(*args).as_text(stage)``
     shows the IR. Calls may pass ``out=`` (a tuple of preallocated arrays,
-    one per output) to reuse output buffers.
+    one per output) to reuse output buffers. ``pullback`` chooses how reverse
+    mode differentiates pointwise regions: ``"auto"`` (a bytes-moved cost
+    model), ``"recompute"`` (re-evaluate from the inputs) or ``"store"``
+    (keep the partials); ``explain()`` reports each choice.
     """
     if fun is None:
-        return functools.partial(jit, static_argnums=static_argnums, target=target)
-    return Jitted(fun, static_argnums, target)
+        return functools.partial(jit, static_argnums=static_argnums, target=target,
+                                 pullback=pullback)
+    return Jitted(fun, static_argnums, target, pullback)
 
 
 def compile(fun, *example_args, target: str = "cuda:sm_90", fast_math: bool = False):

@@ -53,7 +53,7 @@ def getitem(x, idx):
     """Basic indexing: ints, slices with positive steps, ``...``, ``None``."""
     if not isinstance(x, Tracer):
         return x[idx]
-    _np()._trace_of(x)
+    x = _np().asarray_traced(x)
     if not isinstance(idx, tuple):
         idx = (idx,)
     if any(isinstance(i, (Tracer, _onp.ndarray, list, bool, _onp.bool_)) for i in idx):
@@ -158,7 +158,7 @@ def split(x, indices_or_sections, axis=0):
     """numpy ``split`` into equal sections or at indices."""
     if not isinstance(x, Tracer):
         return _onp.split(x, indices_or_sections, axis=axis)
-    _np()._trace_of(x)
+    x = _np().asarray_traced(x)
     if x.ndim == 0:
         raise ShapeError(f"{where_str()}: cannot split a 0-d array")
     axis = _axis(axis, x.ndim)

@@ -40,6 +40,8 @@ def _trace_of(*xs):
     tr = current_trace()
     for x in xs:
         if isinstance(x, Tracer) and x.trace is not tr:
+            if tr is not None and tr.encloses(x.trace):
+                continue  # a closure over an enclosing trace: captured on use
             if tr is None:
                 raise TracingError(
                     f"{where_str()}: a traced array {x.dtype}{list(x.shape)} is used "
@@ -91,7 +93,7 @@ def asarray_traced(x, tr=None) -> Tracer:
     tr = tr or current_trace()
     if isinstance(x, Tracer):
         _trace_of(x)
-        return x
+        return tr.capture(x) if tr is not None and x.trace is not tr else x
     if isinstance(x, (list, tuple)):
         if any(isinstance(v, (Tracer, list, tuple)) for v in x):
             return _np_stack_traced(x)

@@ -32,8 +32,9 @@ def _fmt_bytes(n: int) -> str:
         n /= 1024
 
 
-def explain(module_text: str, ctx: ir.Context) -> str:
-    """A per-call-site report of the differentiation in ``module_text``."""
+def explain(module_text: str, ctx: ir.Context, ad_text: str = "") -> str:
+    """A per-call-site report of the differentiation in ``module_text``, plus
+    the reverse pass's pullback choices recorded in ``ad_text``."""
     with ctx:
         module = ir.Module.parse(module_text)
         ops: List[ir.Operation] = []
@@ -76,6 +77,11 @@ def explain(module_text: str, ctx: ir.Context) -> str:
                 lines.append(f"{at}: @{callee} has forward rule {rule}: used by forward mode; "
                              f"reverse mode differentiates the primal (frule transposition is "
                              f"not implemented)")
+        if ad_text:
+            ad_mod = ir.Module.parse(ad_text)
+            if "ferrule.pullbacks" in ad_mod.operation.attributes:
+                lines += [ir.StringAttr(a).value
+                          for a in ad_mod.operation.attributes["ferrule.pullbacks"]]
         if not lines:
             return "no differentiation in this function"
         return "\n".join(lines)

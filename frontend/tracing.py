@@ -75,6 +75,32 @@ class Trace:
                 self.func.attributes["sym_visibility"] = ir.StringAttr.get("private")
         self.block = self.func.add_entry_block()
         self.ip = ir.InsertionPoint(self.block)
+        # Closure capture: arrays of enclosing traces used here become extra
+        # trailing arguments; the op that refers to this function passes the
+        # outer values for them (see TraceResult.captures).
+        self.parent = current_trace()
+        self._captured = {}
+        self.captures: List["Tracer"] = []
+
+    def encloses(self, other: "Trace") -> bool:
+        """True when ``other`` is this trace or one it was started from."""
+        t = self
+        while t is not None:
+            if t is other:
+                return True
+            t = t.parent
+        return False
+
+    def capture(self, x: "Tracer") -> "Tracer":
+        """``x`` (from an enclosing trace) as a value of this trace."""
+        if x.trace is self:
+            return x
+        outer = x if x.trace is self.parent else self.parent.capture(x)
+        if outer.value not in self._captured:
+            arg = self.block.add_argument(outer.value.type, ir.Location.unknown())
+            self._captured[outer.value] = Tracer(arg, self)
+            self.captures.append(outer)
+        return self._captured[outer.value]
 
     def finish(self, results: Sequence[ir.Value], loc: ir.Location) -> None:
         with self.ip, loc:
@@ -255,13 +281,19 @@ def unflatten(struct, leaves: Sequence[Any]):
     return kind(out)
 
 
+class TraceResult(tuple):
+    """``(func_name, out_struct, out_types)``; ``.captures`` lists the arrays
+    of enclosing traces the function closed over, which follow the declared
+    arguments in its signature (the caller passes them)."""
+    captures: List["Tracer"] = []
+
+
 def trace_into(module: ir.Module, fn: Callable, arg_tree, name: str,
-               private: bool = False):
+               private: bool = False) -> TraceResult:
     """Trace ``fn`` called on ``arg_tree`` into a new func in ``module``.
 
     ``arg_tree`` leaves are ``ir.Type`` (becoming func arguments) or Python
-    values passed through unchanged (static). Returns
-    ``(func_name, out_struct, out_types)``.
+    values passed through unchanged (static). Returns a :class:`TraceResult`.
     """
     leaves, struct = flatten(arg_tree)
     arg_types = [l for l in leaves if isinstance(l, ir.Type)]
@@ -278,4 +310,6 @@ def trace_into(module: ir.Module, fn: Callable, arg_tree, name: str,
         with tr.ip, user_location():
             results = [_np().asarray_traced(o, tr).value for o in out_leaves]
         tr.finish(results, ir.Location.unknown())
-    return name, out_struct, [r.type for r in results]
+    res = TraceResult((name, out_struct, [r.type for r in results]))
+    res.captures = list(tr.captures)
+    return res

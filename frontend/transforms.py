@@ -34,26 +34,33 @@ def _traced_leaves(tree, what):
 
 
 def _trace_callee(f, primal_tree, name):
-    """Trace ``f(*primal_tree)`` into a private func of the current module."""
+    """Trace ``f(*primal_tree)`` into a private func of the current module.
+
+    Returns ``(name, out_struct, out_types, captured)``: ``captured`` are the
+    current trace's values the function closed over, passed as extra primals
+    (constants of the differentiation: their derivatives are dropped).
+    """
     tr = current_trace()
     leaves, struct = flatten(primal_tree)
     types = unflatten(struct, [l.value.type for l in leaves])
-    fname, out_struct, out_types = trace_into(tr.module, f, tuple(types), name, private=True)
-    return fname, out_struct, out_types
+    res = trace_into(tr.module, f, tuple(types), name, private=True)
+    fname, out_struct, out_types = res
+    return fname, out_struct, out_types, [c.value for c in res.captures]
 
 
 def _emit_vjp(f, primals: Tuple, cotangent_fn, name):
     """Emit ``ad.vjp``; ``cotangent_fn(out_leaves_types) -> list of cotangent values``."""
     tr = current_trace()
     p_leaves, p_struct = _traced_leaves(primals, name)
-    fname, out_struct, out_types = _trace_callee(f, unflatten(p_struct, p_leaves), f"{_name(f)}")
+    fname, out_struct, out_types, captured = _trace_callee(
+        f, unflatten(p_struct, p_leaves), f"{_name(f)}")
     cts = cotangent_fn(out_types, out_struct)
+    primals = [l.value for l in p_leaves] + captured
     with ir.InsertionPoint(tr.block), user_location():
-        op = builders.vjp(fname, [l.value for l in p_leaves], cts,
-                          out_types + [l.value.type for l in p_leaves])
+        op = builders.vjp(fname, primals, cts, out_types + [v.type for v in primals])
     res = [Tracer(r, tr) for r in op.results]
     n = len(out_types)
-    return res[:n], out_struct, res[n:], p_struct
+    return res[:n], out_struct, res[n:n + len(p_leaves)], p_struct
 
 
 def _name(f):
@@ -174,9 +181,13 @@ def jvp(f, primals: Tuple, tangents: Tuple):
             raise ShapeError(f"{where_str()}: tangent shape {t.shape} does not match "
                              f"primal shape {p.shape}")
         tv.append(t.value)
-    fname, out_struct, out_types = _trace_callee(f, unflatten(p_struct, p_leaves), _name(f))
+    fname, out_struct, out_types, captured = _trace_callee(
+        f, unflatten(p_struct, p_leaves), _name(f))
     with ir.InsertionPoint(tr.block), user_location():
-        op = builders.jvp(fname, [l.value for l in p_leaves], tv, out_types + out_types)
+        zeros = [fnp.zeros(ir.RankedTensorType(v.type).shape,
+                           _np_dtype(v.type)).value for v in captured]
+        op = builders.jvp(fname, [l.value for l in p_leaves] + captured, tv + zeros,
+                          out_types + out_types)
     res = [Tracer(r, tr) for r in op.results]
     n = len(out_types)
     return unflatten(out_struct, res[:n]), unflatten(out_struct, res[n:])

@@ -25,36 +25,51 @@ from mlir import ir
 
 from .support import ad_common as ad
 from .support import pointwise as pw
-from .support.ir_utils import (PARALLEL, block_ops, body_block, create, element_type,
-                               empty, func_body, generic_iterators, generic_maps,
-                               generic_num_inputs, identity_map, is_identity,
-                               make_generic, shape_of)
+from .support import pullback
+from .support.ir_utils import (PARALLEL, block_ops, create, element_type, empty,
+                               func_body, generic_iterators, generic_maps, identity_map,
+                               is_identity, make_generic, shape_of)
 from .support.registry import PassError, register
-from .support.scalar_ad import NoRuleError, active_values, reverse_body
 from .support.scalar_rules import OEQ, _cmp, _select, const
 
 
 @register("reverse")
-def reverse(module_op: ir.Operation) -> None:
-    lower_in(module_op, module_op)
+def reverse(module_op: ir.Operation, strategy: str = "auto") -> None:
+    """Option ``strategy``: how pointwise pullbacks get their partials —
+    ``auto`` (the cost model in support/pullback.py), ``recompute`` or
+    ``store``. Each choice is recorded in the module attribute
+    ``ferrule.pullbacks``."""
+    lower_in(module_op, module_op, strategy)
 
 
-def lower_in(module_op: ir.Operation, scope: ir.Operation) -> None:
+def lower_in(module_op: ir.Operation, scope: ir.Operation, strategy: str = "auto") -> None:
     """Lower every ``ad.vjp`` inside ``scope``."""
     ops = []
     scope.walk(lambda o: (ops.append(o.operation) if o.operation.name == "ad.vjp"
                           else None, ir.WalkResult.ADVANCE)[1])
     for op in ops:
-        _lower_vjp(module_op, op)
+        _lower_vjp(module_op, op, strategy)
 
 
-def _lower_vjp(module_op, op: ir.Operation) -> None:
+def _record(module_op, line: str) -> None:
+    """Append a line to the module's ``ferrule.pullbacks`` report."""
+    old = module_op.attributes["ferrule.pullbacks"] if "ferrule.pullbacks" in module_op.attributes else None
+    lines = [ir.StringAttr(a).value for a in old] if old is not None else []
+    lines.append(line)
+    module_op.attributes["ferrule.pullbacks"] = ir.ArrayAttr.get(
+        [ir.StringAttr.get(l) for l in lines])
+
+
+def _lower_vjp(module_op, op: ir.Operation, strategy: str = "auto") -> None:
     callee = ad.callee_of(op)
     n_p, n_c = ad.segment_sizes(op)
     operands = list(op.operands)
     primals, cts = operands[:n_p], operands[n_p:]
     mask = [not ad.is_zero_constant(c) for c in cts]
-    fn = vjp_function(module_op, callee, mask, op.location)
+    # Cotangents nobody reads (arguments outside grad's argnums, arrays a
+    # closure captured) are not computed at all.
+    wanted = [bool(list(r.uses)) for r in list(op.results)[len(cts):]]
+    fn = vjp_function(module_op, callee, mask, op.location, strategy, wanted)
     with ir.InsertionPoint(op), op.location:
         results = ad.call(fn, primals + [c for c, m in zip(cts, mask) if m])
     for old, new in zip(op.results, results):
@@ -143,8 +158,13 @@ def _insert_like(extract: ir.Operation, src: ir.Value, dest: ir.Value) -> ir.Val
         "operandSegmentSizes": ir.DenseI32ArrayAttr.get([1, 1, 0, 0, 0])}).result
 
 
-def vjp_function(module_op, callee: str, mask: List[bool], loc) -> ir.Operation:
-    """Build ``@<callee>_vjp(primals, nonzero cotangents) -> (outs, input cts)``."""
+def vjp_function(module_op, callee: str, mask: List[bool], loc,
+                 strategy: str = "auto", wanted: Optional[List[bool]] = None) -> ir.Operation:
+    """Build ``@<callee>_vjp(primals, nonzero cotangents) -> (outs, input cts)``.
+
+    ``mask[j]``: output j has a nonzero cotangent; ``wanted[i]``: argument i's
+    cotangent is needed (the others are returned as zeros, computed by nothing).
+    """
     from . import forward
     copy = ad.prepared_copy(module_op, callee,
                             lambda f: (forward.lower_in(module_op, f), lower_in(module_op, f)),
@@ -160,14 +180,25 @@ def vjp_function(module_op, callee: str, mask: List[bool], loc) -> ir.Operation:
     nb = func_body(fn)
     new_args = list(nb.arguments)
     env = {a: b for a, b in zip(args, new_args)}
-    active = _activity(body, set(args))
+    seeds = {a for k, a in enumerate(args) if wanted is None or wanted[k]}
+    active = _activity(body, seeds)
     cts = _Cotangents()
     with ir.InsertionPoint(nb):
         residuals: Dict[ir.Operation, List[ir.Value]] = {}
+        partials: Dict[ir.Operation, dict] = {}
         for op in body:  # forward sweep
             with op.location:
                 if op.name == "ad.custom_rrule":
                     residuals[op] = _rule_forward(module_op, op, env)
+                elif pw.is_pointwise_generic(op) and pullback.wanted_inputs(op, active):
+                    how, rb, sb = pullback.choose(op, active, strategy)
+                    _record(module_op, f"{_where(op.location)}: pointwise pullback of "
+                            f"@{callee}: {how} (recompute re-reads {rb} B, storing "
+                            f"partials moves {sb} B)")
+                    if how == "store":
+                        partials[op] = pullback.forward_with_partials(op, env, active)
+                    else:
+                        ad.clone_into(op, env)
                 else:
                     ad.clone_into(op, env)
         it = iter(new_args[len(args):])
@@ -182,6 +213,9 @@ def vjp_function(module_op, callee: str, mask: List[bool], loc) -> ir.Operation:
             with op.location:
                 if op.name == "ad.custom_rrule":
                     _rule_pullback(module_op, op, env, cts, active, residuals[op])
+                elif op in partials:
+                    ybars = [cts.get(r, env[r]) for r in op.results]
+                    pullback.reverse_stored(op, env, cts, active, ybars, partials[op])
                 else:
                     _reverse_op(op, env, cts, active)
         with loc:
@@ -209,7 +243,7 @@ def _reverse_op(op: ir.Operation, env, cts: _Cotangents, active: set) -> None:
     ins = list(op.operands)
     ybars = [cts.get(r, env[r]) for r in op.results]
     if pw.is_pointwise_generic(op):
-        _reverse_pointwise(op, env, cts, active, ybars)
+        pullback.reverse_recompute(op, env, cts, active, ybars)
     elif name == "linalg.generic":
         _reverse_reduction(op, env, cts, active, ybars[0])
     elif name == "linalg.matmul":
@@ -249,51 +283,6 @@ def _reverse_op(op: ir.Operation, env, cts: _Cotangents, active: set) -> None:
         pass
     else:
         raise PassError("reverse", f"no reverse-mode rule for '{name}'", op.location)
-
-
-def _reverse_pointwise(op, env, cts: _Cotangents, active, ybars) -> None:
-    n_in = generic_num_inputs(op)
-    maps = generic_maps(op)
-    inputs = list(op.operands)[:n_in]
-    dom = shape_of(op.results[0])
-    rank = len(dom)
-    want = [i for i in range(n_in) if inputs[i] in active
-            and isinstance(element_type(inputs[i]), (ir.F32Type, ir.F64Type))]
-    if not want:
-        return
-    live = [j for j, g in enumerate(ybars) if g is not None]
-    src = body_block(op)
-    bargs = list(src.arguments)
-    body_ops = block_ops(src)
-    yielded = list(body_ops[-1].operands)
-    seeds = {bargs[i] for i in want}
-
-    def body(a):
-        benv = dict(env)  # captured outer values map to their clones
-        benv.update({bargs[i]: a[i] for i in range(n_in)})
-        from .support.scalar_ad import clone_body
-        clone_body(body_ops[:-1], benv)
-        adj: Dict[ir.Value, ir.Value] = {}
-        for k, j in enumerate(live):
-            y = yielded[j]
-            adj[y] = a[n_in + k] if y not in adj else create(
-                "arith.addf", [a[n_in + k].type], [adj[y], a[n_in + k]]).result
-        act = active_values(body_ops[:-1], seeds)
-        try:
-            reverse_body(body_ops[:-1], benv, adj, act)
-        except NoRuleError as e:
-            raise PassError("reverse", str(e), e.op.location) from None
-        return [adj.get(bargs[i]) or const(element_type(inputs[i]), 0.0) for i in want]
-
-    inits = [empty(dom, element_type(inputs[i])) for i in want]
-    new = make_generic([env[v] for v in inputs] + [ybars[j] for j in live], inits,
-                       maps[:n_in] + [identity_map(rank)] * (len(live) + len(inits)),
-                       [PARALLEL] * rank, body)
-    for i, xbar in zip(want, new.results):
-        if is_identity(maps[i]):
-            cts.add(inputs[i], xbar)
-        else:
-            cts.add(inputs[i], ad.reduce_to(xbar, maps[i], shape_of(inputs[i])))
 
 
 def _reverse_reduction(op, env, cts: _Cotangents, active, g) -> None:
@@ -349,3 +338,11 @@ def _rule_pullback(module_op, op: ir.Operation, env, cts: _Cotangents, active,
     for x, xb in zip(op.operands, xbars):
         if x in active:
             cts.add(x, xb)
+
+
+def _where(loc: ir.Location) -> str:
+    s = str(loc)
+    if s.startswith('loc("') and '":' in s:
+        f, rest = s[len('loc("'):].split('":', 1)
+        return f"{f.rsplit('/', 1)[-1]}:{rest.split(':', 1)[0]}"
+    return "<unknown>"

@@ -22,6 +22,13 @@ AD = [
     "cse",
 ]
 
+
+
+def ad_pipeline(pullback: str = "auto"):
+    """``AD`` with the reverse pass's pointwise-pullback strategy set."""
+    return [f"reverse{{strategy={pullback}}}" if p == "reverse" else p for p in AD]
+
+
 # Bufferization: function arguments are marked read-only by the frontend
 # (bufferization.writable = false), results become out-parameters that the
 # caller allocates, and the deallocation pipeline frees every temporary so a

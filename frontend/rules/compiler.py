@@ -13,6 +13,8 @@
 
 from typing import List
 
+import numpy as np
+
 from mlir import ir
 
 from .. import numpy as fnp
@@ -87,18 +89,35 @@ def frule_via_ad_traced(tangents, f, args):
                 f"{where_str()}: frule_via_ad tangents must be (ḟ, ẋ1, ..., ẋ{len(xs)}) "
                 f"— {len(xs) + 1} entries — or a list of such tuples; got {d!r}")
     tvals = [_zero_or(t, x).value for d in directions for t, x in zip(d[1:], xs)]
-    fname, out_struct, out_types = trace_into(tr.module, _plain(f),
-                                              tuple(x.value.type for x in xs),
-                                              _name(f), private=True)
+    res = trace_into(tr.module, _plain(f), tuple(x.value.type for x in xs),
+                     _name(f), private=True)
+    fname, out_struct, out_types = res
+    captured = [c.value for c in res.captures]  # closed-over arrays: zero tangents
     K = len(directions)
+    primals = [x.value for x in xs] + captured
+    tvals = [t for d in range(K) for t in
+             tvals[d * len(xs):(d + 1) * len(xs)]
+             + [fnp.zeros(ir.RankedTensorType(v.type).shape, _dtype(v.type)).value
+                for v in captured]]
     with ir.InsertionPoint(tr.block), user_location():
-        op = builders.frule_via_ad(fname, [x.value for x in xs], tvals,
-                                   out_types * (K + 1), num_directions=K)
+        op = builders.frule_via_ad(fname, primals, tvals, out_types * (K + 1), num_directions=K)
     res = [Tracer(r, tr) for r in op.results]
     n = len(out_types)
     y = unflatten(out_struct, res[:n])
     ydots = [unflatten(out_struct, res[n * (k + 1):n * (k + 2)]) for k in range(K)]
     return y, (ydots if chunked else ydots[0])
+
+
+def _dtype(t):
+    return np.float64 if str(ir.RankedTensorType(t).element_type) == "f64" else np.float32
+
+
+def _no_captures(res, prim, what):
+    if res.captures:
+        raise TracingError(
+            f"{where_str()}: the {what} of {prim.__name__} uses arrays of an enclosing "
+            f"traced function through a closure; pass them to {prim.__name__} as arguments")
+    return res
 
 
 def call_primitive(prim: Primitive, args):
@@ -116,8 +135,8 @@ def call_primitive(prim: Primitive, args):
     xs = _as_tracers(args, prim.__name__)
     arg_types = tuple(x.value.type for x in xs)
     module = tr.module
-    callee, out_struct, out_types = trace_into(module, prim.fn, arg_types, _name(prim),
-                                               private=True)
+    callee, out_struct, out_types = _no_captures(
+        trace_into(module, prim.fn, arg_types, _name(prim), private=True), prim, "primal")
     frule_name = (_trace_frule(module, prim, frule_fn, arg_types, out_types)
                   if frule_fn is not None else None)
     if frule_name is not None:
@@ -174,8 +193,9 @@ def _trace_frule(module, prim, rule, arg_types, out_types):
             out.append(t)
         return tuple(out)
 
-    name, _, _ = trace_into(module, body, (*arg_types, *arg_types),
-                            _name(prim) + "_frule", private=True)
+    name, _, _ = _no_captures(trace_into(module, body, (*arg_types, *arg_types),
+                                         _name(prim) + "_frule", private=True),
+                              prim, "frule")
     if opted:
         _erase_func(module, name)
         return None
@@ -227,8 +247,9 @@ def _trace_pullback(module, prim, rule, arg_types, out_struct, out_types):
             out.append(fnp.astype(c, x.dtype))
         return tuple(out)
 
-    name, _, _ = trace_into(module, body, (*arg_types, *out_types),
-                            _name(prim) + "_pullback", private=True)
+    name, _, _ = _no_captures(trace_into(module, body, (*arg_types, *out_types),
+                                         _name(prim) + "_pullback", private=True),
+                              prim, "rrule")
     if opted:
         _erase_func(module, name)
         return None

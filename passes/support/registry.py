@@ -66,6 +66,26 @@ def split_pipeline(pipeline: str) -> List[str]:
     return [i for i in items if i]
 
 
+def _options(name: str, item: str) -> Dict[str, str]:
+    """``name{a=1 b=x}`` -> {"a": "1", "b": "x"}, checked against the pass's
+    keyword parameters (ferrule passes take options as keyword arguments)."""
+    import inspect
+    if "{" not in item:
+        return {}
+    body = item.split("{", 1)[1].rstrip().rstrip("}")
+    opts = {}
+    for tok in body.split():
+        key, _, val = tok.partition("=")
+        opts[key] = val or "true"
+    params = inspect.signature(_PASSES[name]).parameters
+    for key in opts:
+        if key not in params or key == "module_op":
+            known = [p for p in params if p != "module_op"]
+            raise ValueError(f"pass {name!r} has no option {key!r}"
+                             + (f"; options: {', '.join(known)}" if known else ""))
+    return opts
+
+
 def run_pipeline(module: ir.Module, pipeline, on_stage=None) -> None:
     """Run ``pipeline`` (a string or a list of items) on ``module`` in place.
 
@@ -91,7 +111,7 @@ def run_pipeline(module: ir.Module, pipeline, on_stage=None) -> None:
         name = item.split("{", 1)[0].strip()
         if name in _PASSES:
             flush()
-            _PASSES[name](module.operation)
+            _PASSES[name](module.operation, **_options(name, item))
             if on_stage:
                 on_stage(name, module)
         else:

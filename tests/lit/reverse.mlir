@@ -50,3 +50,29 @@ func.func @unused(%a: tensor<4xf32>, %b: tensor<4xf32>, %ct: tensor<4xf32>) -> t
   %0:3 = "ad.vjp"(%a, %b, %ct) {callee = @h, operandSegmentSizes = array<i32: 2, 1>} : (tensor<4xf32>, tensor<4xf32>, tensor<4xf32>) -> (tensor<4xf32>, tensor<4xf32>, tensor<4xf32>)
   return %0#2 : tensor<4xf32>
 }
+
+// -----
+
+// Storing partials (reverse{strategy=store}): the forward region also writes
+// d exp(a*b)/da and d exp(a*b)/db; the backward region only multiplies by the
+// cotangent. The choice is recorded on the module.
+// RUN: ferrule-opt %s --split-input-file --pass-pipeline='builtin.module(reverse{strategy=store})' | FileCheck %s --check-prefix=STORE
+// STORE: module attributes {ferrule.pullbacks = ["{{.*}}: pointwise pullback of @gs: store (recompute re-reads 32 B, storing partials moves 64 B)"]}
+// STORE-LABEL: func.func private @gs_vjp
+// STORE: %[[F:.+]]:3 = linalg.generic
+// STORE: math.exp
+// STORE: linalg.yield
+// STORE: linalg.generic
+// STORE-SAME: ins(%arg2, %[[F]]#1, %[[F]]#2 :
+// STORE: arith.mulf
+// STORE-NOT: math.exp
+// STORE: linalg.yield
+func.func private @gs(%a: tensor<4xf32>, %b: tensor<4xf32>) -> tensor<4xf32> {
+  %p = arith.mulf %a, %b : tensor<4xf32>
+  %e = math.exp %p : tensor<4xf32>
+  return %e : tensor<4xf32>
+}
+func.func @stored(%a: tensor<4xf32>, %b: tensor<4xf32>, %ct: tensor<4xf32>) -> (tensor<4xf32>, tensor<4xf32>) {
+  %0:3 = "ad.vjp"(%a, %b, %ct) {callee = @gs, operandSegmentSizes = array<i32: 2, 1>} : (tensor<4xf32>, tensor<4xf32>, tensor<4xf32>) -> (tensor<4xf32>, tensor<4xf32>, tensor<4xf32>)
+  return %0#1, %0#2 : tensor<4xf32>, tensor<4xf32>
+}
