@@ -16,6 +16,11 @@ from .errors import ShapeError, UnsupportedOperationError
 from .tracing import Tracer, mlir_element_type, user_location, where_str
 
 
+def _layout():
+    from . import layout
+    return layout
+
+
 def _np():
     from . import numpy as fnp
     return fnp
@@ -106,7 +111,7 @@ def getitem(x, idx):
     if not (list(offsets) == [0] * x.ndim and list(sizes) == list(x.shape)
             and list(strides) == [1] * x.ndim):
         r = extract_slice(x, offsets, sizes, strides, sizes)
-    return _np()._reshape_to(r, tuple(out_shape))
+    return _layout()._reshape_to(r, tuple(out_shape))
 
 
 def concatenate(arrays, axis=0):

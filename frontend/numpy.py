@@ -12,15 +12,12 @@ become float32.
 """
 
 import builtins
-import operator
 
 import numpy as _onp
 from mlir import ir
-from mlir.dialects import linalg as linalg_d
 
-from .passes.support.ir_utils import (PARALLEL, REDUCTION, create, empty,
-                                       make_generic, projection_map)
-from .errors import DTypeError, ShapeError, TracingError, UnsupportedOperationError
+from .passes.support.ir_utils import create
+from .errors import DTypeError, ShapeError, TracingError
 from .tracing import (Tracer, current_trace, mlir_element_type, user_location,
                       where_str)
 
@@ -302,249 +299,6 @@ def astype(x, dtype):
     return _wrap(_emit(name, [_tensor_type(x.shape, dtype)], [x.value]).result, x.trace)
 
 
-# -- broadcasting and layout ------------------------------------------------------
-
-def broadcast_to(x, shape):
-    """numpy ``broadcast_to``: a ``linalg.generic`` reading ``x`` through a
-    projection map (size-1 axes are first collapsed away)."""
-    shape = tuple(int(s) for s in shape)
-    if not _traced(x):
-        return _onp.broadcast_to(x, shape)
-    x = asarray_traced(x)
-    if x.shape == shape:
-        return x
-    try:
-        ok = _onp.broadcast_shapes(x.shape, shape) == shape
-    except ValueError:
-        ok = False
-    if not ok:
-        raise ShapeError(f"{where_str()}: cannot broadcast {x.shape} to {shape}")
-    lead = len(shape) - x.ndim
-    kept = [i for i, s in enumerate(x.shape) if s == shape[lead + i]]
-    src = x
-    if len(kept) != x.ndim:
-        src = _reshape_to(x, tuple(x.shape[i] for i in kept))
-    dims = [lead + i for i in kept]
-    elt = mlir_element_type(x.dtype)
-    with user_location():
-        init = empty(shape, elt)
-        op = make_generic([src.value], [init],
-                          [projection_map(len(shape), dims), projection_map(len(shape), range(len(shape)))],
-                          [PARALLEL] * len(shape), lambda a: [a[0]])
-    return _wrap(op.result, x.trace)
-
-
-def _reassoc(groups):
-    return ir.ArrayAttr.get([ir.ArrayAttr.get([ir.IntegerAttr.get(ir.IntegerType.get_signless(64), d)
-                                               for d in g]) for g in groups])
-
-
-def _unit_groups(shape):
-    """A reassociation that groups each size-1 axis of ``shape`` with a
-    neighbouring other axis: collapsing by it removes exactly the size-1 axes
-    ([] when every axis has size 1: a collapse to rank 0)."""
-    groups, pending = [], []
-    for d, n in enumerate(shape):
-        if n == 1:
-            pending.append(d)
-        else:
-            groups.append(pending + [d])
-            pending = []
-    if pending and groups:
-        groups[-1] += pending
-    return groups
-
-
-def _reshape_to(x: Tracer, shape) -> Tracer:
-    """Reshape with static tensor ops. Adding or removing size-1 axes collapses
-    and expands exactly those (valid on strided slices too); other reshapes
-    collapse to 1-D and expand, which canonicalisation folds where it can."""
-    shape = tuple(shape)
-    if x.shape == shape:
-        return x
-    elt = mlir_element_type(x.dtype)
-
-    def collapse(v, groups, to):
-        return _emit("tensor.collapse_shape", [ir.RankedTensorType.get(list(to), elt)],
-                     [v], {"reassociation": _reassoc(groups)}).result
-
-    def expand(v, groups, to):
-        return _emit("tensor.expand_shape", [ir.RankedTensorType.get(list(to), elt)], [v],
-                     {"reassociation": _reassoc(groups),
-                      "static_output_shape": ir.DenseI64ArrayAttr.get(list(to))}).result
-
-    v = x.value
-    core = tuple(n for n in shape if n != 1)
-    if core == tuple(n for n in x.shape if n != 1):
-        if x.shape != core:
-            v = collapse(v, _unit_groups(x.shape), core)
-        if shape != core:
-            v = expand(v, _unit_groups(shape), shape)
-    elif not shape:
-        v = collapse(v, [], ())
-    elif x.ndim == 0:
-        v = expand(v, [], shape)
-    else:
-        if x.ndim != 1:
-            v = collapse(v, [list(range(x.ndim))], (x.size,))
-        if len(shape) != 1:
-            v = expand(v, [list(range(len(shape)))], shape)
-    return _wrap(v, x.trace)
-
-
-def reshape(x, shape):
-    """numpy ``reshape`` (one ``-1`` allowed)."""
-    if isinstance(shape, int):
-        shape = (shape,)
-    shape = tuple(int(s) for s in shape)
-    if not _traced(x):
-        return _onp.reshape(x, shape)
-    x = asarray_traced(x)
-    if shape.count(-1) > 1:
-        raise ShapeError(f"{where_str()}: reshape allows one -1, got {shape}")
-    if -1 in shape:
-        known = int(_onp.prod([s for s in shape if s != -1], dtype=_onp.int64))
-        if known == 0 or x.size % known:
-            raise ShapeError(f"{where_str()}: cannot reshape {x.shape} into {shape}")
-        shape = tuple(x.size // known if s == -1 else s for s in shape)
-    if int(_onp.prod(shape, dtype=_onp.int64)) != x.size:
-        raise ShapeError(f"{where_str()}: cannot reshape array of size {x.size} "
-                         f"(shape {x.shape}) into shape {shape}")
-    return _reshape_to(x, shape)
-
-
-def transpose(x, axes=None):
-    """numpy ``transpose``: a ``linalg.generic`` with a permutation map."""
-    if not _traced(x):
-        return _onp.transpose(x, axes)
-    x = asarray_traced(x)
-    if axes is None:
-        axes = tuple(range(x.ndim))[::-1]
-    else:
-        given = tuple(operator.index(a) for a in axes)
-        if len(given) != x.ndim or any(not -x.ndim <= a < x.ndim for a in given):
-            raise ShapeError(f"{where_str()}: axes {given} are not a permutation of the "
-                             f"{x.ndim} axes of an array of shape {x.shape}")
-        axes = tuple(a % x.ndim for a in given)
-    if sorted(axes) != list(range(x.ndim)):
-        raise ShapeError(f"{where_str()}: axes {axes} are not a permutation of {x.ndim} dims")
-    if axes == tuple(range(x.ndim)):
-        return x
-    out_shape = tuple(x.shape[a] for a in axes)
-    # out[i0..] = x[...]: input dim axes[k] is output dim k
-    inv = [axes.index(d) for d in range(x.ndim)]
-    with user_location():
-        init = empty(out_shape, mlir_element_type(x.dtype))
-        op = make_generic([x.value], [init],
-                          [projection_map(x.ndim, inv), projection_map(x.ndim, range(x.ndim))],
-                          [PARALLEL] * x.ndim, lambda a: [a[0]])
-    return _wrap(op.result, x.trace)
-
-
-def swapaxes(x, a, b):
-    axes = list(range(_onp.ndim(x) if not _traced(x) else x.ndim))
-    axes[a], axes[b] = axes[b], axes[a]
-    return transpose(x, axes)
-
-
-# -- reductions ------------------------------------------------------------------
-
-def _norm_axes(axis, ndim):
-    if axis is None:
-        return tuple(range(ndim))
-    axes = (axis,) if isinstance(axis, (int, _onp.integer)) else tuple(axis)
-    out = []
-    for a in map(operator.index, axes):
-        if not -ndim <= a < ndim:
-            raise ShapeError(f"{where_str()}: axis {a} is out of bounds for {ndim}-d array")
-        out.append(a % ndim)
-    return tuple(sorted(set(out)))
-
-
-def _reduce(x, axis, keepdims, kind):
-    x = asarray_traced(x)
-    if x.dtype == _onp.bool_:
-        if kind != "add":
-            raise DTypeError(f"{where_str()}: max of a bool array is not supported")
-        x = astype(x, float32)  # a count, as float32 (ferrule has no integer arrays)
-    axes = _norm_axes(axis, x.ndim)
-    kept = [d for d in range(x.ndim) if d not in axes]
-    out_shape = tuple(x.shape[d] for d in kept)
-    elt = mlir_element_type(x.dtype)
-    init_val = 0.0 if kind == "add" else -_onp.inf
-    fill = constant(init_val, out_shape, x.dtype)
-    body_op = {"add": "arith.addf", "max": "arith.maximumf"}[kind]
-    with user_location():
-        op = make_generic(
-            [x.value], [fill.value],
-            [projection_map(x.ndim, range(x.ndim)), projection_map(x.ndim, kept)],
-            [REDUCTION if d in axes else PARALLEL for d in range(x.ndim)],
-            lambda a: [create(body_op, [elt], [a[0], a[1]]).result])
-    r = _wrap(op.result, x.trace)
-    if keepdims:
-        r = _reshape_to(r, tuple(1 if d in axes else x.shape[d] for d in range(x.ndim)))
-    return r
-
-
-def sum(x, axis=None, keepdims=False):
-    """numpy ``sum``: a ``linalg.generic`` with reduction iterators."""
-    if not _traced(x):
-        return _onp.sum(x, axis=axis, keepdims=keepdims)
-    return _reduce(x, axis, keepdims, "add")
-
-
-def max(x, axis=None, keepdims=False):
-    """numpy ``max`` (``amax``)."""
-    if not _traced(x):
-        return _onp.max(x, axis=axis, keepdims=keepdims)
-    return _reduce(x, axis, keepdims, "max")
-
-
-amax = max
-
-
-def mean(x, axis=None, keepdims=False):
-    """numpy ``mean``: ``sum`` times ``1/N``."""
-    if not _traced(x):
-        return _onp.mean(x, axis=axis, keepdims=keepdims)
-    x = asarray_traced(x)
-    n = int(_onp.prod([x.shape[a] for a in _norm_axes(axis, x.ndim)], dtype=_onp.int64))
-    return multiply(sum(x, axis, keepdims), 1.0 / n if n else nan)
-
-
-# -- matmul -------------------------------------------------------------------------
-
-def matmul(a, b):
-    """numpy ``matmul`` for 1-D and 2-D operands (``linalg.matmul``)."""
-    if not _traced(a, b):
-        return _onp.matmul(a, b)
-    tr = _trace_of(a, b)
-    dtype = _result_dtype(a, b)
-    a, b = asarray_traced(a), asarray_traced(b)
-    if a.ndim == 0 or b.ndim == 0:
-        raise ShapeError(f"{where_str()}: matmul of a 0-d array; use * instead")
-    if a.ndim > 2 or b.ndim > 2:
-        raise UnsupportedOperationError(
-            f"{where_str()}: matmul of {a.ndim}-d and {b.ndim}-d arrays: batched "
-            f"matmul is not implemented yet (only 1-D and 2-D operands)")
-    a2 = reshape(a, (1, a.shape[0])) if a.ndim == 1 else a
-    b2 = reshape(b, (b.shape[0], 1)) if b.ndim == 1 else b
-    if a2.shape[1] != b2.shape[0]:
-        raise ShapeError(f"{where_str()}: matmul shapes {a.shape} and {b.shape} do not "
-                         f"align ({a2.shape[1]} != {b2.shape[0]})")
-    a2, b2 = astype(a2, dtype), astype(b2, dtype)
-    out_shape = (a2.shape[0], b2.shape[1])
-    zero = constant(0.0, out_shape, dtype)
-    with user_location():
-        r = linalg_d.matmul(a2.value, b2.value, outs=[zero.value])
-    res = _wrap(r, tr)
-    final = tuple(s for s, keep in zip(out_shape, (a.ndim == 2, b.ndim == 2)) if keep)
-    return reshape(res, final)
-
-
-dot = matmul
-
-
 # -- constructors --------------------------------------------------------------------
 
 def _ctor(value_of):
@@ -591,4 +345,7 @@ def asarray(x, dtype=None):
 
 array = asarray
 
-from .indexing import getitem, concatenate, split, stack  # noqa: E402  (uses the above)
+# The structured ops live in their own modules; they use the plumbing above.
+from .layout import (amax, broadcast_to, dot, matmul, max, mean, reshape,  # noqa: E402
+                     sum, swapaxes, transpose)
+from .indexing import getitem, concatenate, split, stack  # noqa: E402
