@@ -18,7 +18,7 @@ from mlir import ir
 
 from .dialect import VerificationError, make_context, verify_module
 from .passes import PassError, run_pipeline
-from .runtime import cpu, pipelines
+from .runtime import cpu, pipelines, rowsplit
 from .errors import CompileError, DTypeError, TracingError
 from .tracing import (current_trace, flatten, mlir_element_type, trace_into, unflatten,
                       where_str)
@@ -138,7 +138,10 @@ class Lowered:
         forward mode ran, and what is kept between forward and backward."""
         from .report import explain
         self._run_ad()
-        return explain(self._stages["traced"], self._ctx, self._stages["ad"])
+        text = explain(self._stages["traced"], self._ctx, self._stages["ad"])
+        if getattr(self, "threads_note", None):
+            text += f"\nCPU: {self.threads_note}"
+        return text
 
     def compile(self) -> cpu.CpuFunction:
         if self._compiled is None:
@@ -153,9 +156,61 @@ class Lowered:
             with self._ctx:
                 ins, outs = cpu.function_specs(ir.Module.parse(self._stages["ad"]), self.name)
             t = time.perf_counter()
-            self._compiled = cpu.CpuFunction(ll_ir, self.name, ins, outs)
+            self._compiled = self._row_split(ins, outs) or cpu.CpuFunction(
+                ll_ir, self.name, ins, outs)
             self.timings["codegen"] = time.perf_counter() - t
         return self._compiled
+
+    def _row_split(self, ins, outs):
+        """A :class:`~ferrule.runtime.cpu.RowSplitFunction` over the CPU's
+        cores when the function is row-separable and large enough; else None
+        (``self.threads_note`` says why)."""
+        threads = _num_threads()
+        size = sum(int(np.prod(s.shape, dtype=np.int64)) for s in [*ins, *outs])
+        if threads < 2:
+            self.threads_note = "1 thread (FERRULE_NUM_THREADS or the CPU count is 1)"
+            return None
+        if size < _ROW_SPLIT_MIN_ELEMENTS:
+            self.threads_note = f"1 thread ({size} elements: too small to split)"
+            return None
+        n = ins[0].shape[0] if ins and ins[0].shape else 0
+        threads = min(threads, n)
+        bounds = [n * k // threads for k in range(threads + 1)] if threads > 1 else []
+        sizes = {hi - lo for lo, hi in zip(bounds[:-1], bounds[1:])}
+        compiled = {}
+        for rows in sizes:
+            text, why = rowsplit.chunk_module(self._stages["ad"], self.name, self._ctx, rows)
+            if text is None:
+                self.threads_note = f"1 thread (not row-separable: {why})"
+                return None
+            _, ll = cpu.lower_to_llvm_ir(text, self.name, self._ctx)
+            with self._ctx:
+                cins, couts = cpu.function_specs(ir.Module.parse(text), self.name)
+            compiled[rows] = cpu.CpuFunction(ll, self.name, cins, couts)
+        self.threads_note = f"{threads} threads over row chunks of {sorted(sizes)} rows"
+        return cpu.RowSplitFunction(
+            _Specs(ins, outs, self.name),
+            [(lo, hi, compiled[hi - lo]) for lo, hi in zip(bounds[:-1], bounds[1:])])
+
+
+# Below this many elements (inputs + outputs) a call is too short for threads.
+_ROW_SPLIT_MIN_ELEMENTS = 1 << 18
+
+
+def _num_threads() -> int:
+    import os
+    env = os.environ.get("FERRULE_NUM_THREADS", "")
+    if env:
+        try:
+            return max(1, int(env))
+        except ValueError:
+            raise ValueError(f"FERRULE_NUM_THREADS must be an integer, got {env!r}") from None
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+class _Specs:
+    def __init__(self, inputs, outputs, name):
+        self.inputs, self.outputs, self.func_name = inputs, outputs, name
 
 
 class Jitted:

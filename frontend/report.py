@@ -10,13 +10,7 @@ from typing import Dict, List
 import numpy as np
 from mlir import ir
 
-
-def _where(loc: ir.Location) -> str:
-    s = str(loc)
-    if s.startswith('loc("') and '":' in s:
-        f, rest = s[len('loc("'):].split('":', 1)
-        return f"{f.rsplit('/', 1)[-1]}:{rest.split(':', 1)[0]}"
-    return "<unknown>"
+from .passes.support.ir_utils import loc_where
 
 
 def _nbytes(t) -> int:
@@ -51,7 +45,7 @@ def explain(module_text: str, ctx: ir.Context, ad_text: str = "") -> str:
         lines = []
         for op in ops:
             callee = ir.FlatSymbolRefAttr(op.attributes["callee"]).value
-            at = _where(op.location)
+            at = loc_where(op.location)
             if op.name == "ad.vjp":
                 lines.append(f"{at}: reverse mode of @{callee} (built-in): pointwise regions "
                              f"get backward regions that recompute from their inputs; "

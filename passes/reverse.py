@@ -28,7 +28,7 @@ from .support import pointwise as pw
 from .support import pullback
 from .support.ir_utils import (PARALLEL, block_ops, create, element_type, empty,
                                func_body, generic_iterators, generic_maps, identity_map,
-                               is_identity, make_generic, shape_of)
+                               is_identity, loc_where, make_generic, shape_of)
 from .support.registry import PassError, register
 from .support.scalar_rules import OEQ, _cmp, _select, const
 
@@ -192,7 +192,7 @@ def vjp_function(module_op, callee: str, mask: List[bool], loc,
                     residuals[op] = _rule_forward(module_op, op, env)
                 elif pw.is_pointwise_generic(op) and pullback.wanted_inputs(op, active):
                     how, rb, sb = pullback.choose(op, active, strategy)
-                    _record(module_op, f"{_where(op.location)}: pointwise pullback of "
+                    _record(module_op, f"{loc_where(op.location)}: pointwise pullback of "
                             f"@{callee}: {how} (recompute re-reads {rb} B, storing "
                             f"partials moves {sb} B)")
                     if how == "store":
@@ -339,10 +339,3 @@ def _rule_pullback(module_op, op: ir.Operation, env, cts: _Cotangents, active,
         if x in active:
             cts.add(x, xb)
 
-
-def _where(loc: ir.Location) -> str:
-    s = str(loc)
-    if s.startswith('loc("') and '":' in s:
-        f, rest = s[len('loc("'):].split('":', 1)
-        return f"{f.rsplit('/', 1)[-1]}:{rest.split(':', 1)[0]}"
-    return "<unknown>"

@@ -191,3 +191,47 @@ class CpuFunction:
             args += self._descriptor(o)
         self._cfunc(*args)
         return tuple(outs)
+
+
+class RowSplitFunction:
+    """A row-separable function run as row chunks on a thread pool.
+
+    ``chunks`` is a list of ``(start, stop, CpuFunction)`` covering the rows;
+    each chunk function is the same program compiled for ``stop - start``
+    rows. Same call interface as :class:`CpuFunction`.
+    """
+
+    _pools = {}
+
+    def __init__(self, full: "CpuFunction", chunks):
+        self.inputs, self.outputs, self.func_name = full.inputs, full.outputs, full.func_name
+        self.chunks = chunks
+        self.threads = len(chunks)
+
+    def _pool(self):
+        from concurrent.futures import ThreadPoolExecutor
+        pool = RowSplitFunction._pools.get(self.threads)
+        if pool is None:
+            pool = RowSplitFunction._pools[self.threads] = ThreadPoolExecutor(
+                self.threads, thread_name_prefix="ferrule")
+        return pool
+
+    def __call__(self, *arrays, out=None):
+        arrays = [np.asarray(a) for a in arrays]
+        for k, (a, spec) in enumerate(zip(arrays, self.inputs)):
+            if a.shape != spec.shape or a.dtype != spec.dtype:
+                raise TypeError(f"{self.func_name}: argument {k} must be {spec.dtype}"
+                                f"{list(spec.shape)}, got {a.dtype}{list(a.shape)}")
+        arrays = [a if a.flags.c_contiguous else a.copy(order="C") for a in arrays]
+        outs = list(out) if out is not None else [np.empty(s.shape, s.dtype) for s in self.outputs]
+        for k, (o, s) in enumerate(zip(outs, self.outputs)):
+            if (not isinstance(o, np.ndarray) or o.shape != s.shape or o.dtype != s.dtype
+                    or not o.flags.c_contiguous or not o.flags.writeable):
+                raise TypeError(f"{self.func_name}: out[{k}] must be a writeable C-contiguous "
+                                f"{s.dtype}{list(s.shape)} array")
+        futures = [self._pool().submit(fn, *[a[lo:hi] for a in arrays],
+                                       out=tuple(o[lo:hi] for o in outs))
+                   for lo, hi, fn in self.chunks]
+        for f in futures:
+            f.result()
+        return tuple(outs)

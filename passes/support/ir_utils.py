@@ -230,3 +230,13 @@ def topo_sort_block(block: ir.Block) -> None:
         raise RuntimeError("topo_sort_block: the block has a dependence cycle")
     for i in order:
         body[i].move_before(term)
+
+
+def loc_where(loc: ir.Location) -> str:
+    """``file.py:LINE`` of the first file location in ``loc`` (fused or not),
+    or ``<unknown>``."""
+    import re
+    m = re.search(r'"([^"]+)":(\d+)', str(loc))
+    if not m:
+        return "<unknown>"
+    return f"{m.group(1).rsplit('/', 1)[-1]}:{m.group(2)}"
