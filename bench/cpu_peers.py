@@ -9,22 +9,11 @@ and ratios; every implementation is checked against ferrule's results.
 
 import argparse
 import sys
-import time
 
 import numpy as np
 
 import ferrule
-from pointwise_ad import lstm_fb
-
-
-def median_ms(fn, repeat):
-    fn()
-    ts = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t)
-    return 1e3 * float(np.median(ts))
+from pointwise_ad import lstm_fb, median_ms
 
 
 def torch_impls():

@@ -12,7 +12,6 @@
 """
 
 import argparse
-import time
 
 import numpy as np
 
@@ -20,6 +19,7 @@ import ferrule
 import ferrule.numpy as fnp
 from ferrule import eager, rules
 from ferrule.nn import sigmoid
+from pointwise_ad import median_ms
 
 
 def _gates(i, f, g, o, c):
@@ -66,16 +66,6 @@ def loss_with(cell):
         h2, c2 = cell(i, f, g, o, c)
         return fnp.sum(h2 * dh) + fnp.sum(c2 * dc)
     return loss
-
-
-def median_ms(fn, repeat):
-    fn()
-    ts = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t)
-    return 1e3 * float(np.median(ts))
 
 
 def main():
