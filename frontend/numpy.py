@@ -18,8 +18,8 @@ from mlir import ir
 
 from .passes.support.ir_utils import create
 from .errors import DTypeError, ShapeError, TracingError
-from .tracing import (Tracer, current_trace, mlir_element_type, user_location,
-                      where_str)
+from .tracing import (Tracer, current_trace, mlir_element_type, numpy_dtype,
+                      user_location, where_str)
 
 float32, float64, bool_ = _onp.float32, _onp.float64, _onp.bool_
 ndarray = _onp.ndarray
@@ -83,6 +83,12 @@ def constant(value, shape=(), dtype=float32) -> Tracer:
         attr = (ir.DenseElementsAttr.get(arr) if dtype == _onp.bool_
                 else ir.DenseElementsAttr.get(arr, type=t))
     return _wrap(_emit("arith.constant", [t], [], {"value": attr}).result, tr)
+
+
+def zeros_value(t: ir.Type) -> ir.Value:
+    """A splat zero of tensor type ``t`` (a symbolic zero for the passes)."""
+    rt = ir.RankedTensorType(t)
+    return constant(0.0, tuple(rt.shape), numpy_dtype(rt.element_type)).value
 
 
 def asarray_traced(x, tr=None) -> Tracer:

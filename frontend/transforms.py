@@ -17,7 +17,7 @@ from . import numpy as fnp
 from .api import jit
 from .dialect import builders
 from .errors import ShapeError, TracingError
-from .tracing import (Tracer, current_trace, flatten, trace_into, unflatten,
+from .tracing import (Tracer, current_trace, flatten, numpy_dtype, trace_into, unflatten,
                       user_location, where_str)
 
 
@@ -91,15 +91,11 @@ def vjp(f, *primals, has_aux=False):
                 if tuple(ct.shape) != tuple(ir.RankedTensorType(t).shape):
                     raise ShapeError(f"{where_str()}: cotangent of shape {ct.shape} for an "
                                      f"output of type {t}")
-                vals.append(fnp.astype(ct, _np_dtype(t)).value)
+                vals.append(fnp.astype(ct, numpy_dtype(ir.RankedTensorType(t).element_type)).value)
             return vals
         _, _, in_cts, p_struct = _emit_vjp(f, tuple(primals), cot, "vjp")
         return tuple(unflatten(p_struct, in_cts))
     return outs, pullback
-
-
-def _np_dtype(t):
-    return np.float64 if str(ir.RankedTensorType(t).element_type) == "f64" else np.float32
 
 
 def value_and_grad(f, argnums: Union[int, Sequence[int]] = 0, has_aux=False):
@@ -122,10 +118,9 @@ def value_and_grad(f, argnums: Union[int, Sequence[int]] = 0, has_aux=False):
                 raise ShapeError(
                     f"ferrule.grad: output must be a scalar; got shape {tuple(t0.shape)} "
                     f"from {_name(f)}() at {where_str()}. Use vjp for non-scalar outputs.")
-            vals = [fnp.constant(1.0, (), _np_dtype(out_types[0])).value]
-            for t in out_types[1:]:  # aux outputs: symbolic zero cotangents
-                rt = ir.RankedTensorType(t)
-                vals.append(fnp.constant(0.0, tuple(rt.shape), _np_dtype(t)).value)
+            vals = [fnp.constant(1.0, (), numpy_dtype(t0.element_type)).value]
+            # aux outputs: symbolic zero cotangents
+            vals += [fnp.zeros_value(t) for t in out_types[1:]]
             return vals
 
         def g(*a):
@@ -184,8 +179,7 @@ def jvp(f, primals: Tuple, tangents: Tuple):
     fname, out_struct, out_types, captured = _trace_callee(
         f, unflatten(p_struct, p_leaves), _name(f))
     with ir.InsertionPoint(tr.block), user_location():
-        zeros = [fnp.zeros(ir.RankedTensorType(v.type).shape,
-                           _np_dtype(v.type)).value for v in captured]
+        zeros = [fnp.zeros_value(v.type) for v in captured]
         op = builders.jvp(fname, [l.value for l in p_leaves] + captured, tv + zeros,
                           out_types + out_types)
     res = [Tracer(r, tr) for r in op.results]

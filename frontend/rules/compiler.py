@@ -13,8 +13,6 @@
 
 from typing import List
 
-import numpy as np
-
 from mlir import ir
 
 from .. import numpy as fnp
@@ -97,8 +95,7 @@ def frule_via_ad_traced(tangents, f, args):
     primals = [x.value for x in xs] + captured
     tvals = [t for d in range(K) for t in
              tvals[d * len(xs):(d + 1) * len(xs)]
-             + [fnp.zeros(ir.RankedTensorType(v.type).shape, _dtype(v.type)).value
-                for v in captured]]
+             + [fnp.zeros_value(v.type) for v in captured]]
     with ir.InsertionPoint(tr.block), user_location():
         op = builders.frule_via_ad(fname, primals, tvals, out_types * (K + 1), num_directions=K)
     res = [Tracer(r, tr) for r in op.results]
@@ -106,10 +103,6 @@ def frule_via_ad_traced(tangents, f, args):
     y = unflatten(out_struct, res[:n])
     ydots = [unflatten(out_struct, res[n * (k + 1):n * (k + 2)]) for k in range(K)]
     return y, (ydots if chunked else ydots[0])
-
-
-def _dtype(t):
-    return np.float64 if str(ir.RankedTensorType(t).element_type) == "f64" else np.float32
 
 
 def _no_captures(res, prim, what):
