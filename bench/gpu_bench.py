@@ -16,7 +16,6 @@ For every artifact in bench/artifacts/manifest.json (cell × B×H) it
 """
 
 import argparse
-import importlib.util
 import json
 import os
 import statistics
@@ -33,20 +32,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 import cuda_cases  # noqa: E402
 
 
-def load_launcher():
-    """runtime/cuda as the top-level package ``ferrule_cuda`` (no ferrule install)."""
-    if "ferrule_cuda" in sys.modules:        # loaded already (e.g. by the tests)
-        return sys.modules["ferrule_cuda"]
-    pkg = ROOT / "runtime" / "cuda"
-    spec = importlib.util.spec_from_file_location(
-        "ferrule_cuda", pkg / "__init__.py", submodule_search_locations=[str(pkg)])
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["ferrule_cuda"] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-fc = load_launcher()
+fc = cuda_cases.load_launcher()
 
 
 def try_import(name):

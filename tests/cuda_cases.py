@@ -5,6 +5,10 @@ numpy only (no MLIR, no ferrule): the launcher tests and bench/gpu_bench.py
 import this on a GPU machine that has neither.
 """
 
+import importlib.util
+import sys
+from pathlib import Path
+
 import numpy as np
 
 MAP2 = "#map = affine_map<(d0, d1) -> (d0, d1)>"
@@ -151,3 +155,17 @@ CELLS = {
     "lstm": (lambda B, H: [(B, 4 * H), (B, H), (B, H), (B, H)], lstm_fb_numpy),
     "gru": (lambda B, H: [(B, 3 * H), (B, H), (B, H)], gru_fb_numpy),
 }
+
+
+def load_launcher():
+    """``runtime/cuda`` as the top-level package ``ferrule_cuda``, without
+    importing ferrule (whose ``__init__`` needs MLIR)."""
+    if "ferrule_cuda" in sys.modules:
+        return sys.modules["ferrule_cuda"]
+    pkg = Path(__file__).resolve().parents[1] / "runtime" / "cuda"
+    spec = importlib.util.spec_from_file_location(
+        "ferrule_cuda", pkg / "__init__.py", submodule_search_locations=[str(pkg)])
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["ferrule_cuda"] = mod
+    spec.loader.exec_module(mod)
+    return mod

@@ -12,7 +12,6 @@ Artifacts are read from $FERRULE_CUDA_ARTIFACTS or bench/artifacts/tests.
 Every test is skipped, with the reason, where there is no GPU or no artifact.
 """
 
-import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -40,20 +39,7 @@ def _skip(reason):
     raise Skip(reason)
 
 
-def _load_launcher():
-    """Import runtime/cuda as the top-level package ``ferrule_cuda``."""
-    if "ferrule_cuda" in sys.modules:
-        return sys.modules["ferrule_cuda"]
-    pkg = ROOT / "runtime" / "cuda"
-    spec = importlib.util.spec_from_file_location(
-        "ferrule_cuda", pkg / "__init__.py", submodule_search_locations=[str(pkg)])
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["ferrule_cuda"] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-fc = _load_launcher()
+fc = cuda_cases.load_launcher()
 ARTIFACTS = Path(os.environ.get("FERRULE_CUDA_ARTIFACTS", ROOT / "bench" / "artifacts" / "tests"))
 
 
