@@ -16,10 +16,10 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 from mlir import ir
-from mlir.dialects import llvm as mlir_llvm
 
 from . import pipelines
 from .llvm_codegen import jit_llvm_ir
+from .llvm_translate import translate_to_llvm_ir
 from ..passes import run_pipeline
 
 # Bool tensors are stored as bytes (see passes/widen_bools.py): i1 at the
@@ -88,7 +88,7 @@ def lower_to_llvm_ir(module_text: str, func_name: str, ctx: ir.Context,
             symbol_for(func_name))
         run_pipeline(module, pipelines.CPU_LOWERING, on_stage=on_stage)
         llvm_dialect = str(module)
-        return llvm_dialect, mlir_llvm.translate_module_to_llvmir(module.operation)
+        return llvm_dialect, translate_to_llvm_ir(module.operation)
 
 
 def _cache_dir() -> Optional[Path]:

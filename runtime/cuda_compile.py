@@ -12,7 +12,8 @@ The pipeline (each stage is kept for :meth:`CudaProgram.as_text`):
    ``lower-affine``.
 2. ``mapped``: :mod:`ferrule.runtime.cuda_mapping` turns each top-level loop
    nest into a ``gpu.launch`` of 256-thread blocks with a grid-stride loop
-   (one kernel per fused region).
+   (one kernel per fused region; 16-byte vector lanes where
+   :mod:`ferrule.runtime.cuda_vectorize` allows).
 3. ``gpu``: :data:`GPU_OUTLINE` (``gpu-kernel-outlining``). The host function
    is read into the call plan (:mod:`ferrule.runtime.cuda_hostplan`); kernel
    pointer parameters into inputs/constants get ``noalias readonly``, others
@@ -34,7 +35,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional
 
 from mlir import ir
-from mlir.dialects import llvm as mlir_llvm
 
 from . import pipelines
 from .cpu import function_specs, mark_inputs_readonly
@@ -43,6 +43,7 @@ from .cuda_hostplan import build_plan
 from .cuda_mapping import LaunchInfo, map_module_to_gpu
 from .cuda_target import (CudaTarget, assemble, llvm_ir_to_ptx, parse_target,
                           ptxas_available)
+from .llvm_translate import translate_to_llvm_ir
 from ..passes import run_pipeline
 
 GPU_LOOPS = [
@@ -160,7 +161,7 @@ def compile_cuda(module_text: str, func_name: str, ctx: ir.Context,
         stages["gpu"] = str(module)
         run_pipeline(module, nvvm_pipeline(index_bits))
         stages["nvvm"] = str(module)
-        llvm_irs = [mlir_llvm.translate_module_to_llvmir(op.operation)
+        llvm_irs = [translate_to_llvm_ir(op.operation)
                     for op in module.body.operations
                     if op.operation.name == "gpu.module"]
     stages["llvm"] = "\n".join(llvm_irs)

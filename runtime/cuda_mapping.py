@@ -17,7 +17,10 @@ side is a straight-line sequence of allocations and launches that
   blockDim.x`` and recovers the loop indices by div/rem with the (constant)
   extents, innermost fastest, so neighbouring threads touch neighbouring
   elements (coalesced). One launch per nest, so one fused pointwise region is
-  exactly one kernel.
+  exactly one kernel. Where :mod:`ferrule.runtime.cuda_vectorize` allows,
+  each thread instead takes ``V`` neighbouring points with 16-byte vector
+  loads/stores, behind a run-time alignment test whose other branch is the
+  scalar loop (the grid then covers ``N / V`` points).
 * ``scf.for`` nests around one ``scf.parallel`` (a reduction over a leading
   dimension, e.g. a bias gradient) -> the same, with the ``scf.for`` nest
   moved inside each thread: the loops come from one linalg op, whose
@@ -33,6 +36,8 @@ from typing import Callable, List, Sequence, Tuple
 
 from mlir import ir
 from mlir.dialects import arith, gpu, memref, scf
+
+from .cuda_vectorize import emit_alignment_test, emit_lanes, plan_vectors
 
 BLOCK = 256
 # CUDA's limit on gridDim.x. A grid-stride loop stays correct with fewer
@@ -61,6 +66,9 @@ class LaunchInfo:
     (one thread). ``elements``: points of the iteration box (1 for serial).
     ``grid_stride``: the kernel loops with stride gridDim.x*blockDim.x. The
     grid is compiled in (LLVM uses its range), so launch it as recorded.
+    ``vector``: points per thread per step with 16-byte loads/stores (1:
+    scalar; ``scalar_reason`` says why, for a parallel nest). A vector
+    kernel falls back to its scalar loop when a buffer is misaligned.
     """
     name: str
     kind: str
@@ -68,6 +76,8 @@ class LaunchInfo:
     grid: Tuple[int, int, int]
     block: Tuple[int, int, int]
     grid_stride: bool
+    vector: int = 1
+    scalar_reason: str = ""
 
 
 def _const_index(v: ir.Value) -> int:
@@ -96,6 +106,66 @@ def _launch(grid: int, block: int, name: str) -> Tuple[ir.Operation, ir.Block]:
     return op, op.regions[0].blocks[0]
 
 
+def _grid_stride_loop(blk: ir.Block, trips: Sequence[int],
+                      bounds: Sequence[Tuple[int, int, int]], width: int = 1
+                      ) -> Tuple[List[List[ir.Value]], ir.Operation]:
+    """Build, at the insertion point inside launch body ``blk``, a
+    grid-stride loop over the box ``bounds`` (trip counts ``trips``), each
+    thread taking ``width`` neighbouring points along the innermost
+    dimension per step (``trips[-1] % width == 0``).
+
+    Returns ``(lanes, end)``: ``lanes[k]`` are the loop indices of the
+    ``k``-th point, ``end`` the loop's terminator (put the body before it).
+    """
+    n = 1
+    for t in trips:
+        n *= t
+    bx, tx, gdx, bdx = (blk.arguments[0], blk.arguments[3],
+                        blk.arguments[6], blk.arguments[9])
+    start = arith.AddIOp(arith.MulIOp(bx, bdx).result, tx).result
+    stride = arith.MulIOp(gdx, bdx).result
+    loop = scf.ForOp(start, _index(n // width), stride)
+    with ir.InsertionPoint(loop.body):
+        end = scf.YieldOp([]).operation
+    last = len(bounds) - 1
+    with ir.InsertionPoint(end):
+        rest = loop.induction_variable
+        base: List[ir.Value] = [None] * len(bounds)
+        # Innermost dimension fastest: consecutive threads, consecutive
+        # addresses. Divisors are constants, so LLVM strength-reduces
+        # the div/rem to shifts or multiply-highs.
+        for d in reversed(range(len(bounds))):
+            ext = trips[d] // width if d == last else trips[d]
+            if d > 0:
+                iv = arith.RemUIOp(rest, _index(ext)).result
+                rest = arith.DivUIOp(rest, _index(ext)).result
+            else:
+                iv = rest
+            base[d] = iv
+        if width > 1:
+            base[last] = arith.MulIOp(base[last], _index(width)).result
+        lanes = []
+        for k in range(width):
+            ivs = list(base)
+            if k:
+                ivs[last] = arith.AddIOp(ivs[last], _index(k)).result
+            for d, (lb, _, st) in enumerate(bounds):
+                if st != 1:
+                    ivs[d] = arith.MulIOp(ivs[d], _index(st)).result
+                if lb != 0:
+                    ivs[d] = arith.AddIOp(ivs[d], _index(lb)).result
+            lanes.append(ivs)
+    return lanes, end
+
+
+def _trips(bounds: Sequence[Tuple[int, int, int]]) -> List[int]:
+    return [max(0, -(-(ub - lb) // st)) for lb, ub, st in bounds]
+
+
+def _grid(points: int) -> int:
+    return max(1, min(-(-points // BLOCK), MAX_GRID_X))
+
+
 def emit_grid_stride_launch(anchor: ir.Operation, name: str, kind: str,
                             bounds: Sequence[Tuple[int, int, int]],
                             body: Callable[[List[ir.Value], ir.Operation], None]
@@ -107,46 +177,38 @@ def emit_grid_stride_launch(anchor: ir.Operation, name: str, kind: str,
     loop, and builds the per-point code from the index values ``ivs``; ops
     moved in from elsewhere go before ``end`` (the loop's terminator).
     """
-    trips = [max(0, -(-(ub - lb) // st)) for lb, ub, st in bounds]
+    trips = _trips(bounds)
+    n = _count(trips)
+    with ir.InsertionPoint(anchor):
+        launch, blk = _launch(_grid(n), BLOCK, name)
+    with ir.InsertionPoint(blk):
+        lanes, end = _grid_stride_loop(blk, trips, bounds)
+        with ir.InsertionPoint(end):
+            body(lanes[0], end)
+        gpu.TerminatorOp()
+    return LaunchInfo(name, kind, n, (_grid(n), 1, 1), (BLOCK, 1, 1), True)
+
+
+def _count(trips: Sequence[int]) -> int:
     n = 1
     for t in trips:
         n *= t
-    grid = max(1, min(-(-n // BLOCK), MAX_GRID_X))
-    with ir.InsertionPoint(anchor):
-        launch, blk = _launch(grid, BLOCK, name)
-    with ir.InsertionPoint(blk):
-        bx, tx, gdx, bdx = (blk.arguments[0], blk.arguments[3],
-                            blk.arguments[6], blk.arguments[9])
-        start = arith.AddIOp(arith.MulIOp(bx, bdx).result, tx).result
-        stride = arith.MulIOp(gdx, bdx).result
-        loop = scf.ForOp(start, _index(n), stride)
-        with ir.InsertionPoint(loop.body):
-            end = scf.YieldOp([]).operation
-        with ir.InsertionPoint(end):
-            rest = loop.induction_variable
-            ivs: List[ir.Value] = [None] * len(bounds)
-            # Innermost dimension fastest: consecutive threads, consecutive
-            # addresses. Divisors are constants, so LLVM strength-reduces
-            # the div/rem to shifts or multiply-highs.
-            for d in reversed(range(len(bounds))):
-                lb, _, st = bounds[d]
-                if d > 0:
-                    ext = _index(trips[d])
-                    iv = arith.RemUIOp(rest, ext).result
-                    rest = arith.DivUIOp(rest, ext).result
-                else:
-                    iv = rest
-                if st != 1:
-                    iv = arith.MulIOp(iv, _index(st)).result
-                if lb != 0:
-                    iv = arith.AddIOp(iv, _index(lb)).result
-                ivs[d] = iv
-            body(ivs, end)
-        gpu.TerminatorOp()
-    return LaunchInfo(name, kind, n, (grid, 1, 1), (BLOCK, 1, 1), True)
+    return n
+
+
+def _move_body(src: ir.Block, ivs: Sequence[ir.Value], end: ir.Operation) -> None:
+    """Move the ops of loop body ``src`` (minus its terminator) before
+    ``end``, its block arguments replaced by ``ivs``."""
+    for arg, iv in zip(src.arguments, ivs):
+        arg.replace_all_uses_with(iv)
+    for op in list(src.operations)[:-1]:  # the last is scf.reduce
+        op.operation.move_before(end)
 
 
 def _map_parallel(par: ir.Operation, name: str) -> LaunchInfo:
+    """One launch for an ``scf.parallel`` nest; vector lanes when
+    :func:`~ferrule.runtime.cuda_vectorize.plan_vectors` allows, guarded by
+    a run-time alignment test whose other branch is the scalar loop."""
     pv = par.opview
     lbs = [_const_index(v) for v in pv.lowerBound]
     ubs = [_const_index(v) for v in pv.upperBound]
@@ -154,18 +216,35 @@ def _map_parallel(par: ir.Operation, name: str) -> LaunchInfo:
     if len(par.results):
         raise GpuMappingError("scf.parallel with reductions is not mapped to "
                               "the GPU (linalg lowers reductions to scf.for)")
+    bounds = list(zip(lbs, ubs, sts))
+    trips = _trips(bounds)
+    n = _count(trips)
     src = par.regions[0].blocks[0]
-
-    def body(ivs, end):
-        for arg, iv in zip(src.arguments, ivs):
-            arg.replace_all_uses_with(iv)
-        for op in list(src.operations)[:-1]:  # the last is scf.reduce
-            op.operation.move_before(end)
-
-    info = emit_grid_stride_launch(par, name, "parallel",
-                                   list(zip(lbs, ubs, sts)), body)
+    plan, why = plan_vectors(par, trips, bounds)
+    width = plan.width if plan else 1
+    grid = _grid(-(-n // width))
+    with ir.InsertionPoint(par):
+        launch, blk = _launch(grid, BLOCK, name)
+    with ir.InsertionPoint(blk):
+        if plan is None:
+            lanes, end = _grid_stride_loop(blk, trips, bounds)
+            _move_body(src, lanes[0], end)
+        else:
+            branch = scf.IfOp(emit_alignment_test(plan), [], has_else=True)
+            with ir.InsertionPoint(branch.then_block):
+                then_end = scf.YieldOp([]).operation
+            with ir.InsertionPoint(branch.else_block):
+                else_end = scf.YieldOp([]).operation
+            with ir.InsertionPoint(then_end):
+                lanes, end = _grid_stride_loop(blk, trips, bounds, width)
+            emit_lanes(par, lanes, end, plan)
+            with ir.InsertionPoint(else_end):   # misaligned: scalar fallback
+                lanes, end = _grid_stride_loop(blk, trips, bounds)
+            _move_body(src, lanes[0], end)
+        gpu.TerminatorOp()
     par.erase()
-    return info
+    return LaunchInfo(name, "parallel", n, (grid, 1, 1), (BLOCK, 1, 1), True,
+                      vector=width, scalar_reason=why)
 
 
 def _for_chain_around_parallel(op: ir.Operation):
@@ -204,10 +283,7 @@ def _map_for_over_parallel(root: ir.Operation, chain, par: ir.Operation,
                     inner_end = scf.YieldOp([]).operation
             f.opview.induction_variable.replace_all_uses_with(loop.induction_variable)
             end = inner_end
-        for arg, iv in zip(src.arguments, ivs):
-            arg.replace_all_uses_with(iv)
-        for op in list(src.operations)[:-1]:  # the last is scf.reduce
-            op.operation.move_before(end)
+        _move_body(src, ivs, end)
 
     info = emit_grid_stride_launch(root, name, "parallel", bounds, body)
     root.erase()

@@ -20,13 +20,14 @@ from typing import Dict, List
 
 from mlir import ir
 from mlir.dialects import arith, func, scf
-from mlir.dialects import llvm as mlir_llvm
 
 from ferrule.dialect.context import make_context
 from ferrule.passes import run_pipeline
 from ferrule.runtime import pipelines
 from ferrule.runtime.llvm_codegen import jit_llvm_ir
+from ferrule.runtime.llvm_translate import translate_to_llvm_ir
 
+ALLOC_ALIGN = 256
 ERRORS = {1: "CUDA_ERROR_INVALID_VALUE", 209: "CUDA_ERROR_NO_BINARY_FOR_GPU",
           500: "CUDA_ERROR_NOT_FOUND"}
 # Scalar kernel parameters: how the CPU build takes them, and how to read
@@ -106,7 +107,7 @@ class FakeCuda:
         self._programs = [self._build(p) for p in programs]
         self.cc = cc
         self.cubin_loads = cubin_loads
-        self.mem: Dict[int, ctypes.Array] = {}
+        self.mem: Dict[int, tuple] = {}   # address -> (ctypes buffer, bytes)
         self.loaded = []          # "cubin" / "ptx" per module load
         self.launches = []        # (kernel, grid, block)
         self._modules = []        # module handle - 1 -> program index
@@ -121,7 +122,7 @@ class FakeCuda:
             tail = pipelines.CPU_LOWERING[
                 pipelines.CPU_LOWERING.index("func.func(convert-linalg-to-loops)") + 1:]
             run_pipeline(m, tail)
-            llvm_ir = mlir_llvm.translate_module_to_llvmir(m.operation)
+            llvm_ir = translate_to_llvm_ir(m.operation)
             protos = {n: self._prototype(n, ts) for n, ts in sigs.items()}
         engine, _ = jit_llvm_ir(llvm_ir)
         kernels = {n: (ctypes.CFUNCTYPE(None, *argtypes)(engine.get_function_address(n)), plan)
@@ -191,9 +192,12 @@ class FakeCuda:
         return self._set(fn, len(self._functions))
 
     def cuMemAlloc_v2(self, ptr, n):
-        buf = (ctypes.c_char * max(1, n))()
-        self.mem[ctypes.addressof(buf)] = buf
-        return self._set(ptr, ctypes.addressof(buf))
+        # 256-byte aligned, as cuMemAlloc's are: kernels take their vector
+        # path on such buffers.
+        buf = (ctypes.c_char * (max(1, n) + ALLOC_ALIGN))()
+        addr = -(-ctypes.addressof(buf) // ALLOC_ALIGN) * ALLOC_ALIGN
+        self.mem[addr] = (buf, n)
+        return self._set(ptr, addr)
 
     def cuMemFree_v2(self, ptr):
         return 0 if self.mem.pop(ptr.value, None) is not None else 1
@@ -215,8 +219,8 @@ class FakeCuda:
 
     def cuPointerGetAttribute(self, out, attr, ptr):
         p = ptr.value
-        for base, buf in self.mem.items():
-            if base <= p < base + len(buf):
+        for base, (_, n) in self.mem.items():
+            if base <= p < base + n:
                 return self._set(out, 0)
         return 1
 
@@ -249,3 +253,74 @@ class FakeCuda:
     def cuGetErrorString(self, code, out):
         out._obj.value = b"fake driver error"
         return 0
+
+
+# ------------------------------------------------- mapped modules on the CPU
+
+def launches_to_loops(module: ir.Module, branch=None) -> None:
+    """Replace each ``gpu.launch`` of ``module`` (stage "mapped") by loops
+    over its blocks and threads, so it runs on the CPU with the kernels'
+    real index arithmetic.
+
+    ``branch``: None keeps each vectorised kernel's run-time alignment
+    test; "vector" or "scalar" forces the ``scf.if`` it guards.
+    """
+    for fn in module.body.operations:
+        if fn.operation.name != "func.func":
+            continue
+        block = fn.operation.regions[0].blocks[0]
+        for op in list(block.operations):
+            op = op.operation
+            if op.name != "gpu.launch":
+                continue
+            grid, threads = op.operands[0], op.operands[3]
+            with ir.InsertionPoint(op):
+                idx = ir.IndexType.get()
+                c0 = arith.ConstantOp(idx, 0).result
+                c1 = arith.ConstantOp(idx, 1).result
+                outer = scf.ForOp(c0, grid, c1)
+                with ir.InsertionPoint(outer.body):
+                    inner = scf.ForOp(c0, threads, c1)
+                    scf.YieldOp([])
+                with ir.InsertionPoint(inner.body):
+                    end = scf.YieldOp([])
+            body = op.regions[0].blocks[0]
+            subst = [outer.induction_variable, c0, c0, inner.induction_variable, c0, c0,
+                     grid, c1, c1, threads, c1, c1]
+            for arg, v in zip(body.arguments, subst):
+                arg.replace_all_uses_with(v)
+            for inner_op in list(body.operations)[:-1]:   # drop gpu.terminator
+                inner_op = inner_op.operation
+                if branch is not None and inner_op.name == "scf.if":
+                    with ir.InsertionPoint(end):   # moved ops go before end too
+                        flag = arith.ConstantOp(ir.IntegerType.get_signless(1),
+                                                int(branch == "vector")).result
+                    inner_op.operands[0] = flag
+                inner_op.move_before(end)
+            op.erase()
+
+
+def run_mapped_on_cpu(mapped_text: str, name: str, inputs, outputs, arrays,
+                      branch=None):
+    """Compile a "mapped"-stage module (see :func:`launches_to_loops`) for
+    the CPU and call ``name`` on numpy ``arrays``; ``inputs``/``outputs``:
+    the plan's ``{"shape", "dtype"}`` specs. Returns the outputs."""
+    import numpy as np
+    from ferrule.runtime import cpu
+    ctx = make_context()
+    with ctx, ir.Location.unknown():
+        module = ir.Module.parse(mapped_text)
+        cpu._find_func(module, name).attributes["sym_name"] = ir.StringAttr.get(
+            cpu.symbol_for(name))
+        launches_to_loops(module, branch)
+        tail = pipelines.CPU_LOWERING[
+            pipelines.CPU_LOWERING.index("func.func(convert-linalg-to-loops)") + 1:]
+        run_pipeline(module, tail)
+        llvm_ir = translate_to_llvm_ir(module.operation)
+    specs = [[cpu.TensorSpec(tuple(s["shape"]), np.dtype(s["dtype"])) for s in ss]
+             for ss in (inputs, outputs)]
+    fn = cpu.CpuFunction(llvm_ir, name, *specs)
+    out = [np.empty(s.shape, s.dtype) for s in specs[1]]
+    if branch == "vector":   # the forced vector path must see aligned buffers
+        assert all(a.ctypes.data % 16 == 0 for a in [*arrays, *out])
+    return fn(*arrays, out=out)

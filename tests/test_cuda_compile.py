@@ -15,14 +15,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from mlir import ir
-from mlir.dialects import arith, scf
 
 from ferrule.dialect.context import make_context
-from ferrule.runtime import cpu, pipelines
 from ferrule.runtime.cuda_compile import compile_cuda
 from ferrule.runtime.cuda_target import parse_target
-from ferrule.passes import run_pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
 FILECHECK = Path(sysconfig.get_paths()["purelib"]) / "llvm/bin/FileCheck"
@@ -31,6 +27,7 @@ FILECHECK = FILECHECK if FILECHECK.exists() else shutil.which("FileCheck")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cuda_cases import (MIX_MLIR, MIX_SHAPES, lstm_forward_mlir,  # noqa: E402
                         lstm_forward_numpy, mix_numpy)
+from cuda_emulator import run_mapped_on_cpu  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -52,14 +49,17 @@ def test_lstm_forward_is_one_kernel_with_grid_stride_blocks_of_256(lstm_prog):
     assert k["kind"] == "parallel" and k["grid_stride"]
     assert k["block"] == [256, 1, 1]
     assert k["elements"] == 256 * 1024
-    assert k["grid"] == [256 * 1024 // 256, 1, 1]
+    # Four neighbouring elements per thread (16-byte vectors).
+    assert k["vector"] == 4 and k["grid"] == [256 * 1024 // (4 * 256), 1, 1]
     assert ".maxntid 256, 1, 1" in ptx
     assert ".target sm_90" in ptx and ".version 8.0" in ptx
     assert ".local" not in ptx, "no local memory (stack) in a pointwise kernel"
-    # Five inputs read and two outputs written once per element, coalesced.
-    assert ptx.count("ld.global") == 5 and ptx.count("st.global") == 2
-    # noalias + readonly inputs -> the read-only data cache path.
-    assert ptx.count("ld.global.nc") == 5
+    # Five inputs read and two outputs written once per element, coalesced,
+    # through the read-only data cache (noalias + readonly inputs): as
+    # 16-byte vectors, and as scalars in the misaligned fallback.
+    assert ptx.count("ld.global.nc.v4.b32") == 5 and ptx.count("st.global.v4.b32") == 2
+    assert ptx.count("ld.global.nc.b32") == 5 and ptx.count("st.global.b32") == 2
+    assert ptx.count("ld.global") == ptx.count("ld.global.nc") == 10
     # One launch in the plan, inputs in order, outputs by result index.
     (step,) = lstm_prog.plan["steps"]
     assert step["kernel"] == name and step["grid"] == k["grid"]
@@ -142,7 +142,7 @@ def test_index_arithmetic_widens_past_2_to_the_31():
     assert "setp.lt.u64" in big.ptx or "setp.lt.s64" in big.ptx
     assert "setp.lt.u32" in small.ptx or "setp.lt.s32" in small.ptx
     (k,) = big.kernels.values()
-    assert k["grid"][0] == 2**31 // 256
+    assert k["vector"] == 4 and k["grid"][0] == 2**31 // (4 * 256)
 
 
 # ------------------------------------------------------------- targets
@@ -201,55 +201,8 @@ def test_mix_plan_resolves_views_constants_and_copies(mix_prog):
 
 # ------------------------------------------------------ semantics on the CPU
 
-def _launches_to_loops(module: ir.Module) -> None:
-    """Replace each ``gpu.launch`` by loops over its blocks and threads, so
-    the mapped program runs on the CPU with the real index arithmetic."""
-    for fn in module.body.operations:
-        if fn.operation.name != "func.func":
-            continue
-        block = fn.operation.regions[0].blocks[0]
-        for op in list(block.operations):
-            op = op.operation
-            if op.name != "gpu.launch":
-                continue
-            grid, threads = op.operands[0], op.operands[3]
-            with ir.InsertionPoint(op):
-                idx = ir.IndexType.get()
-                c0 = arith.ConstantOp(idx, 0).result
-                c1 = arith.ConstantOp(idx, 1).result
-                outer = scf.ForOp(c0, grid, c1)
-                with ir.InsertionPoint(outer.body):
-                    inner = scf.ForOp(c0, threads, c1)
-                    scf.YieldOp([])
-                with ir.InsertionPoint(inner.body):
-                    end = scf.YieldOp([])
-            body = op.regions[0].blocks[0]
-            subst = [outer.induction_variable, c0, c0, inner.induction_variable, c0, c0,
-                     grid, c1, c1, threads, c1, c1]
-            for arg, v in zip(body.arguments, subst):
-                arg.replace_all_uses_with(v)
-            for inner_op in list(body.operations)[:-1]:   # drop gpu.terminator
-                inner_op.operation.move_before(end)
-            op.erase()
-
-
 def _run_mapped_on_cpu(prog, name, arrays):
-    ctx = make_context()
-    with ctx, ir.Location.unknown():
-        module = ir.Module.parse(prog.as_text("mapped"))
-        cpu._find_func(module, name).attributes["sym_name"] = ir.StringAttr.get(
-            cpu.symbol_for(name))
-        _launches_to_loops(module)
-        tail = pipelines.CPU_LOWERING[
-            pipelines.CPU_LOWERING.index("func.func(convert-linalg-to-loops)") + 1:]
-        run_pipeline(module, tail)
-        from mlir.dialects import llvm as mlir_llvm
-        llvm_ir = mlir_llvm.translate_module_to_llvmir(module.operation)
-    specs = [cpu.TensorSpec(tuple(s["shape"]), np.dtype(s["dtype"]))
-             for s in prog.plan["inputs"]], \
-        [cpu.TensorSpec(tuple(s["shape"]), np.dtype(s["dtype"]))
-         for s in prog.plan["outputs"]]
-    return cpu.CpuFunction(llvm_ir, name, *specs)(*arrays)
+    return run_mapped_on_cpu(prog.as_text("mapped"), name, prog.inputs, prog.outputs, arrays)
 
 
 def test_mapped_lstm_matches_numpy_on_cpu():
