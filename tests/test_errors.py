@@ -231,3 +231,21 @@ def test_escaped_tracer():
         ferrule.jit(lambda y: y + leaked[0])(X)
     with pytest.raises(TracingError, match=r"another trace"):
         ferrule.jit(lambda y: leaked[0][0] + y)(X)
+
+
+def test_unlowered_op_is_an_error_not_a_crash():
+    """LLVM IR translation segfaults on an op left in another dialect; the
+    runtime names it instead (a pipeline bug must not kill the process)."""
+    from mlir import ir
+    from ferrule.dialect.context import make_context
+    from ferrule.runtime.llvm_translate import UnconvertedOpError, translate_to_llvm_ir
+    text = """
+    llvm.func @f(%a: vector<4xf32>) -> f32 {
+      %0 = "vector.extract"(%a) <{static_position = array<i64: 1>}> : (vector<4xf32>) -> f32 loc("user.py":7:3)
+      llvm.return %0 : f32
+    }"""
+    with make_context(), ir.Location.unknown():
+        m = ir.Module.parse(text)
+        with pytest.raises(UnconvertedOpError, match=r"'vector.extract' at .*user.py.*:7"):
+            translate_to_llvm_ir(m.operation)
+        assert "llvm.func" in str(m)
