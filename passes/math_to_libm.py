@@ -1,10 +1,17 @@
-"""math-to-libm: float64 transcendental math ops become C library calls.
+"""math-to-libm: float64 transcendental math ops (and float32 ``powf``)
+become C library calls.
 
 Expects: scalar ``math`` ops (after ``convert-linalg-to-loops``).
 Guarantees: ``math.{exp,expm1,log,log1p,tanh,sin,cos,powf,atan,atan2,erf}`` on
-``f64`` become ``func.call @exp`` etc., with private declarations added once
-per module. ``f32`` ops are left to ``expand-math`` (vectorisable
-approximations) and LLVM.
+``f64`` become ``func.call @exp`` etc., and ``math.powf`` on ``f32`` becomes
+``func.call @powf``, with private declarations added once per module. Other
+``f32`` ops are left to ``expand-math`` (vectorisable approximations) and
+LLVM.
+
+Why ``powf`` too: its only other lowering, ``exp(y * log(x))``, is wrong
+where numpy's ``power`` is defined — a negative base with an integral
+exponent (``(-2) ** 3``), ``0 ** 0``, ``1 ** nan`` — and loses accuracy as
+``|y log x|`` grows; libm's ``powf`` handles all of them.
 
 Why not upstream ``convert-math-to-libm``: it also claims ops it cannot
 lower (``math.copysign`` from expand-math fails to legalize there), and
@@ -20,31 +27,41 @@ from .support.registry import register
 LIBM = {"math.exp": "exp", "math.expm1": "expm1", "math.log": "log", "math.log1p": "log1p",
         "math.tanh": "tanh", "math.sin": "sin", "math.cos": "cos", "math.powf": "pow",
         "math.atan": "atan", "math.atan2": "atan2", "math.erf": "erf"}
+LIBM_F32 = {"math.powf": "powf"}
+
+
+def _symbol(op: ir.Operation):
+    """The libm function for ``op``, or None if it stays."""
+    t = op.results[0].type if len(op.results) == 1 else None
+    if isinstance(t, ir.F64Type):
+        return LIBM.get(op.name)
+    if isinstance(t, ir.F32Type):
+        return LIBM_F32.get(op.name)
+    return None
 
 
 @register("math-to-libm")
 def math_to_libm(module_op: ir.Operation) -> None:
     ops = []
-    module_op.walk(lambda o: (ops.append(o.operation) if o.operation.name in LIBM
-                              and isinstance(o.operation.results[0].type, ir.F64Type)
+    module_op.walk(lambda o: (ops.append(o.operation) if _symbol(o.operation)
                               else None, ir.WalkResult.ADVANCE)[1])
     if not ops:
         return
     declared = {func_name(f) for f in funcs_of(module_op)}
     body = module_op.regions[0].blocks[0]
-    f64 = ir.F64Type.get()
     for op in ops:
-        sym = LIBM[op.name]
+        sym = _symbol(op)
+        ft = op.results[0].type
         if sym not in declared:
             with ir.InsertionPoint.at_block_begin(body), ir.Location.unknown():
-                ftype = ir.FunctionType.get([f64] * len(op.operands), [f64])
+                ftype = ir.FunctionType.get([ft] * len(op.operands), [ft])
                 create("func.func", [], [], {
                     "sym_name": ir.StringAttr.get(sym),
                     "function_type": ir.TypeAttr.get(ftype),
                     "sym_visibility": ir.StringAttr.get("private")}, regions=1)
             declared.add(sym)
         with ir.InsertionPoint(op), op.location:
-            call = create("func.call", [f64], list(op.operands),
+            call = create("func.call", [ft], list(op.operands),
                           {"callee": ir.FlatSymbolRefAttr.get(sym)})
         op.results[0].replace_all_uses_with(call.results[0])
         op.erase()

@@ -56,12 +56,14 @@ CPU_LOWERING = [
     *BUFFERIZE,
     "copy-to-linalg",
     "func.func(convert-linalg-to-loops)",
-    # powf (and the hyperbolics) in terms of exp/log first, so expand-math
-    # vectorises them too; tanh and exp2 keep expand-math's accurate forms.
-    "math-expand-ops{ops=sinh,cosh,asinh,acosh,atanh,powf}",
+    # The hyperbolics in terms of exp/log first, so expand-math vectorises
+    # them too; tanh and exp2 keep expand-math's accurate forms.
+    "math-expand-ops{ops=sinh,cosh,asinh,acosh,atanh}",
     "expand-math",
     # float64 transcendentals call the C library, which is accurate where
-    # LLVM's own lowering is not (log1p as log(1 + x) loses precision near 0).
+    # LLVM's own lowering is not (log1p as log(1 + x) loses precision near
+    # 0); so does powf, whose exp(y * log x) expansion is wrong for a
+    # negative base.
     "math-to-libm",
     "math-expand-ops",
     "expand-strided-metadata",

@@ -294,12 +294,30 @@ def test_logsumexp_with_infinities():
     np.testing.assert_allclose(got, [-np.inf, np.inf, 0.0, 1e30 + np.log(2)], rtol=1e-6)
 
 
-@pytest.mark.xfail(reason="math.powf lowers (math-expand-ops) to exp(y * log(x)): NaN for "
-                          "a negative base and for 0 ** 0; constant exponents avoid powf")
-def test_power_with_traced_exponent_and_negative_base():
-    x = np.array([-2.0, -2.0, 2.0, 0.0, 3.0], np.float32)
-    y = np.array([2.0, 3.0, 0.5, 0.0, -1.0], np.float32)
-    np.testing.assert_allclose(ferrule.jit(lambda x, y: x ** y)(x, y), x ** y, rtol=1e-6)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_power_with_traced_exponent_matches_numpy_everywhere(dtype):
+    """Negative bases with integral exponents, 0 ** 0, 1 ** nan, nan ** 0,
+    infinities, and a large |y log x| where exp(y * log x) loses accuracy."""
+    x = np.array([-2.0, -2.0, -2.0, 2.0, 0.0, 0.0, 0.0, 3.0, 1.0, np.nan, -np.inf,
+                  np.inf, 0.5, 1.0001, -1.0, 10.0], dtype)
+    y = np.array([2.0, 3.0, 0.5, 0.5, 0.0, -1.0, 2.5, -1.0, np.nan, 0.0, 3.0,
+                  -2.0, np.inf, 1e5, 1e9 + 1, 30.0], dtype)
+    got = ferrule.jit(lambda x, y: x ** y)(x, y)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        want = np.power(x, y)
+    np.testing.assert_allclose(got, want, rtol=2e-7 if dtype == np.float32 else 1e-15)
+
+
+def test_power_derivatives_follow_jax_conventions_at_zero():
+    """d/dx x**y = 0 where y = 0, d/dy x**y = 0 where x = 0 (the product
+    forms would give 0 * inf = NaN); a negative base with an integral
+    exponent has the ordinary d/dx."""
+    x = np.array([0.0, 0.0, -2.0, 2.0], np.float64)
+    y = np.array([0.0, 2.0, 3.0, 0.5], np.float64)
+    gx, gy = ferrule.jit(ferrule.grad(lambda x, y: (x ** y).sum(), argnums=(0, 1)))(x, y)
+    np.testing.assert_allclose(gx, [0.0, 0.0, 12.0, 0.5 * 2.0 ** -0.5], rtol=1e-12)
+    np.testing.assert_allclose(gy[[0, 1, 3]], [0.0, 0.0, np.log(2.0) * 2.0 ** 0.5], rtol=1e-12)
+    assert np.isnan(gy[2])        # (-2) ** y is not real-differentiable in y
 
 
 def test_max_propagates_nan_and_handles_all_negative():

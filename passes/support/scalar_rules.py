@@ -67,10 +67,17 @@ def _abs(op, a, r):
 
 
 def _pow(op, a, r):
+    """∂x = y·x^(y-1), ∂y = log(x)·x^y, with JAX's conventions where these
+    forms give 0·inf = NaN but the limit is 0: ∂x = 0 where y = 0 (x^0 is
+    constant), ∂y = 0 where x = 0 (log taken of 1 instead). A negative base
+    still gives NaN for ∂y: x^y is not real-differentiable in y there."""
     x, y = a
-    ym1 = _op("arith.subf", y, const(y.type, 1.0))
+    zero, one = const(x.type, 0.0), const(x.type, 1.0)
+    ym1 = _op("arith.subf", y, one)
     px = _op("arith.mulf", y, create("math.powf", [x.type], [x, ym1]).result)
-    py = _op("arith.mulf", create("math.log", [x.type], [x]).result, r)
+    px = _select(_cmp(OEQ, y, zero), zero, px)
+    safe_x = _select(_cmp(OEQ, x, zero), one, x)
+    py = _op("arith.mulf", create("math.log", [x.type], [safe_x]).result, r)
     return [px, py]
 
 
