@@ -10,8 +10,11 @@ Needs numpy and the NVIDIA driver only. ``load(path)`` gives a
   (zero copy) and returns device arrays of the same library: torch tensors
   for torch inputs, CuPy arrays for CuPy inputs, else :class:`DeviceArray`
   (which both libraries can wrap without a copy). ``out=`` may pass the
-  output arrays. DLPack-only producers (JAX): convert with
-  ``torch.from_dlpack``/``cupy.from_dlpack`` first.
+  output arrays (they must expose ``__cuda_array_interface__``: a DLPack
+  capsule does not say whether its memory may be written);
+* with **DLPack** CUDA arrays that lack ``__cuda_array_interface__`` (e.g.
+  JAX's), read in place through their capsule (:mod:`.dlpack`); results are
+  :class:`DeviceArray` unless another argument picks the library.
 
 Launches go on ``stream`` (default 0, the legacy default stream, which
 orders with CuPy's and PyTorch's default streams). Temporary buffers are
@@ -27,7 +30,7 @@ from typing import List, Optional, Sequence
 import numpy as np
 
 from . import artifact as _artifact
-from . import driver
+from . import dlpack, driver
 from .driver import CudaError
 
 _SCALAR_CTYPES = {"f32": ctypes.c_float, "f64": ctypes.c_double,
@@ -99,6 +102,17 @@ def _device_pointer(obj, shape, dtype, what: str, writable: bool) -> int:
     if writable and readonly:
         raise TypeError(f"{what} is read-only")
     return int(ptr)
+
+
+def _cuda_dlpack_view(a, what: str):
+    """``a`` itself, or a :class:`~.dlpack.DLPackView` of it when it is a
+    DLPack array on a CUDA device without ``__cuda_array_interface__``."""
+    if (hasattr(a, "__cuda_array_interface__") or isinstance(a, np.ndarray)
+            or not dlpack.is_dlpack(a)):
+        return a
+    if dlpack.device_of(a)[0] == dlpack.KDL_CPU:
+        return a               # host memory: the numpy path copies it up
+    return dlpack.cuda_view(a, what)
 
 
 def _family(obj) -> str:
@@ -250,6 +264,8 @@ class GpuFunction:
         outs_given = list(out) if out is not None else None
         if outs_given is not None and len(outs_given) != len(self.outputs):
             raise TypeError(f"{self.name}: out= needs {len(self.outputs)} arrays")
+        arrays = [_cuda_dlpack_view(a, f"{self.name}: argument {k}")
+                  for k, a in enumerate(arrays)]
         on_device = any(hasattr(a, "__cuda_array_interface__")
                         for a in list(arrays) + (outs_given or []))
         if on_device:
@@ -295,7 +311,7 @@ class GpuFunction:
                 a = DeviceArray.from_numpy(np.asarray(a, dtype=dtype), self.device)
                 keep.append(a)
                 sync = True  # the uploaded copy must outlive the kernels
-            elif template is None:
+            elif template is None and not isinstance(a, dlpack.DLPackView):
                 template = a
             ptr = _device_pointer(a, shape, dtype, f"{self.name}: argument {k}", False)
             self._check_device(ptr, f"argument {k}")
