@@ -82,6 +82,7 @@ def cell_source(cell: str, B: int, H: int, dtype=np.float32):
 TEST_ARTIFACTS = {
     "lstm_forward_37x29": lambda: (cuda_cases.lstm_forward_mlir(37, 29), "lstm", False),
     "lstm_forward_37x29_fast": lambda: (cuda_cases.lstm_forward_mlir(37, 29), "lstm", True),
+    "lstm_forward_64x32": lambda: (cuda_cases.lstm_forward_mlir(64, 32), "lstm", False),
     "mix": lambda: (cuda_cases.MIX_MLIR, "mix", False),
     "lstm_fb_64x32": lambda: (*cell_source("lstm", 64, 32), False),
     "gru_fb_48x40": lambda: (*cell_source("gru", 48, 40), False),

@@ -124,6 +124,48 @@ def test_device_arrays_stay_on_the_device():
     _close([o.get() for o in outs], want)
 
 
+class _OffsetView:
+    """A device array ``offset`` bytes into a launcher buffer (as a CuPy or
+    PyTorch view at an odd element offset would be)."""
+
+    def __init__(self, x, offset):
+        raw = np.zeros(x.nbytes + 16, np.uint8)
+        raw[offset:offset + x.nbytes] = x.view(np.uint8).ravel()
+        self.base = fc.DeviceArray.from_numpy(raw)
+        self.__cuda_array_interface__ = {
+            "shape": x.shape, "typestr": x.dtype.str, "strides": None,
+            "data": (self.base.ptr + offset, False), "version": 3}
+
+
+def test_vector_kernel_on_aligned_and_misaligned_device_arrays():
+    """lstm_forward_64x32 uses 16-byte vector loads/stores; views 4 bytes
+    off alignment take its scalar fallback. Both must match float64."""
+    f = fc.load(_need("lstm_forward_64x32"))
+    assert f.kernels["lstm_k0"]["vector"] == 4
+    xs = _rand([(64, 32)] * 5, seed=8)
+    want = cuda_cases.lstm_forward_numpy(*[x.astype(np.float64) for x in xs])
+    for offset in (0, 4):
+        got = f(*[_OffsetView(x, offset) for x in xs])
+        _close([g.get() for g in got], want)
+
+
+def test_jax_arrays_zero_copy():
+    _need("lstm_forward_64x32")
+    try:
+        import jax
+        import jax.numpy as jnp
+    except ImportError:
+        _skip("jax not installed")
+    if not any(d.platform == "gpu" for d in jax.devices()):
+        _skip("jax has no CUDA device")
+    f = fc.load(_need("lstm_forward_64x32"))
+    xs = _rand([(64, 32)] * 5, seed=9)
+    js = [jnp.asarray(x) for x in xs]
+    got = f(*js)
+    _close([g.get() for g in got],
+           cuda_cases.lstm_forward_numpy(*[x.astype(np.float64) for x in xs]))
+
+
 def test_torch_cuda_tensors_zero_copy():
     _need("lstm_forward_37x29")
     try:
