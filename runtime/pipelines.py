@@ -36,6 +36,11 @@ def ad_pipeline(pullback: str = "auto"):
 BUFFERIZE = [
     "func.func(convert-elementwise-to-linalg)",
     "fuse-pointwise",
+    # A pointwise region read only by a reduction (sum(x * x)) becomes part
+    # of it: no temporary written and read back.
+    "linalg-fuse-elementwise-ops",
+    # float32 sums accumulate in float64 (accurate, and vectorisable).
+    "widen-accumulators",
     "canonicalize",
     "widen-bools",
     # Let regions write straight into the slices of the tensors they are
