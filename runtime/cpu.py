@@ -18,7 +18,7 @@ import numpy as np
 from mlir import ir
 
 from . import pipelines
-from .llvm_codegen import jit_llvm_ir
+from .llvm_codegen import host_vector_bytes, jit_llvm_ir
 from .llvm_translate import translate_to_llvm_ir
 from ..passes import run_pipeline
 
@@ -86,7 +86,7 @@ def lower_to_llvm_ir(module_text: str, func_name: str, ctx: ir.Context,
         mark_inputs_readonly(module, func_name)
         _find_func(module, func_name).attributes["sym_name"] = ir.StringAttr.get(
             symbol_for(func_name))
-        run_pipeline(module, pipelines.CPU_LOWERING, on_stage=on_stage)
+        run_pipeline(module, pipelines.cpu_lowering(host_vector_bytes()), on_stage=on_stage)
         llvm_dialect = str(module)
         return llvm_dialect, translate_to_llvm_ir(module.operation)
 

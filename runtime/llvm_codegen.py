@@ -34,6 +34,15 @@ def host_target_machine():
         opt=3, jit=True)
 
 
+@lru_cache(maxsize=1)
+def host_vector_bytes() -> int:
+    """Width in bytes of this CPU's widest float vector registers that LLVM
+    will use: 64 with AVX-512, else 32 (AVX2; a 32-byte vector is two
+    registers on narrower machines, which LLVM splits)."""
+    features = llvm.get_host_cpu_features()
+    return 64 if features.get("avx512f") else 32
+
+
 def optimize(module: "llvm.ModuleRef", tm, speed_level: int = 3) -> None:
     """Run LLVM's O-level pipeline (with loop and SLP vectorisation)."""
     pto = llvm.create_pipeline_tuning_options(speed_level=speed_level)

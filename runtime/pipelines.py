@@ -59,6 +59,8 @@ BUFFERIZE = [
 
 CPU_LOWERING = [
     *BUFFERIZE,
+    # Register-tiled vector matmul; cpu_lowering() sets the host's width.
+    "tile-matmul",
     "copy-to-linalg",
     "func.func(convert-linalg-to-loops)",
     # The hyperbolics in terms of exp/log first, so expand-math vectorises
@@ -85,3 +87,17 @@ CPU_LOWERING = [
     "convert-index-to-llvm",
     "reconcile-unrealized-casts",
 ]
+
+
+def cpu_lowering(vector_bytes: int = 32):
+    """``CPU_LOWERING`` for a host whose vector registers are
+    ``vector_bytes`` wide (32: AVX2, 64: AVX-512).
+
+    The matmul tile is 8 rows × 2 vectors on AVX-512 (16 accumulators of
+    its 32 registers; 1024³ float32 measured 14 ms against 33 ms with 4
+    rows) and 4 rows × 2 vectors on AVX2, whose 16 registers must also hold
+    B's two vectors and the broadcast.
+    """
+    rows = 8 if vector_bytes >= 64 else 4
+    item = f"tile-matmul{{lanes-bytes={vector_bytes} rows={rows}}}"
+    return [item if p == "tile-matmul" else p for p in CPU_LOWERING]

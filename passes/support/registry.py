@@ -67,8 +67,9 @@ def split_pipeline(pipeline: str) -> List[str]:
 
 
 def _options(name: str, item: str) -> Dict[str, str]:
-    """``name{a=1 b=x}`` -> {"a": "1", "b": "x"}, checked against the pass's
-    keyword parameters (ferrule passes take options as keyword arguments)."""
+    """``name{a=1 b-c=x}`` -> {"a": "1", "b_c": "x"}, checked against the
+    pass's keyword parameters (ferrule passes take options as keyword
+    arguments; a dash in an option name, as MLIR spells them, is ``_``)."""
     import inspect
     if "{" not in item:
         return {}
@@ -76,12 +77,12 @@ def _options(name: str, item: str) -> Dict[str, str]:
     opts = {}
     for tok in body.split():
         key, _, val = tok.partition("=")
-        opts[key] = val or "true"
+        opts[key.replace("-", "_")] = val or "true"
     params = inspect.signature(_PASSES[name]).parameters
     for key in opts:
         if key not in params or key == "module_op":
-            known = [p for p in params if p != "module_op"]
-            raise ValueError(f"pass {name!r} has no option {key!r}"
+            known = [p.replace("_", "-") for p in params if p != "module_op"]
+            raise ValueError(f"pass {name!r} has no option {key.replace('_', '-')!r}"
                              + (f"; options: {', '.join(known)}" if known else ""))
     return opts
 

@@ -1,0 +1,61 @@
+// RUN: ferrule-opt %s --split-input-file --pass-pipeline='builtin.module(tile-matmul{lanes-bytes=32 rows=4})' | FileCheck %s
+
+// 10x12 @ 12x40, f32, 8 lanes: a 4-row x 16-column register tile over rows
+// 0..8 and columns 0..32 (8 accumulators carried through the k loop, one
+// fma each per k), then columns 32..40 of those rows as i,j,k loops with a
+// reassociable accumulator, then rows 8..10 as i,k,j loops.
+// CHECK-LABEL: func.func @mm
+// CHECK-NOT: linalg.matmul
+// CHECK: scf.for %[[J:.+]] = %c0 to %c32 step %c16
+// CHECK: scf.for %[[I:.+]] = %c0{{.*}} to %c8{{.*}} step %c4
+// CHECK-COUNT-8: vector.load %arg2
+// CHECK: scf.for {{.*}} iter_args
+// CHECK-COUNT-2: vector.load %arg1
+// CHECK: vector.broadcast
+// CHECK-COUNT-2: vector.fma
+// CHECK: vector.broadcast
+// CHECK-COUNT-2: vector.fma
+// CHECK: vector.broadcast
+// CHECK-COUNT-2: vector.fma
+// CHECK: vector.broadcast
+// CHECK-COUNT-2: vector.fma
+// CHECK: scf.yield {{.*}} : vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>
+// CHECK-COUNT-8: vector.store
+// CHECK: scf.for {{.*}} = %c0{{.*}} to %c8{{.*}} step %c1
+// CHECK: scf.for {{.*}} = %c32{{.*}} to %c40{{.*}} step %c1
+// CHECK: arith.mulf {{.*}} fastmath<reassoc,contract>
+// CHECK: arith.addf {{.*}} fastmath<reassoc,contract>
+// CHECK: scf.for {{.*}} = %c8{{.*}} to %c10{{.*}} step %c1
+// CHECK: memref.load %arg0
+// CHECK: scf.for {{.*}} = %c0{{.*}} to %c40{{.*}} step %c1
+// CHECK: arith.mulf
+// CHECK: memref.store
+func.func @mm(%a: memref<10x12xf32>, %b: memref<12x40xf32>, %c: memref<10x40xf32>) {
+  linalg.matmul ins(%a, %b : memref<10x12xf32>, memref<12x40xf32>) outs(%c : memref<10x40xf32>)
+  return
+}
+
+// -----
+
+// A matrix-vector product (N = 1 < 2 lanes): i,j,k loops only, the k loop
+// carrying one reassociable f64 accumulator.
+// CHECK-LABEL: func.func @matvec
+// CHECK-NOT: vector.
+// CHECK: scf.for
+// CHECK: scf.for
+// CHECK: scf.for {{.*}} iter_args({{.*}}) -> (f64)
+// CHECK: arith.addf {{.*}} fastmath<reassoc,contract> : f64
+func.func @matvec(%a: memref<6x9xf64>, %b: memref<9x1xf64>, %c: memref<6x1xf64>) {
+  linalg.matmul ins(%a, %b : memref<6x9xf64>, memref<9x1xf64>) outs(%c : memref<6x1xf64>)
+  return
+}
+
+// -----
+
+// B read through a transposed view (innermost stride 16): left alone.
+// CHECK-LABEL: func.func @strided
+// CHECK: linalg.matmul
+func.func @strided(%a: memref<4x8xf32>, %b: memref<8x16xf32, strided<[1, 8]>>, %c: memref<4x16xf32>) {
+  linalg.matmul ins(%a, %b : memref<4x8xf32>, memref<8x16xf32, strided<[1, 8]>>) outs(%c : memref<4x16xf32>)
+  return
+}
