@@ -31,18 +31,15 @@ side is a straight-line sequence of allocations and launches that
   reductions to a scalar.
 """
 
-from dataclasses import dataclass
 from typing import Callable, List, Sequence, Tuple
 
 from mlir import ir
-from mlir.dialects import arith, gpu, memref, scf
+from mlir.dialects import gpu, memref, scf
+
+from .cuda_launch import (BLOCK, GpuMappingError, LaunchInfo, const_index, count,
+                          grid_for, grid_stride_loop, index_const, launch, trip_counts)
 
 from .cuda_vectorize import emit_alignment_test, emit_lanes, plan_vectors
-
-BLOCK = 256
-# CUDA's limit on gridDim.x. A grid-stride loop stays correct with fewer
-# blocks than ceil(N / BLOCK).
-MAX_GRID_X = 2**31 - 1
 
 # Ops that stay on the host: buffer management, views of buffers (the kernel
 # receives the base pointer; a view's static offset/strides travel in its
@@ -52,118 +49,6 @@ HOST_OPS = frozenset({
     "memref.subview", "memref.collapse_shape", "memref.expand_shape",
     "memref.reinterpret_cast", "memref.cast", "func.return", "gpu.launch",
 })
-
-
-class GpuMappingError(Exception):
-    """The function contains something the GPU mapping cannot place."""
-
-
-@dataclass
-class LaunchInfo:
-    """What the mapping decided for one kernel (kept as launch metadata).
-
-    ``kind``: "parallel" (a loop nest), "copy" (a memref.copy) or "serial"
-    (one thread). ``elements``: points of the iteration box (1 for serial).
-    ``grid_stride``: the kernel loops with stride gridDim.x*blockDim.x. The
-    grid is compiled in (LLVM uses its range), so launch it as recorded.
-    ``vector``: points per thread per step with 16-byte loads/stores (1:
-    scalar; ``scalar_reason`` says why, for a parallel nest). A vector
-    kernel falls back to its scalar loop when a buffer is misaligned.
-    """
-    name: str
-    kind: str
-    elements: int
-    grid: Tuple[int, int, int]
-    block: Tuple[int, int, int]
-    grid_stride: bool
-    vector: int = 1
-    scalar_reason: str = ""
-
-
-def _const_index(v: ir.Value) -> int:
-    op = v.owner
-    if not isinstance(op, ir.OpView) or op.operation.name != "arith.constant":
-        raise GpuMappingError(
-            f"loop bound {v} is not a constant; the GPU path needs static shapes")
-    return ir.IntegerAttr(op.operation.attributes["value"]).value
-
-
-def _index(value: int) -> ir.Value:
-    return arith.ConstantOp(ir.IndexType.get(), value).result
-
-
-def _launch(grid: int, block: int, name: str) -> Tuple[ir.Operation, ir.Block]:
-    """Create ``gpu.launch`` with a 1-D grid and block at the insertion point.
-
-    ``name`` becomes the outlined kernel's (and its gpu.module's) symbol, so
-    the metadata gathered here can be matched to kernels after outlining.
-    """
-    # The extended builder adds the entry block with the 12 index arguments
-    # (block ids, thread ids, grid sizes, block sizes).
-    op = gpu.LaunchOp((grid, 1, 1), (block, 1, 1))
-    op.attributes["function"] = ir.FlatSymbolRefAttr.get(name)
-    op.attributes["module"] = ir.FlatSymbolRefAttr.get(name)
-    return op, op.regions[0].blocks[0]
-
-
-def _grid_stride_loop(blk: ir.Block, trips: Sequence[int],
-                      bounds: Sequence[Tuple[int, int, int]], width: int = 1
-                      ) -> Tuple[List[List[ir.Value]], ir.Operation]:
-    """Build, at the insertion point inside launch body ``blk``, a
-    grid-stride loop over the box ``bounds`` (trip counts ``trips``), each
-    thread taking ``width`` neighbouring points along the innermost
-    dimension per step (``trips[-1] % width == 0``).
-
-    Returns ``(lanes, end)``: ``lanes[k]`` are the loop indices of the
-    ``k``-th point, ``end`` the loop's terminator (put the body before it).
-    """
-    n = 1
-    for t in trips:
-        n *= t
-    bx, tx, gdx, bdx = (blk.arguments[0], blk.arguments[3],
-                        blk.arguments[6], blk.arguments[9])
-    start = arith.AddIOp(arith.MulIOp(bx, bdx).result, tx).result
-    stride = arith.MulIOp(gdx, bdx).result
-    loop = scf.ForOp(start, _index(n // width), stride)
-    with ir.InsertionPoint(loop.body):
-        end = scf.YieldOp([]).operation
-    last = len(bounds) - 1
-    with ir.InsertionPoint(end):
-        rest = loop.induction_variable
-        base: List[ir.Value] = [None] * len(bounds)
-        # Innermost dimension fastest: consecutive threads, consecutive
-        # addresses. Divisors are constants, so LLVM strength-reduces
-        # the div/rem to shifts or multiply-highs.
-        for d in reversed(range(len(bounds))):
-            ext = trips[d] // width if d == last else trips[d]
-            if d > 0:
-                iv = arith.RemUIOp(rest, _index(ext)).result
-                rest = arith.DivUIOp(rest, _index(ext)).result
-            else:
-                iv = rest
-            base[d] = iv
-        if width > 1:
-            base[last] = arith.MulIOp(base[last], _index(width)).result
-        lanes = []
-        for k in range(width):
-            ivs = list(base)
-            if k:
-                ivs[last] = arith.AddIOp(ivs[last], _index(k)).result
-            for d, (lb, _, st) in enumerate(bounds):
-                if st != 1:
-                    ivs[d] = arith.MulIOp(ivs[d], _index(st)).result
-                if lb != 0:
-                    ivs[d] = arith.AddIOp(ivs[d], _index(lb)).result
-            lanes.append(ivs)
-    return lanes, end
-
-
-def _trips(bounds: Sequence[Tuple[int, int, int]]) -> List[int]:
-    return [max(0, -(-(ub - lb) // st)) for lb, ub, st in bounds]
-
-
-def _grid(points: int) -> int:
-    return max(1, min(-(-points // BLOCK), MAX_GRID_X))
 
 
 def emit_grid_stride_launch(anchor: ir.Operation, name: str, kind: str,
@@ -177,23 +62,16 @@ def emit_grid_stride_launch(anchor: ir.Operation, name: str, kind: str,
     loop, and builds the per-point code from the index values ``ivs``; ops
     moved in from elsewhere go before ``end`` (the loop's terminator).
     """
-    trips = _trips(bounds)
-    n = _count(trips)
+    trips = trip_counts(bounds)
+    n = count(trips)
     with ir.InsertionPoint(anchor):
-        launch, blk = _launch(_grid(n), BLOCK, name)
+        _, blk = launch(grid_for(n), BLOCK, name)
     with ir.InsertionPoint(blk):
-        lanes, end = _grid_stride_loop(blk, trips, bounds)
+        lanes, end = grid_stride_loop(blk, trips, bounds)
         with ir.InsertionPoint(end):
             body(lanes[0], end)
         gpu.TerminatorOp()
-    return LaunchInfo(name, kind, n, (_grid(n), 1, 1), (BLOCK, 1, 1), True)
-
-
-def _count(trips: Sequence[int]) -> int:
-    n = 1
-    for t in trips:
-        n *= t
-    return n
+    return LaunchInfo(name, kind, n, (grid_for(n), 1, 1), (BLOCK, 1, 1), True)
 
 
 def _move_body(src: ir.Block, ivs: Sequence[ir.Value], end: ir.Operation) -> None:
@@ -210,24 +88,24 @@ def _map_parallel(par: ir.Operation, name: str) -> LaunchInfo:
     :func:`~ferrule.runtime.cuda_vectorize.plan_vectors` allows, guarded by
     a run-time alignment test whose other branch is the scalar loop."""
     pv = par.opview
-    lbs = [_const_index(v) for v in pv.lowerBound]
-    ubs = [_const_index(v) for v in pv.upperBound]
-    sts = [_const_index(v) for v in pv.step]
+    lbs = [const_index(v) for v in pv.lowerBound]
+    ubs = [const_index(v) for v in pv.upperBound]
+    sts = [const_index(v) for v in pv.step]
     if len(par.results):
         raise GpuMappingError("scf.parallel with reductions is not mapped to "
                               "the GPU (linalg lowers reductions to scf.for)")
     bounds = list(zip(lbs, ubs, sts))
-    trips = _trips(bounds)
-    n = _count(trips)
+    trips = trip_counts(bounds)
+    n = count(trips)
     src = par.regions[0].blocks[0]
     plan, why = plan_vectors(par, trips, bounds)
     width = plan.width if plan else 1
-    grid = _grid(-(-n // width))
+    grid = grid_for(-(-n // width))
     with ir.InsertionPoint(par):
-        launch, blk = _launch(grid, BLOCK, name)
+        _, blk = launch(grid, BLOCK, name)
     with ir.InsertionPoint(blk):
         if plan is None:
-            lanes, end = _grid_stride_loop(blk, trips, bounds)
+            lanes, end = grid_stride_loop(blk, trips, bounds)
             _move_body(src, lanes[0], end)
         else:
             branch = scf.IfOp(emit_alignment_test(plan), [], has_else=True)
@@ -236,10 +114,10 @@ def _map_parallel(par: ir.Operation, name: str) -> LaunchInfo:
             with ir.InsertionPoint(branch.else_block):
                 else_end = scf.YieldOp([]).operation
             with ir.InsertionPoint(then_end):
-                lanes, end = _grid_stride_loop(blk, trips, bounds, width)
+                lanes, end = grid_stride_loop(blk, trips, bounds, width)
             emit_lanes(par, lanes, end, plan)
             with ir.InsertionPoint(else_end):   # misaligned: scalar fallback
-                lanes, end = _grid_stride_loop(blk, trips, bounds)
+                lanes, end = grid_stride_loop(blk, trips, bounds)
             _move_body(src, lanes[0], end)
         gpu.TerminatorOp()
     par.erase()
@@ -258,7 +136,7 @@ def _for_chain_around_parallel(op: ir.Operation):
             return None
         fv = op.opview
         try:
-            bounds = tuple(_const_index(v) for v in (fv.lowerBound, fv.upperBound, fv.step))
+            bounds = tuple(const_index(v) for v in (fv.lowerBound, fv.upperBound, fv.step))
         except GpuMappingError:
             return None
         chain.append((op, bounds))
@@ -271,14 +149,14 @@ def _for_chain_around_parallel(op: ir.Operation):
 def _map_for_over_parallel(root: ir.Operation, chain, par: ir.Operation,
                            name: str) -> LaunchInfo:
     pv = par.opview
-    bounds = [tuple(_const_index(v) for v in t)
+    bounds = [tuple(const_index(v) for v in t)
               for t in zip(pv.lowerBound, pv.upperBound, pv.step)]
     src = par.regions[0].blocks[0]
 
     def body(ivs, end):
         for f, (lb, ub, st) in chain:     # rebuild the serial nest per thread
             with ir.InsertionPoint(end):
-                loop = scf.ForOp(_index(lb), _index(ub), _index(st))
+                loop = scf.ForOp(index_const(lb), index_const(ub), index_const(st))
                 with ir.InsertionPoint(loop.body):
                     inner_end = scf.YieldOp([]).operation
             f.opview.induction_variable.replace_all_uses_with(loop.induction_variable)
@@ -317,7 +195,7 @@ def _map_serial(run: List[ir.Operation], name: str) -> LaunchInfo:
                         f"{user.name} uses; the GPU path cannot pass scalars "
                         f"between kernels")
     with ir.InsertionPoint(run[0]):
-        launch, blk = _launch(1, 1, name)
+        _, blk = launch(1, 1, name)
     with ir.InsertionPoint(blk):
         term = gpu.TerminatorOp().operation
     for o in run:
