@@ -26,8 +26,8 @@ class GpuMappingError(Exception):
 class LaunchInfo:
     """What the mapping decided for one kernel (kept as launch metadata).
 
-    ``kind``: "parallel" (a loop nest), "copy" (a memref.copy) or "serial"
-    (one thread). ``elements``: points of the iteration box (1 for serial).
+    ``kind``: "parallel" (a loop nest), "copy" (a memref.copy), "reduce"
+    (one of a reduction's three launches) or "serial" (one thread). ``elements``: points of the iteration box (1 for serial).
     ``grid_stride``: the kernel loops with stride gridDim.x*blockDim.x. The
     grid is compiled in (LLVM uses its range), so launch it as recorded.
     ``vector``: points per thread per step with 16-byte loads/stores (1:
@@ -70,55 +70,70 @@ def launch(grid: int, block: int, name: str) -> Tuple[ir.Operation, ir.Block]:
     return op, op.regions[0].blocks[0]
 
 
-def grid_stride_loop(blk: ir.Block, trips: Sequence[int],
-                      bounds: Sequence[Tuple[int, int, int]], width: int = 1
-                      ) -> Tuple[List[List[ir.Value]], ir.Operation]:
-    """Build, at the insertion point inside launch body ``blk``, a
-    grid-stride loop over the box ``bounds`` (trip counts ``trips``), each
-    thread taking ``width`` neighbouring points along the innermost
-    dimension per step (``trips[-1] % width == 0``).
-
-    Returns ``(lanes, end)``: ``lanes[k]`` are the loop indices of the
-    ``k``-th point, ``end`` the loop's terminator (put the body before it).
-    """
-    n = 1
-    for t in trips:
-        n *= t
+def thread_start_and_stride(blk: ir.Block) -> Tuple[ir.Value, ir.Value]:
+    """This thread's first linear index and the grid-stride step, built at
+    the insertion point inside launch body ``blk``."""
     bx, tx, gdx, bdx = (blk.arguments[0], blk.arguments[3],
                         blk.arguments[6], blk.arguments[9])
     start = arith.AddIOp(arith.MulIOp(bx, bdx).result, tx).result
     stride = arith.MulIOp(gdx, bdx).result
-    loop = scf.ForOp(start, index_const(n // width), stride)
+    return start, stride
+
+
+def delinearize(linear: ir.Value, trips: Sequence[int],
+                bounds: Sequence[Tuple[int, int, int]], width: int = 1
+                ) -> List[List[ir.Value]]:
+    """Loop indices of linear point ``linear`` of the box ``bounds`` (trip
+    counts ``trips``), innermost dimension fastest; with ``width`` > 1 the
+    point is a group of ``width`` innermost neighbours and one index list
+    per neighbour is returned (``trips[-1] % width == 0``)."""
+    last = len(bounds) - 1
+    rest = linear
+    base: List[ir.Value] = [None] * len(bounds)
+    # Divisors are constants, so LLVM strength-reduces the div/rem to
+    # shifts or multiply-highs.
+    for d in reversed(range(len(bounds))):
+        ext = trips[d] // width if d == last else trips[d]
+        if d > 0:
+            iv = arith.RemUIOp(rest, index_const(ext)).result
+            rest = arith.DivUIOp(rest, index_const(ext)).result
+        else:
+            iv = rest
+        base[d] = iv
+    if width > 1:
+        base[last] = arith.MulIOp(base[last], index_const(width)).result
+    lanes = []
+    for k in range(width):
+        ivs = list(base)
+        if k:
+            ivs[last] = arith.AddIOp(ivs[last], index_const(k)).result
+        for d, (lb, _, st) in enumerate(bounds):
+            if st != 1:
+                ivs[d] = arith.MulIOp(ivs[d], index_const(st)).result
+            if lb != 0:
+                ivs[d] = arith.AddIOp(ivs[d], index_const(lb)).result
+        lanes.append(ivs)
+    return lanes
+
+
+def grid_stride_loop(blk: ir.Block, trips: Sequence[int],
+                     bounds: Sequence[Tuple[int, int, int]], width: int = 1
+                     ) -> Tuple[List[List[ir.Value]], ir.Operation]:
+    """Build, at the insertion point inside launch body ``blk``, a
+    grid-stride loop over the box ``bounds`` (trip counts ``trips``), each
+    thread taking ``width`` neighbouring points along the innermost
+    dimension per step (``trips[-1] % width == 0``). Consecutive threads
+    take consecutive points, so their accesses coalesce.
+
+    Returns ``(lanes, end)``: ``lanes[k]`` are the loop indices of the
+    ``k``-th point, ``end`` the loop's terminator (put the body before it).
+    """
+    start, stride = thread_start_and_stride(blk)
+    loop = scf.ForOp(start, index_const(count(trips) // width), stride)
     with ir.InsertionPoint(loop.body):
         end = scf.YieldOp([]).operation
-    last = len(bounds) - 1
     with ir.InsertionPoint(end):
-        rest = loop.induction_variable
-        base: List[ir.Value] = [None] * len(bounds)
-        # Innermost dimension fastest: consecutive threads, consecutive
-        # addresses. Divisors are constants, so LLVM strength-reduces
-        # the div/rem to shifts or multiply-highs.
-        for d in reversed(range(len(bounds))):
-            ext = trips[d] // width if d == last else trips[d]
-            if d > 0:
-                iv = arith.RemUIOp(rest, index_const(ext)).result
-                rest = arith.DivUIOp(rest, index_const(ext)).result
-            else:
-                iv = rest
-            base[d] = iv
-        if width > 1:
-            base[last] = arith.MulIOp(base[last], index_const(width)).result
-        lanes = []
-        for k in range(width):
-            ivs = list(base)
-            if k:
-                ivs[last] = arith.AddIOp(ivs[last], index_const(k)).result
-            for d, (lb, _, st) in enumerate(bounds):
-                if st != 1:
-                    ivs[d] = arith.MulIOp(ivs[d], index_const(st)).result
-                if lb != 0:
-                    ivs[d] = arith.AddIOp(ivs[d], index_const(lb)).result
-            lanes.append(ivs)
+        lanes = delinearize(loop.induction_variable, trips, bounds, width)
     return lanes, end
 
 

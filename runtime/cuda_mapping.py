@@ -26,11 +26,16 @@ side is a straight-line sequence of allocations and launches that
   moved inside each thread: the loops come from one linalg op, whose
   parallel dimensions carry no dependence, so the interchange is legal.
 * ``memref.copy`` -> the same kind of launch with a load/store body.
-* maximal runs of other top-level ops (serial loops, 0-d stores) -> one
-  launch of a single thread. Correct, not fast: they only occur for
-  reductions to a scalar.
+* a loop nest reducing a whole box into one element (a loss ``sum``,
+  ``mean``, ``max``) -> three launches of :mod:`ferrule.runtime.cuda_reduce`
+  (per-thread partials, a combining block, a finishing thread).
+* maximal runs of other top-level ops (0-d stores, serial loops of another
+  shape) -> one launch of a single thread. Correct, not fast: they hold
+  O(1) work in the programs ferrule generates (a scalar's fill, a final
+  truncation or scaling).
 """
 
+import itertools
 from typing import Callable, List, Sequence, Tuple
 
 from mlir import ir
@@ -39,6 +44,7 @@ from mlir.dialects import gpu, memref, scf
 from .cuda_launch import (BLOCK, GpuMappingError, LaunchInfo, const_index, count,
                           grid_for, grid_stride_loop, index_const, launch, trip_counts)
 
+from .cuda_reduce import map_reduction, match_reduction
 from .cuda_vectorize import emit_alignment_test, emit_lanes, plan_vectors
 
 # Ops that stay on the host: buffer management, views of buffers (the kernel
@@ -253,8 +259,10 @@ def map_function_to_gpu(func_op: ir.Operation) -> List[LaunchInfo]:
     fname = ir.StringAttr(func_op.attributes["sym_name"]).value
     infos: List[LaunchInfo] = []
 
+    numbers = itertools.count()
+
     def name():
-        return f"{fname}_k{len(infos)}"
+        return f"{fname}_k{next(numbers)}"
 
     block = func_op.regions[0].blocks[0]
     for op in list(block.operations):
@@ -267,6 +275,10 @@ def map_function_to_gpu(func_op: ir.Operation) -> List[LaunchInfo]:
             nest = _for_chain_around_parallel(op)
             if nest is not None:
                 infos.append(_map_for_over_parallel(op, *nest, name()))
+                continue
+            reduction = match_reduction(op)
+            if reduction is not None:
+                infos += map_reduction(reduction, name)
     run: List[ir.Operation] = []
     for op in list(block.operations) + [None]:
         op = op.operation if op is not None else None

@@ -63,7 +63,7 @@ def _itemsize(t: ir.Type) -> int:
     return 8                      # index: 64-bit at most
 
 
-def _root(v: ir.Value):
+def buffer_root(v: ir.Value):
     """The allocation or argument a memref value views (through view ops)."""
     while isinstance(v.owner, ir.OpView) and v.owner.operation.name in _VIEW_OPS:
         v = v.owner.operation.operands[0]
@@ -136,7 +136,7 @@ def plan_vectors(par: ir.Operation, trips: Sequence[int],
     for op in _walk(body):
         if op.name in ("memref.load", "memref.store"):
             ref = op.operands[0] if op.name == "memref.load" else op.operands[1]
-            (loaded if op.name == "memref.load" else stored).add(_root(ref))
+            (loaded if op.name == "memref.load" else stored).add(buffer_root(ref))
             widest = max(widest, _itemsize(ir.MemRefType(ref.type).element_type))
         elif any(isinstance(v.type, ir.MemRefType) for v in op.operands):
             return None, f"{op.name} uses a buffer inside the nest"
