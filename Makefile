@@ -27,6 +27,7 @@ lit: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/pointwise_ad.py
+	$(BIN)/python bench/cpu_linalg.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info tests/lit/Output
