@@ -52,6 +52,16 @@ def const_index(v: ir.Value) -> int:
     return ir.IntegerAttr(op.operation.attributes["value"]).value
 
 
+def for_bounds(op: ir.Operation):
+    """``(lower, upper, step)`` of an ``scf.for`` with constant bounds, else
+    None."""
+    fv = op.opview
+    try:
+        return tuple(const_index(v) for v in (fv.lowerBound, fv.upperBound, fv.step))
+    except GpuMappingError:
+        return None
+
+
 def index_const(value: int) -> ir.Value:
     return arith.ConstantOp(ir.IndexType.get(), value).result
 

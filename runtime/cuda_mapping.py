@@ -41,7 +41,7 @@ from typing import Callable, List, Sequence, Tuple
 from mlir import ir
 from mlir.dialects import gpu, memref, scf
 
-from .cuda_launch import (BLOCK, GpuMappingError, LaunchInfo, const_index, count,
+from .cuda_launch import (BLOCK, GpuMappingError, LaunchInfo, const_index, count, for_bounds,
                           grid_for, grid_stride_loop, index_const, launch, trip_counts)
 
 from .cuda_reduce import map_reduction, match_reduction
@@ -140,10 +140,8 @@ def _for_chain_around_parallel(op: ir.Operation):
         body = list(op.regions[0].blocks[0].operations)
         if len(op.results) or len(body) != 2:
             return None
-        fv = op.opview
-        try:
-            bounds = tuple(const_index(v) for v in (fv.lowerBound, fv.upperBound, fv.step))
-        except GpuMappingError:
+        bounds = for_bounds(op)
+        if bounds is None:
             return None
         chain.append((op, bounds))
         op = body[0].operation

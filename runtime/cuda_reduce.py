@@ -35,8 +35,8 @@ from typing import Callable, List, Optional, Tuple
 from mlir import ir
 from mlir.dialects import arith, gpu, memref, scf
 
-from .cuda_launch import (BLOCK, GpuMappingError, LaunchInfo, const_index, count,
-                          delinearize, index_const, launch, thread_start_and_stride)
+from .cuda_launch import (BLOCK, LaunchInfo, count, delinearize, for_bounds, index_const,
+                          launch, thread_start_and_stride)
 from .cuda_vectorize import buffer_root
 
 # Blocks of partial sums at most: enough threads to keep a GPU's memory
@@ -72,10 +72,8 @@ def match_reduction(op: ir.Operation) -> Optional[ReductionNest]:
     while op.name == "scf.for":
         if len(op.results):
             return None
-        fv = op.opview
-        try:
-            bounds = tuple(const_index(v) for v in (fv.lowerBound, fv.upperBound, fv.step))
-        except GpuMappingError:
+        bounds = for_bounds(op)
+        if bounds is None:
             return None
         loops.append((op, bounds))
         inner = [o.operation for o in op.regions[0].blocks[0].operations]

@@ -63,6 +63,21 @@ def _kernels_to_cpu(gpu_stage: str):
         return str(m), {n: [str(t) for t in ts] for n, ts in sigs.items()}
 
 
+def _block_thread_loops(grid: ir.Value, threads: ir.Value):
+    """At the insertion point: ``for b < grid: for t < threads: {}``.
+    Returns (constant 0, constant 1, outer loop, inner loop, inner yield)."""
+    idx = ir.IndexType.get()
+    c0 = arith.ConstantOp(idx, 0).result
+    c1 = arith.ConstantOp(idx, 1).result
+    outer = scf.ForOp(c0, grid, c1)
+    with ir.InsertionPoint(outer.body):
+        inner = scf.ForOp(c0, threads, c1)
+        scf.YieldOp([])
+    with ir.InsertionPoint(inner.body):
+        end = scf.YieldOp([])
+    return c0, c1, outer, inner, end
+
+
 def _emulate_kernel(k, top, idx, sigs):
     name = ir.StringAttr(k.attributes["sym_name"]).value
     body = k.regions[0].blocks[0]
@@ -73,14 +88,7 @@ def _emulate_kernel(k, top, idx, sigs):
     entry = fn.add_entry_block()
     grid, block = entry.arguments[len(types)], entry.arguments[len(types) + 1]
     with ir.InsertionPoint(entry):
-        c0 = arith.ConstantOp(idx, 0).result
-        c1 = arith.ConstantOp(idx, 1).result
-        outer = scf.ForOp(c0, grid, c1)
-        with ir.InsertionPoint(outer.body):
-            inner = scf.ForOp(c0, block, c1)
-            scf.YieldOp([])
-        with ir.InsertionPoint(inner.body):
-            end = scf.YieldOp([])
+        c0, c1, outer, inner, end = _block_thread_loops(grid, block)
         func.ReturnOp([])
     for old, new in zip(body.arguments, entry.arguments):
         old.replace_all_uses_with(new)
@@ -275,15 +283,7 @@ def launches_to_loops(module: ir.Module, branch=None) -> None:
                 continue
             grid, threads = op.operands[0], op.operands[3]
             with ir.InsertionPoint(op):
-                idx = ir.IndexType.get()
-                c0 = arith.ConstantOp(idx, 0).result
-                c1 = arith.ConstantOp(idx, 1).result
-                outer = scf.ForOp(c0, grid, c1)
-                with ir.InsertionPoint(outer.body):
-                    inner = scf.ForOp(c0, threads, c1)
-                    scf.YieldOp([])
-                with ir.InsertionPoint(inner.body):
-                    end = scf.YieldOp([])
+                c0, c1, outer, inner, end = _block_thread_loops(grid, threads)
             body = op.regions[0].blocks[0]
             subst = [outer.induction_variable, c0, c0, inner.induction_variable, c0, c0,
                      grid, c1, c1, threads, c1, c1]
