@@ -233,7 +233,9 @@ def mean(x, axis=None, keepdims=False):
 # -- matmul -------------------------------------------------------------------------
 
 def matmul(a, b):
-    """numpy ``matmul`` for 1-D and 2-D operands (``linalg.matmul``)."""
+    """numpy ``matmul``: 1-D and 2-D operands (``linalg.matmul``), and stacks
+    of matrices with numpy's broadcasting of the leading (batch) dimensions
+    (``linalg.batch_matmul`` over the flattened batch)."""
     if not _traced(a, b):
         return _onp.matmul(a, b)
     tr = _trace_of(a, b)
@@ -241,22 +243,39 @@ def matmul(a, b):
     a, b = asarray_traced(a), asarray_traced(b)
     if a.ndim == 0 or b.ndim == 0:
         raise ShapeError(f"{where_str()}: matmul of a 0-d array; use * instead")
-    if a.ndim > 2 or b.ndim > 2:
-        raise UnsupportedOperationError(
-            f"{where_str()}: matmul of {a.ndim}-d and {b.ndim}-d arrays: batched "
-            f"matmul is not implemented yet (only 1-D and 2-D operands)")
     a2 = reshape(a, (1, a.shape[0])) if a.ndim == 1 else a
     b2 = reshape(b, (b.shape[0], 1)) if b.ndim == 1 else b
-    if a2.shape[1] != b2.shape[0]:
+    if a2.shape[-1] != b2.shape[-2]:
         raise ShapeError(f"{where_str()}: matmul shapes {a.shape} and {b.shape} do not "
-                         f"align ({a2.shape[1]} != {b2.shape[0]})")
+                         f"align ({a2.shape[-1]} != {b2.shape[-2]})")
+    try:
+        batch = tuple(_onp.broadcast_shapes(a2.shape[:-2], b2.shape[:-2]))
+    except ValueError:
+        raise ShapeError(f"{where_str()}: matmul shapes {a.shape} and {b.shape}: batch "
+                         f"dimensions {a2.shape[:-2]} and {b2.shape[:-2]} do not "
+                         f"broadcast") from None
     a2, b2 = astype(a2, dtype), astype(b2, dtype)
-    out_shape = (a2.shape[0], b2.shape[1])
-    zero = constant(0.0, out_shape, dtype)
-    with user_location():
-        r = linalg_d.matmul(a2.value, b2.value, outs=[zero.value])
+    (m, k), n = a2.shape[-2:], b2.shape[-1]
+    if batch and b2.ndim == 2:
+        # A stack of matrices times one matrix is one 2-D product over all
+        # the stack's rows (and its gradients are 2-D products too).
+        rows = int(_onp.prod(a2.shape[:-1], dtype=_onp.int64))
+        zero = constant(0.0, (rows, n), dtype)
+        with user_location():
+            r = linalg_d.matmul(reshape(a2, (rows, k)).value, b2.value, outs=[zero.value])
+    elif batch:
+        nb = int(_onp.prod(batch, dtype=_onp.int64))
+        a3, b3 = (reshape(v if v.shape[:-2] == batch else broadcast_to(v, batch + v.shape[-2:]),
+                          (nb,) + v.shape[-2:]) for v in (a2, b2))
+        zero = constant(0.0, (nb, m, n), dtype)
+        with user_location():
+            r = linalg_d.batch_matmul(a3.value, b3.value, outs=[zero.value])
+    else:
+        zero = constant(0.0, (m, n), dtype)
+        with user_location():
+            r = linalg_d.matmul(a2.value, b2.value, outs=[zero.value])
     res = _wrap(r, tr)
-    final = tuple(s for s, keep in zip(out_shape, (a.ndim == 2, b.ndim == 2)) if keep)
+    final = batch + tuple(s for s, keep in zip((m, n), (a.ndim >= 2, b.ndim >= 2)) if keep)
     return reshape(res, final)
 
 

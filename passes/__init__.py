@@ -23,6 +23,7 @@ from . import math_to_libm  # noqa: F401
 from . import expand_math  # noqa: F401
 from . import widen_accumulators  # noqa: F401
 from . import tile_matmul  # noqa: F401
+from . import fuse_into_reductions  # noqa: F401
 
 __all__ = ["PassError", "register", "registered_passes", "run_pipeline",
            "split_pipeline"]

@@ -167,7 +167,7 @@ def _forward_op(op: ir.Operation, env, tan, K: int) -> None:
             new.operands[0], new.operands[1] = a, b
             out.append(new.results[0])
         tan[op.results[0]] = out
-    elif name == "linalg.matmul":
+    elif name in ("linalg.matmul", "linalg.batch_matmul"):
         ad.clone_into(op, env)
         a, b, c = ins
         out = []
@@ -178,9 +178,9 @@ def _forward_op(op: ir.Operation, env, tan, K: int) -> None:
                 out.append(None)
                 continue
             if ta is not None:
-                acc = _matmul(op, ta, env[b], acc)
+                acc = ad.matmul_like(op, ta, env[b], acc)
             if tb is not None:
-                acc = _matmul(op, env[a], tb, acc)
+                acc = ad.matmul_like(op, env[a], tb, acc)
             out.append(acc)
         tan[op.results[0]] = out
     else:
@@ -220,11 +220,6 @@ def _with_operand(op, env, new0):
     for k in range(1, len(op.operands)):
         new.operands[k] = env.get(op.operands[k], op.operands[k])
     return new.results[0]
-
-
-def _matmul(op, a, b, acc):
-    from mlir.dialects import linalg
-    return linalg.matmul(a, b, outs=[acc])
 
 
 def _forward_pointwise(op: ir.Operation, env, tan, K: int) -> None:

@@ -246,14 +246,13 @@ def _reverse_op(op: ir.Operation, env, cts: _Cotangents, active: set) -> None:
         pullback.reverse_recompute(op, env, cts, active, ybars)
     elif name == "linalg.generic":
         _reverse_reduction(op, env, cts, active, ybars[0])
-    elif name == "linalg.matmul":
+    elif name in ("linalg.matmul", "linalg.batch_matmul"):
         a, b, c = ins
         g = ybars[0]
-        from mlir.dialects import linalg
         if a in active:
-            cts.add(a, linalg.matmul(g, ad.transpose2d(env[b]), outs=[ad.zeros_like(env[a])]))
+            cts.add(a, ad.matmul_like(op, g, ad.transpose_matrices(env[b]), ad.zeros_like(env[a])))
         if b in active:
-            cts.add(b, linalg.matmul(ad.transpose2d(env[a]), g, outs=[ad.zeros_like(env[b])]))
+            cts.add(b, ad.matmul_like(op, ad.transpose_matrices(env[a]), g, ad.zeros_like(env[b])))
         if c in active:
             cts.add(c, g)
     elif name == "tensor.extract_slice":

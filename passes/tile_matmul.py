@@ -2,8 +2,10 @@
 vectorised loop nest (the CPU's matmul).
 
 Expects: bufferized IR (``linalg.matmul`` on static 2-D ``memref``s of
-``f32``/``f64``, default indexing maps), before ``convert-linalg-to-loops``.
-Guarantees: no such ``linalg.matmul`` remains. ``C += A·B`` is computed as
+``f32``/``f64``, or ``linalg.batch_matmul`` on 3-D ones; default indexing
+maps), before ``convert-linalg-to-loops``.
+Guarantees: no such op remains. ``C += A·B`` (per matrix of a batch, in a
+loop over the batch) is computed as
 
 * blocks of ``MR`` rows × ``NR = 2·lanes`` columns of C held in ``2·MR``
   vector registers across the whole K loop: per ``k``, two vector loads of
@@ -53,38 +55,65 @@ def tile_matmul(module_op: ir.Operation, lanes_bytes: str = "32", rows: str = "4
         if not len(fn.regions[0].blocks):
             continue
         for op in block_ops(func_body(fn)):
-            if op.name == "linalg.matmul" and _supported(op):
+            if op.name == "linalg.matmul" and _supported(op, 2):
                 with ir.InsertionPoint(op), op.location:
-                    _emit(op, vbytes, mr)
+                    _emit(*op.operands, vbytes, mr)
+                op.erase()
+            elif op.name == "linalg.batch_matmul" and _supported(op, 3):
+                with ir.InsertionPoint(op), op.location:
+                    _emit_batched(op, vbytes, mr)
                 op.erase()
 
 
-def _supported(op: ir.Operation) -> bool:
+_DEFAULT_MAPS = {
+    2: "[affine_map<(d0, d1, d2) -> (d0, d2)>, affine_map<(d0, d1, d2) -> (d2, d1)>, "
+       "affine_map<(d0, d1, d2) -> (d0, d1)>]",
+    3: "[affine_map<(d0, d1, d2, d3) -> (d0, d1, d3)>, affine_map<(d0, d1, d2, d3) -> "
+       "(d0, d3, d2)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2)>]",
+}
+
+
+def _supported(op: ir.Operation, rank: int) -> bool:
     if len(op.operands) != 3 or len(op.results):
         return False
-    if "indexing_maps" in op.attributes:
-        default = ir.Attribute.parse(
-            "[affine_map<(d0, d1, d2) -> (d0, d2)>, affine_map<(d0, d1, d2) -> (d2, d1)>, "
-            "affine_map<(d0, d1, d2) -> (d0, d1)>]")
-        if op.attributes["indexing_maps"] != default:
-            return False
+    if ("indexing_maps" in op.attributes
+            and op.attributes["indexing_maps"] != ir.Attribute.parse(_DEFAULT_MAPS[rank])):
+        return False
     types = [v.type for v in op.operands]
-    if not all(isinstance(t, ir.MemRefType) and t.rank == 2 and t.has_static_shape
+    if not all(isinstance(t, ir.MemRefType) and t.rank == rank and t.has_static_shape
                for t in types):
         return False
     elt = types[0].element_type
     if not all(t.element_type == elt for t in types) or not isinstance(
             elt, (ir.F32Type, ir.F64Type)):
         return False
-    return all(ir.MemRefType(t).get_strides_and_offset()[0][1] == 1 for t in types[1:])
+    return all(ir.MemRefType(t).get_strides_and_offset()[0][-1] == 1 for t in types[1:])
 
 
 def _c(v: int) -> ir.Value:
     return arith.constant(ir.IndexType.get(), v)
 
 
-def _emit(op: ir.Operation, vbytes: int, mr: int) -> None:
+def _matrix(v: ir.Value, i: ir.Value) -> ir.Value:
+    """Matrix ``i`` of a 3-D buffer, as a rank-reduced 2-D view."""
+    t = ir.MemRefType(v.type)
+    strides, _ = t.get_strides_and_offset()
+    layout = ir.StridedLayoutAttr.get(ir.ShapedType.get_dynamic_stride_or_offset(), strides[1:])
+    view = ir.MemRefType.get(t.shape[1:], t.element_type, layout)
+    return memref.subview(v, [i, 0, 0], [1, *t.shape[1:]], [1, 1, 1], result_type=view)
+
+
+def _emit_batched(op: ir.Operation, vbytes: int, mr: int) -> None:
+    """``linalg.batch_matmul``: the 2-D kernel on each matrix of the batch."""
     a, b, c = op.operands
+    batch = scf.ForOp(_c(0), _c(ir.MemRefType(a.type).shape[0]), _c(1))
+    with ir.InsertionPoint(batch.body):
+        i = batch.induction_variable
+        _emit(_matrix(a, i), _matrix(b, i), _matrix(c, i), vbytes, mr)
+        scf.YieldOp([])
+
+
+def _emit(a: ir.Value, b: ir.Value, c: ir.Value, vbytes: int, mr: int) -> None:
     m, k = ir.MemRefType(a.type).shape
     n = ir.MemRefType(b.type).shape[1]
     elt = ir.MemRefType(a.type).element_type

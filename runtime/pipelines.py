@@ -38,7 +38,7 @@ BUFFERIZE = [
     "fuse-pointwise",
     # A pointwise region read only by a reduction (sum(x * x)) becomes part
     # of it: no temporary written and read back.
-    "linalg-fuse-elementwise-ops",
+    "fuse-into-reductions",
     # float32 sums accumulate in float64 (accurate, and vectorisable).
     "widen-accumulators",
     "canonicalize",

@@ -37,6 +37,10 @@ CASES = {
              + fnp.expm1(-x) + relu(x - 1.0) + fnp.power(x, 1.5), [(2, 3)], True),
     "where": (lambda x, y: fnp.where(x > y, x * y, y - x), [(3, 4), (3, 4)], False),
     "matmul_vec": (lambda A, v: fnp.tanh(A @ v), [(3, 4), (4,)], False),
+    # batch_matmul with a broadcast batch dim, and a stack times one matrix
+    "matmul_batched": (lambda A, B: fnp.tanh(A @ B), [(2, 3, 2, 4), (3, 4, 2)], False),
+    "matmul_stack_by_matrix": (lambda A, W, v: (A @ W) * 2.0 + v @ W, [(2, 3, 4), (4, 5), (4,)],
+                               False),
 }
 
 

@@ -73,9 +73,10 @@ CASES = [
     Case("list_index", ConcretizationError, r"using an array as an index",
          lambda x: [1.0, 2.0][x[0, 0]]),  # E:list_index
     # -- unsupported operations -------------------------------------------------------
-    Case("matmul_3d", UnsupportedOperationError,
-         r"matmul of 3-d and 2-d arrays: batched matmul is not implemented",
-         lambda x: fnp.matmul(x.reshape(1, 3, 4), x.T)),  # E:matmul_3d
+    Case("matmul_batch", ShapeError,
+         r"matmul shapes \(3, 1, 4\) and \(2, 4, 3\): batch dimensions \(3,\) and \(2,\) "
+         r"do not broadcast",
+         lambda x: fnp.matmul(x.reshape(3, 1, 4), fnp.stack([x.T, x.T]))),  # E:matmul_batch
     Case("negative_step", UnsupportedOperationError, r"negative steps are not supported",
          lambda x: x[::-1]),  # E:negative_step
     Case("tracer_index", UnsupportedOperationError, r"advanced \(array or boolean\) indexing",

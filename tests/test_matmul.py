@@ -70,3 +70,24 @@ def test_tile_is_used(width):
     assert "linalg.matmul" not in text
     lanes = (16 if cpu.host_vector_bytes() == 64 else 8) if width == "host" else 8
     assert f"vector<{lanes}xf32>" in text and "llvm.intr.fmuladd" in text
+
+
+BATCHED = [((4, 17, 33), (4, 33, 65)), ((2, 3, 10, 12), (3, 12, 40)), ((10, 12), (3, 12, 40)),
+           ((5, 16, 8), (8, 12)), ((5, 16, 8), (8,)), ((8,), (3, 8, 5)), ((1, 6, 7), (4, 7, 3))]
+
+
+@pytest.mark.parametrize("sa,sb", BATCHED)
+def test_batched_matmul_with_numpy_broadcasting(width, sa, sb):
+    rng = np.random.default_rng(len(sa) * 10 + len(sb))
+    a = rng.standard_normal(sa).astype(np.float32)
+    b = rng.standard_normal(sb).astype(np.float32)
+    got = ferrule.jit(lambda a, b: a @ b)(a, b)
+    want = a.astype(np.float64) @ b.astype(np.float64)
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-5 * np.abs(want).max())
+
+
+def test_batched_matmul_takes_the_tile_path(width):
+    a, b = np.zeros((3, 16, 8), np.float32), np.zeros((3, 8, 64), np.float32)
+    text = ferrule.jit(lambda a, b: a @ b).lower(a, b).as_text("llvm")
+    assert "llvm.intr.fmuladd" in text and "batch_matmul" not in text

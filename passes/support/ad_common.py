@@ -222,6 +222,24 @@ def transpose2d(v: ir.Value) -> ir.Value:
                         [PARALLEL, PARALLEL], lambda a: [a[0]]).result
 
 
+def transpose_matrices(v: ir.Value) -> ir.Value:
+    """Swap the last two dims of a 2-D or 3-D (batch of matrices) tensor."""
+    s = shape_of(v)
+    if len(s) == 2:
+        return transpose2d(v)
+    init = empty((s[0], s[2], s[1]), element_type(v))
+    return make_generic([v], [init], [projection_map(3, [0, 2, 1]), projection_map(3, [0, 1, 2])],
+                        [PARALLEL] * 3, lambda a: [a[0]]).result
+
+
+def matmul_like(op: ir.Operation, a: ir.Value, b: ir.Value, acc: ir.Value) -> ir.Value:
+    """``op``'s kind of product (``linalg.matmul`` or ``linalg.batch_matmul``)
+    of ``a`` and ``b`` accumulated onto ``acc``."""
+    from mlir.dialects import linalg
+    build = linalg.batch_matmul if op.name == "linalg.batch_matmul" else linalg.matmul
+    return build(a, b, outs=[acc])
+
+
 def reduction_kind(op: ir.Operation) -> Optional[str]:
     """"sum" or "max" for a generic reducing with addf/maximumf into its init."""
     if op.name != "linalg.generic" or len(op.results) != 1:

@@ -59,3 +59,18 @@ func.func @strided(%a: memref<4x8xf32>, %b: memref<8x16xf32, strided<[1, 8]>>, %
   linalg.matmul ins(%a, %b : memref<4x8xf32>, memref<8x16xf32, strided<[1, 8]>>) outs(%c : memref<4x16xf32>)
   return
 }
+
+// -----
+
+// A batch of products: the 2-D kernel on rank-reduced views of each matrix.
+// CHECK-LABEL: func.func @batched
+// CHECK-NOT: linalg.batch_matmul
+// CHECK: scf.for %[[B:.+]] = %c0 to %c3 step %c1
+// CHECK: memref.subview %arg0[%[[B]], 0, 0] [1, 8, 5] [1, 1, 1] : memref<3x8x5xf32> to memref<8x5xf32, strided<[5, 1], offset: ?>>
+// CHECK: memref.subview %arg1[%[[B]], 0, 0] [1, 5, 16] [1, 1, 1]
+// CHECK: memref.subview %arg2[%[[B]], 0, 0] [1, 8, 16] [1, 1, 1]
+// CHECK: vector.fma
+func.func @batched(%a: memref<3x8x5xf32>, %b: memref<3x5x16xf32>, %c: memref<3x8x16xf32>) {
+  linalg.batch_matmul ins(%a, %b : memref<3x8x5xf32>, memref<3x5x16xf32>) outs(%c : memref<3x8x16xf32>)
+  return
+}
