@@ -48,6 +48,8 @@ from ..passes import run_pipeline
 
 GPU_LOOPS = [
     *pipelines.BUFFERIZE,
+    # Register tiles of C per thread (4 x 4) instead of one element each.
+    "tile-matmul-gpu",
     "func.func(convert-linalg-to-parallel-loops)",
     "func.func(lower-affine)",
     "canonicalize",
