@@ -6,6 +6,9 @@ Writes, under ``--out`` (git-ignored; carry it to the GPU machine):
 
 * ``{cell}_fb_{B}x{H}.json`` — forward + backward of the LSTM and GRU cells'
   pointwise part at B×H = 4096×4096 and 16384×4096 (float32);
+* ``mlp_step_{B}x{H}.json`` — loss and weight gradients of a 2-layer MLP
+  (``value_and_grad``) at B×H = 4096×1024: matmuls, pointwise code and a
+  loss reduction;
 * ``tests/*.json`` — small artifacts for tests/test_cuda_launcher.py;
 * ``manifest.json`` — what each artifact is (cell, shapes, argument roles).
 
@@ -32,6 +35,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 import cuda_cases  # noqa: E402
 
 SHAPES = [(4096, 4096), (16384, 4096)]
+# The MLP training step (B×H inputs, H×H and H×H/4 weights): matmul-bound.
+MLP_SHAPES = [(4096, 1024)]
 
 
 def ferrule_cells():
@@ -62,7 +67,11 @@ def ferrule_cells():
         dx, dh = pb(dout)
         return out, dx, dh
 
-    return {"lstm": lstm_fb, "gru": gru_fb}
+    def mlp_loss(w1, w2, x, y):
+        return fnp.mean((fnp.tanh(x @ w1) @ w2 - y) ** 2)
+
+    return {"lstm": lstm_fb, "gru": gru_fb,
+            "mlp": ferrule.value_and_grad(mlp_loss, argnums=(0, 1))}
 
 
 def cell_source(cell: str, B: int, H: int, dtype=np.float32):
@@ -71,7 +80,7 @@ def cell_source(cell: str, B: int, H: int, dtype=np.float32):
     Swap point: see the module docstring.
     """
     import ferrule
-    shapes = cuda_cases.CELLS[cell][0](B, H)
+    shapes = {**cuda_cases.CELLS, **cuda_cases.TRAINING}[cell][0](B, H)
     # Only shapes and dtypes matter for tracing: zero-strided stand-ins.
     args = [np.broadcast_to(dtype(0), s) for s in shapes]
     low = ferrule.jit(ferrule_cells()[cell]).lower(*args)
@@ -111,6 +120,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=str(ROOT / "bench" / "artifacts"))
     ap.add_argument("--shapes", default=",".join(f"{b}x{h}" for b, h in SHAPES),
                     help="comma-separated BxH list")
+    ap.add_argument("--no-training", action="store_true",
+                    help="skip the MLP training-step benchmark")
     a = ap.parse_args(argv)
     out = Path(a.out)
     (out / "tests").mkdir(parents=True, exist_ok=True)
@@ -122,6 +133,12 @@ def main(argv=None) -> int:
             entry = _build(mlir, name, out / f"{cell}_fb_{B}x{H}.json", a.target)
             entry.update(cell=cell, B=B, H=H, dtype="float32")
             manifest["benchmarks"].append(entry)
+    for B, H in MLP_SHAPES if not a.no_training else []:
+        mlir, name = cell_source("mlp", B, H)
+        entry = _build(mlir, name, out / f"mlp_step_{B}x{H}.json", a.target)
+        entry.update(cell="mlp", B=B, H=H, dtype="float32",
+                     flops=cuda_cases.mlp_flops(B, H))
+        manifest["benchmarks"].append(entry)
     for tname, make in TEST_ARTIFACTS.items():
         mlir, fname, fast = make()
         manifest["tests"][tname] = _build(mlir, fname, out / "tests" / f"{tname}.json",

@@ -15,7 +15,9 @@ For every artifact in bench/artifacts/manifest.json (cell × B×H) it
    of the device-to-device copy bandwidth measured at the start;
 4. with PyTorch, also times ferrule on inputs one element off 16-byte
    alignment, which run the kernels' scalar fallback instead of their
-   16-byte vector loads/stores.
+   16-byte vector loads/stores;
+5. times one MLP training step (loss and both weight gradients) next to the
+   same peers, in GFLOP/s: ferrule's GPU matmul against cuBLAS.
 """
 
 import argparse
@@ -66,6 +68,21 @@ def torch_cells():
     return {"lstm": (lstm, 2), "gru": (gru, 2)}   # (forward, #primals)
 
 
+def mlp_loss_torch(w1, w2, x, y):
+    return ((torch.tanh(x @ w1) @ w2 - y) ** 2).mean()
+
+
+def torch_training_runner(loss_fn, args):
+    """Loss and gradients for the two weights, as a training step does."""
+    w1, w2, x, y = args
+
+    def run():
+        ws = [w.detach().requires_grad_() for w in (w1, w2)]
+        loss = loss_fn(*ws, x, y)
+        return (loss.detach(), *torch.autograd.grad(loss, ws))
+    return run
+
+
 def torch_autograd_runner(fwd, n_primals, args):
     """Forward then backward with torch.autograd; returns outputs + grads."""
     primals, cts = args[:n_primals], args[n_primals:]
@@ -94,10 +111,21 @@ def jax_runner(cell, args_np_or_torch):
         n = jnp.tanh(n + r * h)
         return (1 - z) * n + z * h
 
+    def mlp_loss(w1, w2, x, y):
+        # float32 products as the others compute them (JAX's default on
+        # recent GPUs is TF32, ~1e-3 relative error)
+        hp = jax.lax.Precision.HIGHEST
+        h = jnp.tanh(jnp.matmul(x, w1, precision=hp))
+        return jnp.mean((jnp.matmul(h, w2, precision=hp) - y) ** 2)
+
     if cell == "lstm":
         def fb(G, c, dh, dc):
             out, pb = jax.vjp(lstm, G, c)
             return (*out, *pb((dh, dc)))
+    elif cell == "mlp":
+        def fb(w1, w2, x, y):
+            loss, grads = jax.value_and_grad(mlp_loss, argnums=(0, 1))(w1, w2, x, y)
+            return (loss, *grads)
     else:
         def fb(x, h, dout):
             out, pb = jax.vjp(gru, x, h)
@@ -174,13 +202,16 @@ def time_it(run, finish=None, repeat=20, rounds=5) -> float:
     return statistics.median(times)
 
 
-def to_numpy(a, rows):
-    """Rows ``rows`` of a torch / JAX / launcher device array, as numpy."""
+def to_numpy(a, rows=None):
+    """Rows ``rows`` (all when None) of a torch / JAX / launcher device
+    array, as numpy."""
     if hasattr(a, "detach"):
-        return a[torch.as_tensor(rows, device=a.device)].detach().cpu().numpy()
-    if isinstance(a, fc.DeviceArray):
-        return a.get()[rows]
-    return np.asarray(a[rows])
+        a = a.detach()
+        if rows is not None:
+            a = a[torch.as_tensor(rows, device=a.device)]
+        return a.cpu().numpy()
+    a = a.get() if isinstance(a, fc.DeviceArray) else np.asarray(a)
+    return a if rows is None else a[rows]
 
 
 def max_error(outs, ref, rows):
@@ -194,23 +225,30 @@ def max_error(outs, ref, rows):
 
 # ------------------------------------------------------------- one case
 
-def make_inputs(shapes, seed=0):
+def make_inputs(shapes, seed=0, scale=1.0):
     """Random float32 inputs on the device (torch if present, else uploaded)."""
     if torch is not None:
         g = torch.Generator(device="cuda").manual_seed(seed)
-        return [torch.randn(*s, device="cuda", generator=g) for s in shapes]
+        return [torch.randn(*s, device="cuda", generator=g) * scale for s in shapes]
     rng = np.random.default_rng(seed)
-    return [fc.DeviceArray.from_numpy(rng.standard_normal(s, dtype=np.float32)) for s in shapes]
+    return [fc.DeviceArray.from_numpy((rng.standard_normal(s) * scale).astype(np.float32))
+            for s in shapes]
 
 
 def bench_case(entry, art_dir: Path, peers, repeat: int, check_rows: int, tol: float):
     cell, B, H = entry["cell"], entry["B"], entry["H"]
-    shapes_fn, reference = cuda_cases.CELLS[cell]
+    training = cell in cuda_cases.TRAINING
+    shapes_fn, reference = {**cuda_cases.CELLS, **cuda_cases.TRAINING}[cell]
     f = fc.load(art_dir / entry["file"])
-    args = make_inputs(shapes_fn(B, H))
-    rows = np.r_[0:min(check_rows, B // 2), B - min(check_rows, B // 2):B]
+    # Training inputs scaled so tanh is not saturated (x @ w1 ~ N(0, 1)).
+    args = make_inputs(shapes_fn(B, H), scale=(1 / np.sqrt(H)) if training else 1.0)
+    # The cells are row-local: a subset of rows checks them. The training
+    # step's outputs depend on every row: check all of them.
+    rows = None if training else np.r_[0:min(check_rows, B // 2),
+                                       B - min(check_rows, B // 2):B]
     ref = reference(*[to_numpy(a, rows).astype(np.float64) for a in args])
     moved = sum(int(np.prod(s)) * np.dtype(d).itemsize for s, d in f.inputs + f.outputs)
+    flops = entry.get("flops")
     results = []
 
     def record(impl, run, finish=None):
@@ -221,6 +259,7 @@ def bench_case(entry, art_dir: Path, peers, repeat: int, check_rows: int, tol: f
             err = max_error(outs, ref, rows)
             t = time_it(run, finish, repeat)
             results.append({"impl": impl, "ms": t * 1e3, "GBps": moved / t / 1e9,
+                            "GFLOPs": flops / t / 1e9 if flops else None,
                             "max_rel_err": err, "ok": err <= tol})
         except Exception as e:  # noqa: BLE001 - a failing peer is reported, not fatal
             results.append({"impl": impl, "error": f"{type(e).__name__}: {e}"[:300]})
@@ -228,6 +267,7 @@ def bench_case(entry, art_dir: Path, peers, repeat: int, check_rows: int, tol: f
 
     if torch is not None:   # outputs come from torch's caching allocator
         record(f"ferrule ({f.loaded_from})", lambda: f(*args, sync=False))
+    if torch is not None and not training:
         # The same kernels on views one element off 16-byte alignment: the
         # scalar fallback path, i.e. what the vector loads/stores buy.
         try:
@@ -242,7 +282,12 @@ def bench_case(entry, art_dir: Path, peers, repeat: int, check_rows: int, tol: f
     else:                   # reuse outputs: cuMemAlloc per call would dominate
         outs = [fc.DeviceArray(s, d) for s, d in f.outputs]
         record(f"ferrule ({f.loaded_from})", lambda: f(*args, out=outs, sync=False))
-    if torch is not None:
+    if torch is not None and training:
+        if "eager" in peers:
+            record("torch eager autograd", torch_training_runner(mlp_loss_torch, args))
+        if "compile" in peers:
+            record("torch.compile", torch_training_runner(torch.compile(mlp_loss_torch), args))
+    elif torch is not None:
         fwd, n = torch_cells()[cell]
         if "eager" in peers:
             record("torch eager autograd", torch_autograd_runner(fwd, n, args))
@@ -257,7 +302,7 @@ def bench_case(entry, art_dir: Path, peers, repeat: int, check_rows: int, tol: f
     args.clear()   # free the inputs before empty_cache (closures share the list)
     if torch is not None:
         torch.cuda.empty_cache()
-    return {"cell": cell, "B": B, "H": H, "bytes": moved,
+    return {"cell": cell, "B": B, "H": H, "bytes": moved, "flops": flops,
             "kernels": entry.get("kernels"), "results": results}
 
 
@@ -267,20 +312,24 @@ def markdown(device, copy_bw, cases) -> str:
              f"{device['compute_capability'][1]}, {device['sm_count']} SMs, driver "
              f"{device['driver_version']}); measured copy bandwidth "
              + ", ".join(f"{k} {v:.0f} GB/s" for k, v in copy_bw.items()), "",
-             "| cell | B×H | implementation | ms | GB/s | of copy BW | max rel err vs f64 |",
-             "|---|---|---|---:|---:|---:|---:|"]
+             "| case | B×H | implementation | ms | GB/s | of copy BW | GFLOP/s "
+             "| max rel err vs f64 |",
+             "|---|---|---|---:|---:|---:|---:|---:|"]
     for c in cases:
         for r in c["results"]:
             if "error" in r:
                 lines.append(f"| {c['cell']} | {c['B']}×{c['H']} | {r['impl']} | — | — | — "
-                             f"| {r['error']} |")
+                             f"| — | {r['error']} |")
                 continue
+            gf = f"{r['GFLOPs']:.0f}" if r.get("GFLOPs") else "—"
             lines.append(
                 f"| {c['cell']} | {c['B']}×{c['H']} | {r['impl']} | {r['ms']:.3f} | "
-                f"{r['GBps']:.0f} | {r['GBps'] / ref_bw:.0%} | {r['max_rel_err']:.1e}"
+                f"{r['GBps']:.0f} | {r['GBps'] / ref_bw:.0%} | {gf} | {r['max_rel_err']:.1e}"
                 f"{'' if r['ok'] else ' FAIL'} |")
     lines += ["", "GB/s = bytes of one read of every input and one write of every output "
-              "(the minimum for the computation) / time; peers move more in practice."]
+              "(the minimum for the computation) / time; peers move more in practice. "
+              "The MLP step is matmul-bound: read its GFLOP/s (multiply-add = 2 flops), "
+              "not its share of copy bandwidth."]
     return "\n".join(lines)
 
 

@@ -9,7 +9,8 @@ Plan format (all plain lists, dicts, ints, floats, strings)::
 
     {"inputs":  [{"shape": [4, 8], "dtype": "float32"}, ...],
      "outputs": [{"shape": [4, 8], "dtype": "float32"}, ...],
-     "constants": [{"nbytes": 128, "data": "<base64>"}, ...],
+     "constants": [{"nbytes": 128, "data": "<base64>"},
+                   {"nbytes": 4096, "splat": "<base64 of one element>"}, ...],
      "steps": [
         {"op": "alloc",  "temp": 0, "nbytes": 4096},
         {"op": "launch", "kernel": "f_k0", "grid": [g, 1, 1],
@@ -79,6 +80,27 @@ def _scalar_type(t: ir.Type, index_bits: int) -> str:
     if s in ("f32", "f64", "i32", "i64"):
         return s
     raise HostPlanError(f"unsupported scalar kernel argument type {s}")
+
+
+def _global_constant(module: ir.Module, name: str) -> dict:
+    """The plan's entry for ``memref.global @name``: ``{"nbytes", "data"}``,
+    or ``{"nbytes", "splat"}`` (one element's bytes) when every element is
+    the same — a zero-initialised accumulator needs no megabytes of zeros in
+    the artifact."""
+    for op in module.body.operations:
+        op = op.operation
+        if (op.name == "memref.global"
+                and ir.StringAttr(op.attributes["sym_name"]).value == name):
+            dense = ir.DenseElementsAttr(op.attributes["initial_value"])
+            if dense.is_splat:
+                mtype = ir.MemRefType(ir.TypeAttr(op.attributes["type"]).value)
+                dtype = np.dtype(_NP_NAME[str(mtype.element_type)])
+                v = dense.get_splat_value()
+                v = ir.FloatAttr(v).value if isinstance(v, ir.FloatAttr) else ir.IntegerAttr(v).value
+                one = np.array(v, dtype=dtype).tobytes()
+                return {"nbytes": _nbytes(mtype), "splat": base64.b64encode(one).decode("ascii")}
+    data = _global_bytes(module, name)
+    return {"nbytes": len(data), "data": base64.b64encode(data).decode("ascii")}
 
 
 def _global_bytes(module: ir.Module, name: str) -> bytes:
@@ -151,10 +173,8 @@ def build_plan(module: ir.Module, func_name: str, inputs: List[dict],
             steps.append({"op": "free", "temp": k})
         elif name == "memref.get_global":
             gname = ir.FlatSymbolRefAttr(op.attributes["name"]).value
-            data = _global_bytes(module, gname)
             buf[op.results[0]] = ("const", len(constants))
-            constants.append({"nbytes": len(data),
-                              "data": base64.b64encode(data).decode("ascii")})
+            constants.append(_global_constant(module, gname))
         elif name in _VIEW_OPS:
             src = op.operands[0]
             if src not in buf:

@@ -26,7 +26,8 @@ class GpuMappingError(Exception):
 class LaunchInfo:
     """What the mapping decided for one kernel (kept as launch metadata).
 
-    ``kind``: "parallel" (a loop nest), "copy" (a memref.copy), "reduce"
+    ``kind``: "parallel" (a loop nest), "copy" (a memref.copy), "fill" (a
+    copy of a splat constant, done by stores alone), "reduce"
     (one of a reduction's three launches) or "serial" (one thread). ``elements``: points of the iteration box (1 for serial).
     ``grid_stride``: the kernel loops with stride gridDim.x*blockDim.x. The
     grid is compiled in (LLVM uses its range), so launch it as recorded.

@@ -39,7 +39,7 @@ import itertools
 from typing import Callable, List, Sequence, Tuple
 
 from mlir import ir
-from mlir.dialects import gpu, memref, scf
+from mlir.dialects import arith, gpu, memref, scf
 
 from .cuda_launch import (BLOCK, GpuMappingError, LaunchInfo, const_index, count, for_bounds,
                           grid_for, grid_stride_loop, index_const, launch, trip_counts)
@@ -172,15 +172,40 @@ def _map_for_over_parallel(root: ir.Operation, chain, par: ir.Operation,
     return info
 
 
+def _splat_global(v: ir.Value):
+    """The element attribute if ``v`` is ``memref.get_global`` of a splat
+    constant (e.g. the zeros an accumulator starts from), else None."""
+    get = v.owner
+    if not isinstance(get, ir.OpView) or get.operation.name != "memref.get_global":
+        return None
+    sym = ir.FlatSymbolRefAttr(get.operation.attributes["name"]).value
+    module = get.operation
+    while module.name != "builtin.module":
+        module = module.parent
+    for g in module.regions[0].blocks[0].operations:
+        g = g.operation
+        if g.name == "memref.global" and ir.StringAttr(g.attributes["sym_name"]).value == sym:
+            init = g.attributes["initial_value"] if "initial_value" in g.attributes else None
+            if isinstance(init, ir.DenseElementsAttr) and init.is_splat:
+                return init.get_splat_value()
+    return None
+
+
 def _map_copy(op: ir.Operation, name: str) -> LaunchInfo:
+    """A ``memref.copy`` becomes a grid-stride copy kernel; a copy of a splat
+    constant becomes a fill (stores only: no constant buffer read)."""
     src, dst = op.operands[0], op.operands[1]
     shape = ir.MemRefType(src.type).shape
+    splat = _splat_global(src)
 
     def body(ivs, _end):
-        v = memref.LoadOp(src, ivs).result
+        if splat is not None:
+            v = arith.ConstantOp(splat.type, splat).result
+        else:
+            v = memref.LoadOp(src, ivs).result
         memref.StoreOp(v, dst, ivs)
 
-    info = emit_grid_stride_launch(op, name, "copy",
+    info = emit_grid_stride_launch(op, name, "fill" if splat is not None else "copy",
                                    [(0, s, 1) for s in shape], body)
     op.erase()
     return info

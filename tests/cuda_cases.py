@@ -149,11 +149,32 @@ def gru_fb_numpy(x, h, dout):
     return out, dx, dout * z + dn_pre * r
 
 
+def mlp_step_numpy(w1, w2, x, y):
+    """One training step's loss and gradients of a 2-layer MLP:
+    loss = mean((tanh(x @ w1) @ w2 - y)**2); returns (loss, dw1, dw2)."""
+    h = np.tanh(x @ w1)
+    r = h @ w2 - y
+    dr = 2 * r / r.size
+    dh = (dr @ w2.T) * (1 - h * h)
+    return np.array(np.mean(r * r)), x.T @ dh, h.T @ dr
+
+
+def mlp_flops(B, H):
+    """Multiply-add flops of :func:`mlp_step_numpy` (x: B×H, w1: H×H, w2:
+    H×H/4): the forward, and the backward's two weight and one data product."""
+    return 2 * B * H * H * (1 + 1 / 4 + 1 / 4 + 1 / 4 + 1)
+
+
 # name -> (input shapes for B, H; reference). Argument and result order of
-# the compiled functions (see bench/build_gpu_artifacts.py).
+# the compiled functions (see bench/build_gpu_artifacts.py). The cells are
+# row-local (row r of every output depends on row r of the inputs only),
+# so a subset of rows checks them; the MLP step is not.
 CELLS = {
     "lstm": (lambda B, H: [(B, 4 * H), (B, H), (B, H), (B, H)], lstm_fb_numpy),
     "gru": (lambda B, H: [(B, 3 * H), (B, H), (B, H)], gru_fb_numpy),
+}
+TRAINING = {
+    "mlp": (lambda B, H: [(H, H), (H, H // 4), (B, H), (B, H // 4)], mlp_step_numpy),
 }
 
 

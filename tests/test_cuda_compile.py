@@ -5,6 +5,8 @@ mapping's semantics (run on the CPU by turning each launch back into loops).
 The launcher itself is exercised on a GPU by tests/test_cuda_launcher.py.
 """
 
+import base64
+import json
 import os
 import re
 import shutil
@@ -279,3 +281,24 @@ def test_launcher_without_gpu_raises_cuda_unavailable(mix_prog, tmp_path):
     mix_prog.save(tmp_path / "mix.json")
     with pytest.raises(cuda.CudaUnavailable):
         cuda.load(tmp_path / "mix.json")
+
+
+def test_zero_accumulators_are_fills_and_splat_constants():
+    """A matmul's zero init is a store-only fill kernel, so the artifact
+    carries no buffer of zeros (the MLP step's artifact went from 35 MB to
+    150 KB); a splat constant a kernel does read is stored as one element."""
+    from ferrule.runtime.cuda import artifact
+    ferrule = pytest.importorskip("ferrule")
+    a, b = np.ones((512, 256), np.float32), np.ones((256, 128), np.float32)
+    prog = ferrule.compile(lambda a, b: a @ b, a, b, target="cuda:sm_90").program
+    kinds = [k["kind"] for k in prog.kernels.values()]
+    assert "fill" in kinds and "copy" not in kinds
+    art = prog.to_artifact()
+    assert art["plan"]["constants"] == [] and len(json.dumps(art)) < 100_000
+    one = np.float32(0.5).tobytes()
+    art["plan"]["constants"] = [{"nbytes": 4096, "splat": base64.b64encode(one).decode()}]
+    artifact.validate(art)
+    assert artifact.constant_bytes(art, 0) == one * 1024
+    art["plan"]["constants"][0]["data"] = ""
+    with pytest.raises(artifact.ArtifactError, match="needs nbytes and one of data, splat"):
+        artifact.validate(art)

@@ -26,8 +26,8 @@ from cuda_emulator import FakeCuda
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _install(monkeypatch, prog, drv=driver, **kw):
-    fake = FakeCuda(prog, **kw)
+def _install(monkeypatch, *progs, drv=driver, **kw):
+    fake = FakeCuda(*progs, **kw)
     monkeypatch.setattr(drv, "_api", fake)
     monkeypatch.setattr(drv, "_init_error", None)
     return fake
@@ -136,18 +136,27 @@ def test_gpu_bench_runs_on_the_emulator(monkeypatch, tmp_path):
     mlir, name = build.cell_source("gru", 64, 16)
     prog = compile_cuda(mlir, name, make_context())
     prog.save(tmp_path / "gru_fb_64x16.json")
+    mlir, name = build.cell_source("mlp", 48, 32)
+    mlp = compile_cuda(mlir, name, make_context())
+    mlp.save(tmp_path / "mlp_step_48x32.json")
     (tmp_path / "manifest.json").write_text(json.dumps({"target": "sm_90", "benchmarks": [
-        {"file": "gru_fb_64x16.json", "cell": "gru", "B": 64, "H": 16, "kernels": ["parallel"]}]}))
+        {"file": "gru_fb_64x16.json", "cell": "gru", "B": 64, "H": 16, "kernels": ["parallel"]},
+        {"file": "mlp_step_48x32.json", "cell": "mlp", "B": 48, "H": 32,
+         "flops": 2 * 48 * 32 * 32 * 2.75}]}))
     bench = _bench_module("gpu_bench")
     monkeypatch.setattr(bench, "torch", None)
-    _install(monkeypatch, prog, drv=bench.fc.driver)
+    _install(monkeypatch, prog, mlp, drv=bench.fc.driver)
     out = tmp_path / "report.json"
     rc = bench.main(["--artifacts", str(tmp_path), "--peers", "", "--repeat", "2",
-                     "--check-rows", "8", "--copy-bytes", str(1 << 16), "--json", str(out)])
+                     "--check-rows", "8", "--copy-bytes", str(1 << 16), "--json", str(out),
+                     "--markdown", str(tmp_path / "table.md")])
     report = json.loads(out.read_text())
     (res,) = report["cases"][0]["results"]
     assert rc == 0 and res["ok"] and res["impl"] == "ferrule (cubin)", res
     assert report["cases"][0]["bytes"] == (64 * 48 + 64 * 16 * 2 + 64 * 16 + 64 * 48 + 64 * 16) * 4
+    (res,) = report["cases"][1]["results"]          # every output checked, GFLOP/s reported
+    assert res["ok"] and res["max_rel_err"] < 1e-5 and res["GFLOPs"] > 0, res
+    assert "| mlp | 48×32 | ferrule (cubin) |" in (tmp_path / "table.md").read_text()
 
 
 def test_the_gpu_launcher_suite_passes_on_the_emulator(monkeypatch, tmp_path):

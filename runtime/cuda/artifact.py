@@ -4,7 +4,7 @@ Standard library only (no numpy, MLIR or LLVM), so it loads anywhere.
 
 Layout (``FORMAT``, version ``VERSION``)::
 
-    {"format": "ferrule-cuda-artifact", "version": 1,
+    {"format": "ferrule-cuda-artifact", "version": 2,
      "function": "lstm",                      # the compiled func's name
      "target": {"sm": "sm_90", "ptx_version": "8.0"},
      "fast_math": false,
@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Optional
 
 FORMAT = "ferrule-cuda-artifact"
-VERSION = 1
+VERSION = 2   # 2: constants may be splats
 _STEP_OPS = {"alloc", "launch", "free"}
 _ARG_KINDS = {"input", "output", "temp", "const", "scalar"}
 
@@ -78,7 +78,12 @@ def cubin_bytes(art: dict) -> Optional[bytes]:
 
 
 def constant_bytes(art: dict, index: int) -> bytes:
-    return base64.b64decode(art["plan"]["constants"][index]["data"])
+    """The bytes of constant buffer ``index`` (a splat entry expanded)."""
+    c = art["plan"]["constants"][index]
+    if "splat" in c:
+        one = base64.b64decode(c["splat"])
+        return one * (c["nbytes"] // len(one))
+    return base64.b64decode(c["data"])
 
 
 def validate(art: dict, where: str = "artifact") -> None:
@@ -102,6 +107,9 @@ def validate(art: dict, where: str = "artifact") -> None:
     for spec in plan["inputs"] + plan["outputs"]:
         if not isinstance(spec.get("shape"), list) or not isinstance(spec.get("dtype"), str):
             bad(f"plan: bad tensor spec {spec!r}")
+    for c in plan["constants"]:
+        if not isinstance(c.get("nbytes"), int) or ("data" in c) == ("splat" in c):
+            bad(f"plan: bad constant {str(c)[:80]!r} (needs nbytes and one of data, splat)")
     n_temps = 0
     counts = {"input": len(plan["inputs"]), "output": len(plan["outputs"]),
               "const": len(plan["constants"])}
