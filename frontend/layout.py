@@ -15,7 +15,7 @@ from mlir.dialects import linalg as linalg_d
 
 from .passes.support.ir_utils import (PARALLEL, REDUCTION, create, empty,
                                        make_generic, projection_map)
-from .errors import DTypeError, ShapeError, UnsupportedOperationError
+from .errors import DTypeError, ShapeError
 from .tracing import Tracer, mlir_element_type, user_location, where_str
 from .numpy import (_emit, _result_dtype, _trace_of, _traced, _wrap, asarray_traced,
                     astype, constant, float32, multiply, nan)
