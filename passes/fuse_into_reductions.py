@@ -4,8 +4,10 @@ part of it.
 Expects: tensor-level ``linalg.generic`` ops after fuse-pointwise.
 Guarantees: no ``linalg.generic`` with a reduction iterator reads a tensor
 produced by a single-result, all-parallel ``linalg.generic`` that has no
-other user, when both regions' indexing maps are projected permutations and
-the producer writes through an identity map without reading its init. The
+other user, when both regions' indexing maps are projected permutations,
+the producer writes through an identity map without reading its init, and
+every loop of the fused op is still indexed by one of its operands (a
+producer that broadcasts is left alone: its output alone sized that loop). The
 producer's body is moved into the reduction's (its inputs read through the
 composed maps), so ``sum(x * x)`` is one loop nest that writes no temporary.
 Named ops (``linalg.matmul`` ...) and everything else are left as they are.
@@ -57,7 +59,19 @@ def _fusable_producer(op: ir.Operation, i: int) -> Optional[ir.Operation]:
     maps = generic_maps(p)
     if not is_identity(maps[n_in]) or any(map_dims(m) is None for m in maps):
         return None
-    if map_dims(generic_maps(op)[i]) is None:
+    r_maps = generic_maps(op)
+    if map_dims(r_maps[i]) is None:
+        return None
+    # Every loop of the fused op must still get its size from some operand:
+    # a producer loop that only its output indexed (a broadcast) would be
+    # left unbounded.
+    covered = set()
+    for k, m in enumerate(r_maps):
+        if k != i:
+            covered.update(map_dims(m))
+    for m in maps[:n_in]:
+        covered.update(map_dims(_compose(m, r_maps[i])))
+    if covered != set(range(r_maps[i].n_dims)):
         return None
     body = body_block(p)
     if list(body.arguments[n_in].uses):          # reads its init: not pointwise

@@ -55,12 +55,14 @@ class VectorPlan:
     positions: frozenset
 
 
-def _itemsize(t: ir.Type) -> int:
+def _itemsize(t: ir.Type):
+    """Bytes of an element, or None for ``index`` (32 or 64 bits on the GPU
+    depending on the program: no alignment can be promised for it)."""
     if isinstance(t, ir.FloatType):
         return t.width // 8
     if isinstance(t, ir.IntegerType):
         return max(1, t.width // 8)
-    return 8                      # index: 64-bit at most
+    return None
 
 
 def buffer_root(v: ir.Value):
@@ -115,7 +117,12 @@ def _vector_access(op: ir.Operation, inner: ir.Value, par: ir.Operation,
         return False
     if not idx or _defined_inside(ref, par) or idx[-1] != inner:
         return False
-    if any(i == inner for i in idx[:-1]):
+    # The lanes share one vector access, built from lane 0's leading
+    # indices: each must be the same in every lane, i.e. another loop's
+    # index or a value from outside the nest -- never computed in the body
+    # (it could depend on the innermost index).
+    outer_ivs = list(par.regions[0].blocks[0].arguments)[:-1]
+    if any(not (i in outer_ivs or not _defined_inside(i, par)) for i in idx[:-1]):
         return False
     return _contiguous_rows(ir.MemRefType(ref.type), width)
 
@@ -137,7 +144,10 @@ def plan_vectors(par: ir.Operation, trips: Sequence[int],
         if op.name in ("memref.load", "memref.store"):
             ref = op.operands[0] if op.name == "memref.load" else op.operands[1]
             (loaded if op.name == "memref.load" else stored).add(buffer_root(ref))
-            widest = max(widest, _itemsize(ir.MemRefType(ref.type).element_type))
+            size = _itemsize(ir.MemRefType(ref.type).element_type)
+            if size is None:
+                return None, "a buffer of index elements"
+            widest = max(widest, size)
         elif any(isinstance(v.type, ir.MemRefType) for v in op.operands):
             return None, f"{op.name} uses a buffer inside the nest"
     width = VECTOR_BYTES // widest

@@ -118,6 +118,7 @@ class FakeCuda:
         self.mem: Dict[int, tuple] = {}   # address -> (ctypes buffer, bytes)
         self.loaded = []          # "cubin" / "ptx" per module load
         self.launches = []        # (kernel, grid, block)
+        self.syncs = 0            # cuStreamSynchronize calls
         self._modules = []        # module handle - 1 -> program index
         self._functions = []      # function handle - 1 -> (callable, decoder, name)
 
@@ -168,7 +169,9 @@ class FakeCuda:
     def cuDevicePrimaryCtxRetain(self, c, d): return self._set(c, 1)
     def cuCtxSetCurrent(self, c): return 0
     def cuCtxSynchronize(self): return 0
-    def cuStreamSynchronize(self, s): return 0
+    def cuStreamSynchronize(self, s):
+        self.syncs += 1
+        return 0
     def cuModuleUnload(self, m): return 0
 
     def cuDeviceGetName(self, buf, n, d):

@@ -250,6 +250,23 @@ def test_dlpack_cuda_inputs_are_used_in_place(monkeypatch, offset):
     assert [d.streams for d in dl] == [[1]] * 5
 
 
+def test_dlpack_views_are_kept_until_the_kernels_finish(monkeypatch):
+    """sync=False would return while kernels still read the producer's
+    memory, whose hold is released with the view: such a call synchronises;
+    and the capsule is asked for on the launch's stream."""
+    prog = compile_cuda(lstm_forward_mlir(8, 64), "lstm", make_context())
+    fake = _install(monkeypatch, prog)
+    f = cuda.GpuFunction(prog.to_artifact())
+    xs = _rand([(8, 64)] * 5, seed=6)
+    dev = [cuda.DeviceArray.from_numpy(x) for x in xs]
+    before = fake.syncs
+    f(*dev, sync=False)
+    assert fake.syncs == before            # CUDA-interface arrays: no wait
+    dl = _dlpack_inputs(xs)
+    f(*dl, sync=False, stream=7)
+    assert fake.syncs == before + 1 and [d.streams for d in dl] == [[7]] * 5
+
+
 def test_dlpack_errors_name_the_argument(monkeypatch):
     prog = compile_cuda(lstm_forward_mlir(8, 64), "lstm", make_context())
     _install(monkeypatch, prog)

@@ -78,6 +78,14 @@ CASES = {
     %s = arith.select %t, %x, %n : {T}
     memref.store %s, %out[%i, %j] : memref<{R}x{W}x{T}>
 """, lambda m, a: np.where(m.astype(bool), a, -a)),
+    # a's row index is computed from the innermost index: it differs between
+    # lanes, so that load must stay per lane (out's store is still a vector).
+    "computed-row": (
+        "%a: memref<2x{W}x{T}>, %out: memref<{R}x{W}x{T}>",
+        """    %q = arith.remui %j, %c2 : index
+    %x = memref.load %a[%q, %j] : memref<2x{W}x{T}>
+    memref.store %x, %out[%i, %j] : memref<{R}x{W}x{T}>
+""", lambda a: np.broadcast_to(a[np.arange(a.shape[1]) % 2, np.arange(a.shape[1])], (6, a.shape[1]))),
     # out is read and written by the same iteration: left scalar.
     "read-write": (
         "%a: memref<{R}x{W}x{T}>, %out: memref<{R}x{W}x{T}>",
@@ -110,7 +118,8 @@ def _inputs(case, T, R, W, seed=0):
     rng = np.random.default_rng(seed)
     dt = np.float32 if T == "f32" else np.float64
     shapes = {"contiguous": [(R, W), (R, W)], "transposed": [(W, R), (R, W)],
-              "odd-offset-view": [(R, W + 1), (R, W)], "read-write": [(R, W)]}
+              "odd-offset-view": [(R, W + 1), (R, W)], "read-write": [(R, W)],
+              "computed-row": [(2, W)]}
     if case == "mask":
         return [rng.integers(0, 2, (R, W)).astype(np.int8), rng.standard_normal((R, W)).astype(dt)]
     return [rng.standard_normal(s).astype(dt) for s in shapes[case]]
@@ -130,6 +139,7 @@ def _specs(arrays, R, W, T):
     ("odd-offset-view", "f32", 16, 1, 4, ""),
     ("mask", "f32", 16, 1, 4, ""),
     ("read-write", "f32", 16, 1, 1, "a buffer is both read and written"),
+    ("computed-row", "f32", 16, 1, 4, ""),
 ])
 def test_which_nests_are_vectorised(case, T, W, step, width, why):
     text, (info,) = _map(_source(case, T, W=W, step=step))
@@ -149,11 +159,14 @@ def test_only_contiguous_accesses_become_vectors():
     assert text.count("vector.load") == 1 and text.count("vector.store") == 1
     text, _ = _map(_source("mask"))
     assert "vector<4xi8>" in text and text.count("vector.load") == 2
+    text, _ = _map(_source("computed-row"))
+    assert text.count("vector.load") == 0 and text.count("vector.store") == 1
 
 
 @pytest.mark.parametrize("case,T", [("contiguous", "f32"), ("contiguous", "f64"),
                                     ("transposed", "f32"), ("odd-offset-view", "f32"),
-                                    ("mask", "f32"), ("mask", "f64"), ("read-write", "f32")])
+                                    ("mask", "f32"), ("mask", "f64"), ("read-write", "f32"),
+                                    ("computed-row", "f32")])
 @pytest.mark.parametrize("branch", [None, "vector", "scalar"])
 def test_both_branches_match_numpy(case, T, branch):
     R, W = 6, 16

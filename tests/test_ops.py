@@ -304,6 +304,27 @@ def test_bias_gradient_over_many_rows_is_accurate():
     np.testing.assert_array_less(np.abs(g - want), 2e-7 * scale)
 
 
+@pytest.mark.parametrize("f", [
+    lambda m, x, b: m.sum(m.broadcast_to(x[:, None], (3, 4)) * 2.0),
+    lambda m, x, b: m.sum(m.exp(m.broadcast_to(x[:, None], (3, 4)))),
+    lambda m, x, b: m.sum(m.broadcast_to(b, (8, 4)) * 2.0, axis=0),
+    lambda m, x, b: m.sum(m.transpose(m.broadcast_to(b, (3, 4)) * x[:, None]), axis=1),
+])
+def test_reductions_of_broadcasts(f):
+    """A broadcasting region read by a reduction: fuse-into-reductions must
+    leave it alone when only its output sized a loop (a regression: the
+    fused op had an unbounded loop and failed to verify)."""
+    x = np.arange(3, dtype=np.float32)
+    b = np.arange(4, dtype=np.float32) - 1.5
+    np.testing.assert_allclose(ferrule.jit(lambda x, b: f(fnp, x, b))(x, b), f(np, x, b), rtol=1e-6)
+
+
+def test_gradient_of_mean_of_a_broadcast():
+    u = np.arange(5.0)
+    g = ferrule.jit(ferrule.grad(lambda u: fnp.mean(u[:, None] * fnp.ones((5, 7), dtype=u.dtype))))(u)
+    np.testing.assert_allclose(g, np.full(5, 0.2))
+
+
 def test_bool_arrays_in_arithmetic_and_sums():
     """Bools become 0/1 (as numpy); sums of bools count, in float32."""
     x = np.array([[-1.0, 0.5, 2.0], [3.0, -0.5, 0.0]], np.float64)

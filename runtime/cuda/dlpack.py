@@ -12,9 +12,14 @@ dropped the capsule's own destructor calls the producer's deleter, as the
 DLPack protocol specifies for an unconsumed capsule. The producer keeps
 owning the memory.
 
-Streams: the capsule is requested with ``stream=1`` (the legacy default
-stream, which the launcher's default ``stream=0`` is), so the producer
-orders its pending work before ours.
+Streams: the capsule is requested for the stream the launch will use
+(DLPack's ``1`` for the legacy default stream, the launcher's ``stream=0``,
+else the stream handle itself), so the producer orders its pending work
+before ours. A producer that takes no ``stream`` keyword is asked without
+one, and then nothing orders its pending work: synchronise it first.
+A launch that reads a DLPack view always synchronises before returning,
+because the view (and with it the producer's hold on the memory) is
+released when the call returns.
 """
 
 import ctypes
@@ -79,8 +84,9 @@ class DLPackView:
         self.__cuda_array_interface__ = cai
 
 
-def cuda_view(obj, what: str) -> DLPackView:
-    """Read CUDA DLPack array ``obj``; ``what`` names it in errors.
+def cuda_view(obj, what: str, stream: int = 0) -> DLPackView:
+    """Read CUDA DLPack array ``obj`` for use on CUDA stream ``stream`` (0:
+    the legacy default stream); ``what`` names it in errors.
 
     Raises ``TypeError`` for a non-CUDA device, a dtype numpy cannot
     describe, or vector lanes.
@@ -90,7 +96,7 @@ def cuda_view(obj, what: str) -> DLPackView:
         raise TypeError(f"{what} is a DLPack array on a {device_name(dev_type)} device; "
                         f"the launcher takes CUDA device arrays or numpy arrays")
     try:
-        capsule = obj.__dlpack__(stream=1)
+        capsule = obj.__dlpack__(stream=stream or 1)   # DLPack: 1 = legacy default
     except TypeError:           # producers without the stream keyword
         capsule = obj.__dlpack__()
     ptr = _get_pointer(capsule, b"dltensor")

@@ -104,7 +104,7 @@ def _device_pointer(obj, shape, dtype, what: str, writable: bool) -> int:
     return int(ptr)
 
 
-def _cuda_dlpack_view(a, what: str):
+def _cuda_dlpack_view(a, what: str, stream: int):
     """``a`` itself, or a :class:`~.dlpack.DLPackView` of it when it is a
     DLPack array on a CUDA device without ``__cuda_array_interface__``."""
     if (hasattr(a, "__cuda_array_interface__") or isinstance(a, np.ndarray)
@@ -112,7 +112,7 @@ def _cuda_dlpack_view(a, what: str):
         return a
     if dlpack.device_of(a)[0] == dlpack.KDL_CPU:
         return a               # host memory: the numpy path copies it up
-    return dlpack.cuda_view(a, what)
+    return dlpack.cuda_view(a, what, stream)
 
 
 def _family(obj) -> str:
@@ -264,7 +264,7 @@ class GpuFunction:
         outs_given = list(out) if out is not None else None
         if outs_given is not None and len(outs_given) != len(self.outputs):
             raise TypeError(f"{self.name}: out= needs {len(self.outputs)} arrays")
-        arrays = [_cuda_dlpack_view(a, f"{self.name}: argument {k}")
+        arrays = [_cuda_dlpack_view(a, f"{self.name}: argument {k}", stream)
                   for k, a in enumerate(arrays)]
         on_device = any(hasattr(a, "__cuda_array_interface__")
                         for a in list(arrays) + (outs_given or []))
@@ -311,7 +311,11 @@ class GpuFunction:
                 a = DeviceArray.from_numpy(np.asarray(a, dtype=dtype), self.device)
                 keep.append(a)
                 sync = True  # the uploaded copy must outlive the kernels
-            elif template is None and not isinstance(a, dlpack.DLPackView):
+            elif isinstance(a, dlpack.DLPackView):
+                # Dropping the view lets the capsule's deleter release the
+                # producer's hold on the memory: wait for the kernels first.
+                sync = True
+            elif template is None:
                 template = a
             ptr = _device_pointer(a, shape, dtype, f"{self.name}: argument {k}", False)
             self._check_device(ptr, f"argument {k}")

@@ -60,3 +60,27 @@ func.func @kept(%x: tensor<4x8xf32>, %z: tensor<4xf32>) -> (tensor<4xf32>, tenso
   } -> tensor<4x8xf32>
   return %r, %q : tensor<4xf32>, tensor<4x8xf32>
 }
+
+// -----
+
+// A producer that broadcasts x along d1: only its output indexed d1, so
+// fusing it would leave the reduction's d1 loop without a size. Left alone.
+// CHECK-LABEL: func.func @broadcast_producer
+// CHECK-COUNT-2: linalg.generic
+#id = affine_map<(d0, d1) -> (d0, d1)>
+#row = affine_map<(d0, d1) -> (d0)>
+#none = affine_map<(d0, d1) -> ()>
+func.func @broadcast_producer(%x: tensor<3xf32>, %z: tensor<f32>) -> tensor<f32> {
+  %e = tensor.empty() : tensor<3x4xf32>
+  %p = linalg.generic {indexing_maps = [#row, #id], iterator_types = ["parallel", "parallel"]} ins(%x : tensor<3xf32>) outs(%e : tensor<3x4xf32>) {
+  ^bb0(%xi: f32, %o: f32):
+    %m = arith.mulf %xi, %xi : f32
+    linalg.yield %m : f32
+  } -> tensor<3x4xf32>
+  %r = linalg.generic {indexing_maps = [#id, #none], iterator_types = ["reduction", "reduction"]} ins(%p : tensor<3x4xf32>) outs(%z : tensor<f32>) {
+  ^bb0(%pi: f32, %o: f32):
+    %s = arith.addf %pi, %o : f32
+    linalg.yield %s : f32
+  } -> tensor<f32>
+  return %r : tensor<f32>
+}
