@@ -34,7 +34,7 @@ def _info(path: str) -> int:
     for io in ("inputs", "outputs"):
         print(f"{io:9} " + ", ".join(f"{s['dtype']}{s['shape']}" for s in plan[io]))
     for name, k in art["kernels"].items():
-        extra = {key: k[key] for key in ("registers", "spill_stores", "spill_loads")
+        extra = {key: k[key] for key in ("vector", "registers", "spill_stores", "spill_loads")
                  if key in k}
         print(f"kernel    {name}: {k['kind']}, {k['elements']} elements, grid "
               f"{k['grid']} block {k['block']}, grid_stride={k['grid_stride']} {extra or ''}")
