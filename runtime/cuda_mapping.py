@@ -25,6 +25,8 @@ side is a straight-line sequence of allocations and launches that
   dimension, e.g. a bias gradient) -> the same, with the ``scf.for`` nest
   moved inside each thread: the loops come from one linalg op, whose
   parallel dimensions carry no dependence, so the interchange is legal.
+  With few outputs and many rows, :mod:`ferrule.runtime.cuda_reduce` splits
+  the rows into chunks instead (partials, then an in-order fold).
 * ``memref.copy`` -> the same kind of launch with a load/store body.
 * a loop nest reducing a whole box into one element (a loss ``sum``,
   ``mean``, ``max``) -> three launches of :mod:`ferrule.runtime.cuda_reduce`
@@ -44,7 +46,8 @@ from mlir.dialects import arith, gpu, memref, scf
 from .cuda_launch import (BLOCK, GpuMappingError, LaunchInfo, const_index, count, for_bounds,
                           grid_for, grid_stride_loop, index_const, launch, trip_counts)
 
-from .cuda_reduce import map_reduction, match_reduction
+from .cuda_reduce import (map_reduction, map_split_reduction, match_reduction,
+                          match_split_reduction)
 from .cuda_vectorize import emit_alignment_test, emit_lanes, plan_vectors
 
 # Ops that stay on the host: buffer management, views of buffers (the kernel
@@ -297,7 +300,11 @@ def map_function_to_gpu(func_op: ir.Operation) -> List[LaunchInfo]:
         elif op.name == "scf.for":
             nest = _for_chain_around_parallel(op)
             if nest is not None:
-                infos.append(_map_for_over_parallel(op, *nest, name()))
+                split = match_split_reduction(*nest)
+                if split is not None:
+                    infos += map_split_reduction(split, name)
+                else:
+                    infos.append(_map_for_over_parallel(op, *nest, name()))
                 continue
             reduction = match_reduction(op)
             if reduction is not None:

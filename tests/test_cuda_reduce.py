@@ -130,3 +130,36 @@ def test_which_nests_are_parallel_reductions(case):
         module.operation.verify()
         kinds = [i.kind for i in infos]
         assert kinds == (["reduce"] * 3 if expect else ["serial"])
+
+
+# ------------------------------------------------ reductions over leading rows
+
+@pytest.mark.parametrize("rows,cols", [(4000, 24), (1000, 3), (4099, 40)])
+def test_column_reductions_split_over_row_chunks(monkeypatch, rows, cols):
+    """A bias-gradient-like sum (and a max) over many rows into few outputs:
+    row chunks in parallel, then the chunks folded in order."""
+    x = np.random.default_rng(rows).standard_normal((rows, cols)).astype(np.float32)
+    prog, (s, m) = _run_on_emulator(monkeypatch, lambda x: (fnp.sum(x * x, axis=0),
+                                                            fnp.max(x, axis=0)), x)
+    threads = [k["elements"] for k in prog.program.kernels.values() if k["kind"] == "reduce"]
+    # per reduction: (chunks x cols) partial threads, then cols folding threads
+    assert len(threads) == 4 and threads[0] >= 2 * cols and threads[1] == cols
+    np.testing.assert_allclose(s, (x.astype(np.float64) ** 2).sum(0), rtol=1e-6)
+    np.testing.assert_array_equal(m, x.max(0))
+
+
+def test_few_rows_or_many_outputs_keep_one_thread_per_output(monkeypatch):
+    x = np.ones((20, 64), np.float32)               # 20 rows: one chunk
+    prog, (s,) = _run_on_emulator(monkeypatch, lambda x: (fnp.sum(x, axis=0),), x)
+    assert "reduce" not in [k["kind"] for k in prog.program.kernels.values()]
+    np.testing.assert_array_equal(s, np.full(64, 20.0, np.float32))
+
+
+def test_bias_gradient_of_a_training_step(monkeypatch):
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2048, 16)).astype(np.float32)
+    b = rng.standard_normal(16).astype(np.float32)
+    step = ferrule.grad(lambda b, x: fnp.mean(fnp.tanh(x + b) ** 2))
+    prog, (g,) = _run_on_emulator(monkeypatch, lambda b, x: (step(b, x),), b, x)
+    assert "reduce" in [k["kind"] for k in prog.program.kernels.values()]
+    np.testing.assert_allclose(g, ferrule.jit(step)(b, x), rtol=1e-5, atol=1e-8)
