@@ -5,9 +5,10 @@ against float64 numpy.
 
     python bench/cpu_linalg.py [--repeat 10]
 
-Threads: ferrule's matmul and reductions run on one core (only
-row-separable functions are split over cores); numpy's BLAS and PyTorch
-use every core. The thread counts are printed.
+Threads: numpy's BLAS and PyTorch use every core; ferrule splits a
+function over cores when it can cut the batch rows (the MLP step: x and y
+are cut, weight gradients summed over the chunks), and runs lone matmuls
+and full reductions on one core. The thread counts are printed.
 """
 
 import argparse
@@ -90,17 +91,21 @@ def main():
     p.add_argument("--repeat", type=int, default=10)
     a = p.parse_args()
     torch = _torch()
-    print(f"cores: {os.cpu_count()}; ferrule: 1 thread for these; "
+    print(f"cores: {os.cpu_count()}; ferrule: see each line's threads; "
           + (f"torch {torch.__version__}: {torch.get_num_threads()} threads"
              if torch else "torch: not installed"))
     rng = np.random.default_rng(0)
     for name, ff, nf, tf, args in cases(rng):
         f = ferrule.jit(ff)
+        low = f.lower(*args)
+        low.compile()
+        threads = [ln for ln in low.explain().splitlines() if ln.startswith("CPU")][0]
+        threads = threads.split(" (")[0].replace("CPU: ", "")
         got = f(*args)
         ref = _flat(nf(*[x.astype(np.float64) for x in args]))
         err = max(float(np.max(np.abs(g - w) / (1 + np.abs(w)))) for g, w in zip(_flat(got), ref))
         t_f = median_ms(lambda: f(*args), a.repeat)
-        line = f"{name:38} ferrule {t_f:8.2f} ms (err {err:.0e})"
+        line = f"{name:38} ferrule {t_f:8.2f} ms ({threads}, err {err:.0e})"
         t_n = median_ms(lambda: nf(*args), a.repeat)
         line += f" | numpy {t_n:8.2f} ms ({t_n / t_f:5.2f}x)"
         if torch is not None and tf is not None:

@@ -173,24 +173,27 @@ class Lowered:
         if size < _ROW_SPLIT_MIN_ELEMENTS:
             self.threads_note = f"1 thread ({size} elements: too small to split)"
             return None
-        n = ins[0].shape[0] if ins and ins[0].shape else 0
+        plan, why = rowsplit.plan_split(self._stages["ad"], self.name, self._ctx)
+        if plan is None:
+            self.threads_note = f"1 thread (not splittable over rows: {why})"
+            return None
+        n = plan["rows"]
         threads = min(threads, n)
-        bounds = [n * k // threads for k in range(threads + 1)] if threads > 1 else []
+        bounds = [n * k // threads for k in range(threads + 1)]
         sizes = {hi - lo for lo, hi in zip(bounds[:-1], bounds[1:])}
         compiled = {}
         for rows in sizes:
-            text, why = rowsplit.chunk_module(self._stages["ad"], self.name, self._ctx, rows)
-            if text is None:
-                self.threads_note = f"1 thread (not row-separable: {why})"
-                return None
+            text = rowsplit.chunk_module(self._stages["ad"], self.name, self._ctx, rows, plan)
             _, ll = cpu.lower_to_llvm_ir(text, self.name, self._ctx)
             with self._ctx:
                 cins, couts = cpu.function_specs(ir.Module.parse(text), self.name)
             compiled[rows] = cpu.CpuFunction(ll, self.name, cins, couts)
-        self.threads_note = f"{threads} threads over row chunks of {sorted(sizes)} rows"
+        sums = sum(1 for lay in plan["results"] if lay == "sum")
+        self.threads_note = (f"{threads} threads over row chunks of {sorted(sizes)} rows"
+                             + (f"; {sums} result(s) summed over the chunks" if sums else ""))
         return cpu.RowSplitFunction(
             _Specs(ins, outs, self.name),
-            [(lo, hi, compiled[hi - lo]) for lo, hi in zip(bounds[:-1], bounds[1:])])
+            [(lo, hi, compiled[hi - lo]) for lo, hi in zip(bounds[:-1], bounds[1:])], plan)
 
 
 # Below this many elements (inputs + outputs) a call is too short for threads.

@@ -194,19 +194,25 @@ class CpuFunction:
 
 
 class RowSplitFunction:
-    """A row-separable function run as row chunks on a thread pool.
+    """A function run as chunks of its batch rows on a thread pool.
 
     ``chunks`` is a list of ``(start, stop, CpuFunction)`` covering the rows;
     each chunk function is the same program compiled for ``stop - start``
-    rows. Same call interface as :class:`CpuFunction`.
+    rows. ``plan`` (from :func:`ferrule.runtime.rowsplit.chunk_module`) says
+    which arguments are cut into rows (the others go whole to every chunk)
+    and how each result is assembled: rows of dimension ``d`` written in
+    place (``("split", d)``), partial sums added in chunk order (``"sum"``),
+    or chunk 0's copy (``"whole"``). Same call interface as
+    :class:`CpuFunction`.
     """
 
     _pools = {}
 
-    def __init__(self, full: "CpuFunction", chunks):
+    def __init__(self, full: "CpuFunction", chunks, plan):
         self.inputs, self.outputs, self.func_name = full.inputs, full.outputs, full.func_name
         self.chunks = chunks
         self.threads = len(chunks)
+        self.plan = plan
 
     def _pool(self):
         from concurrent.futures import ThreadPoolExecutor
@@ -229,9 +235,28 @@ class RowSplitFunction:
                     or not o.flags.c_contiguous or not o.flags.writeable):
                 raise TypeError(f"{self.func_name}: out[{k}] must be a writeable C-contiguous "
                                 f"{s.dtype}{list(s.shape)} array")
-        futures = [self._pool().submit(fn, *[a[lo:hi] for a in arrays],
-                                       out=tuple(o[lo:hi] for o in outs))
-                   for lo, hi, fn in self.chunks]
-        for f in futures:
+        split_args, layouts = self.plan["split_args"], self.plan["results"]
+        jobs, later = [], []
+        for c, (lo, hi, fn) in enumerate(self.chunks):
+            ins = [a[lo:hi] if s else a for a, s in zip(arrays, split_args)]
+            chunk_outs = []
+            for j, (o, lay) in enumerate(zip(outs, layouts)):
+                if lay == ("split", 0):
+                    chunk_outs.append(o[lo:hi])
+                elif lay in ("sum", "whole") and c == 0:
+                    chunk_outs.append(o)
+                else:
+                    shape = list(fn.outputs[j].shape)
+                    t = np.empty(shape, o.dtype)
+                    chunk_outs.append(t)
+                    later.append((j, lay, lo, hi, t))
+            jobs.append(self._pool().submit(fn, *ins, out=tuple(chunk_outs)))
+        for f in jobs:
             f.result()
+        for j, lay, lo, hi, t in later:     # chunk order: deterministic sums
+            if lay == "sum":
+                outs[j] += t
+            elif lay != "whole":
+                d = lay[1]
+                outs[j][(slice(None),) * d + (slice(lo, hi),)] = t
         return tuple(outs)
