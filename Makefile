@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.ferrule-installed
 
-.PHONY: example test pytest lit bench clean
+.PHONY: example test pytest pytest-split lit bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,10 +17,16 @@ $(STAMP): pyproject.toml
 example: $(STAMP)
 	$(BIN)/python examples/lstm_cell.py
 
-test: pytest lit
+test: pytest pytest-split lit
 
 pytest: $(STAMP)
 	$(BIN)/python -m pytest tests -q
+
+# The derivative and op suites again, with every function split over row
+# chunks where it can be (checks the multi-threaded CPU path numerically).
+pytest-split: $(STAMP)
+	FERRULE_FORCE_SPLIT=1 $(BIN)/python -m pytest -q tests/test_ad.py tests/test_ops.py \
+		tests/test_matmul.py tests/test_jit.py
 
 lit: $(STAMP)
 	$(BIN)/lit -v tests/lit

@@ -13,6 +13,7 @@ from ferrule.nn import sigmoid
 def two_threads(monkeypatch):
     monkeypatch.setenv("FERRULE_NUM_THREADS", "2")
     monkeypatch.setattr(api, "_ROW_SPLIT_MIN_ELEMENTS", 16)
+    monkeypatch.setattr(api, "_MIN_ROWS_PER_CHUNK_WITH_SUMS", 1)
 
 
 def lstm_fb(G, c, dh, dc):
@@ -136,3 +137,13 @@ def test_gradients_summed_over_chunks_are_reported(two_threads):
     low = ferrule.jit(fn).lower(*args)
     low.compile()
     assert "4 result(s) summed over the chunks" in low.explain()
+
+
+def test_small_batches_with_summed_results_stay_on_one_thread(two_threads, monkeypatch):
+    """Each chunk would write a full weight gradient for a few rows."""
+    monkeypatch.setattr(api, "_MIN_ROWS_PER_CHUNK_WITH_SUMS", 32)
+    fn, _ = MODELS["mlp value_and_grad"]
+    args = [np.ones(s) for s in [(50, 70), (70,), (70, 3), (4, 50), (4, 3)]]
+    low = ferrule.jit(fn).lower(*args)
+    low.compile()
+    assert "1 thread (4 rows: too few to split" in low.explain()
