@@ -40,6 +40,7 @@ from mlir import ir
 from mlir.dialects import arith, memref, scf, vector
 
 from .support.ir_utils import block_ops, func_body, funcs_of
+from .support.matmul import plain_matmul_on_buffers
 from .support.registry import register
 
 _REASSOC = "#arith.fastmath<reassoc,contract>"
@@ -55,39 +56,14 @@ def tile_matmul(module_op: ir.Operation, lanes_bytes: str = "32", rows: str = "4
         if not len(fn.regions[0].blocks):
             continue
         for op in block_ops(func_body(fn)):
-            if op.name == "linalg.matmul" and _supported(op, 2):
+            if op.name == "linalg.matmul" and plain_matmul_on_buffers(op, 2, True):
                 with ir.InsertionPoint(op), op.location:
                     _emit(*op.operands, vbytes, mr)
                 op.erase()
-            elif op.name == "linalg.batch_matmul" and _supported(op, 3):
+            elif op.name == "linalg.batch_matmul" and plain_matmul_on_buffers(op, 3, True):
                 with ir.InsertionPoint(op), op.location:
                     _emit_batched(op, vbytes, mr)
                 op.erase()
-
-
-_DEFAULT_MAPS = {
-    2: "[affine_map<(d0, d1, d2) -> (d0, d2)>, affine_map<(d0, d1, d2) -> (d2, d1)>, "
-       "affine_map<(d0, d1, d2) -> (d0, d1)>]",
-    3: "[affine_map<(d0, d1, d2, d3) -> (d0, d1, d3)>, affine_map<(d0, d1, d2, d3) -> "
-       "(d0, d3, d2)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2)>]",
-}
-
-
-def _supported(op: ir.Operation, rank: int) -> bool:
-    if len(op.operands) != 3 or len(op.results):
-        return False
-    if ("indexing_maps" in op.attributes
-            and op.attributes["indexing_maps"] != ir.Attribute.parse(_DEFAULT_MAPS[rank])):
-        return False
-    types = [v.type for v in op.operands]
-    if not all(isinstance(t, ir.MemRefType) and t.rank == rank and t.has_static_shape
-               for t in types):
-        return False
-    elt = types[0].element_type
-    if not all(t.element_type == elt for t in types) or not isinstance(
-            elt, (ir.F32Type, ir.F64Type)):
-        return False
-    return all(ir.MemRefType(t).get_strides_and_offset()[0][-1] == 1 for t in types[1:])
 
 
 def _c(v: int) -> ir.Value:

@@ -24,6 +24,7 @@ from mlir import ir
 from mlir.dialects import arith, memref, scf
 
 from .support.ir_utils import block_ops, func_body, funcs_of
+from .support.matmul import plain_matmul_on_buffers
 from .support.registry import register
 
 
@@ -37,25 +38,10 @@ def tile_matmul_gpu(module_op: ir.Operation, rows: str = "4", cols: str = "4") -
             continue
         for op in block_ops(func_body(fn)):
             rank = {"linalg.matmul": 2, "linalg.batch_matmul": 3}.get(op.name)
-            if rank is not None and _supported(op, rank):
+            if rank is not None and plain_matmul_on_buffers(op, rank, False):
                 with ir.InsertionPoint(op), op.location:
                     _emit(op, rank, tm, tn)
                 op.erase()
-
-
-def _supported(op: ir.Operation, rank: int) -> bool:
-    from .tile_matmul import _DEFAULT_MAPS
-    if len(op.operands) != 3 or len(op.results):
-        return False
-    if ("indexing_maps" in op.attributes
-            and op.attributes["indexing_maps"] != ir.Attribute.parse(_DEFAULT_MAPS[rank])):
-        return False
-    types = [v.type for v in op.operands]
-    if not all(isinstance(t, ir.MemRefType) and t.rank == rank and t.has_static_shape
-               for t in types):
-        return False
-    elt = types[0].element_type
-    return all(t.element_type == elt for t in types) and isinstance(elt, (ir.F32Type, ir.F64Type))
 
 
 def _c(v: int) -> ir.Value:
