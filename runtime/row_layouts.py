@@ -24,6 +24,8 @@ from typing import Dict, List, Optional
 
 from mlir import ir
 
+from ..passes.support.ir_utils import map_dims
+
 SPLIT, SUM, WHOLE, FREE = "split", "sum", "whole", "free"
 # FREE: tensor.empty / splat constants — no content that depends on rows,
 # so any shape a use needs (cloned per use).
@@ -48,15 +50,6 @@ def find_func(module, name):
 
 def dense_i64(op, name):
     return list(ir.DenseI64ArrayAttr(op.attributes[name]))
-
-
-def map_dims(m: ir.AffineMap) -> Optional[List[int]]:
-    dims = []
-    for e in m.results:
-        if not isinstance(e, ir.AffineDimExpr):
-            return None
-        dims.append(ir.AffineDimExpr(e).position)
-    return dims
 
 
 def _is_splat_zero(op) -> bool:
