@@ -203,7 +203,7 @@ class Lowered:
 
 
 # Below this many elements (inputs + outputs) a call is too short for threads.
-_ROW_SPLIT_MIN_ELEMENTS = 1 << 18
+_ROW_SPLIT_MIN_ELEMENTS = 1 << 20   # a thread-pool round trip costs ~50-80 us
 # A function with results summed over the chunks (weight gradients: each
 # chunk writes a full copy to be added) is split only into chunks of at
 # least this many rows. Measured (2 cores, an MLP step with 784x1024
