@@ -215,16 +215,23 @@ def _run_frule(f, args, tangents, config):
     return res[0], res[1], False
 
 
+def _prepare(find, kind: str, f, args, rtol, atol, config, seed):
+    """What both checks start from: the rule's label (an error if ``f`` has
+    no ``kind`` rule), the config, tolerances, the function and an RNG."""
+    rule = find(f)
+    if rule is None:
+        raise AssertionError(f"no {kind} is registered for {getattr(f, '__name__', f)!r}")
+    config = TestingConfig() if config is None else config
+    rtol, atol = _tolerances(args, rtol, atol)
+    return (_rule_label(rule, f, kind), config, rtol, atol, _fn(f),
+            np.random.default_rng(seed))
+
+
 def test_rrule(f, *args, rtol=None, atol=None, config: Optional[RuleConfig] = None,
                seed: int = 0, step: float = 1e-6) -> RuleCheck:
     """Check the rrule registered for ``f`` at ``args`` (see the module docstring)."""
-    rule = find_rrule(f)
-    if rule is None:
-        raise AssertionError(f"no rrule is registered for {getattr(f, '__name__', f)!r}")
-    label = _rule_label(rule, f, "rrule")
-    config = TestingConfig() if config is None else config
-    rtol, atol = _tolerances(args, rtol, atol)
-    fn, rng = _fn(f), np.random.default_rng(seed)
+    label, config, rtol, atol, fn, rng = _prepare(find_rrule, "rrule", f, args, rtol, atol,
+                                                  config, seed)
     y, pb, opted = _run_rrule(f, args, config)
     check = RuleCheck(label, opted_out=opted)
     if opted:
@@ -286,13 +293,8 @@ def test_frule(f, *args, tangents=None, rtol=None, atol=None,
                step: float = 1e-6) -> RuleCheck:
     """Check the frule registered for ``f`` at ``args`` along ``tangents``
     (``(ẋ1, ..., ẋn)``; random normal ones by default)."""
-    rule = find_frule(f)
-    if rule is None:
-        raise AssertionError(f"no frule is registered for {getattr(f, '__name__', f)!r}")
-    label = _rule_label(rule, f, "frule")
-    config = TestingConfig() if config is None else config
-    rtol, atol = _tolerances(args, rtol, atol)
-    fn, rng = _fn(f), np.random.default_rng(seed)
+    label, config, rtol, atol, fn, rng = _prepare(find_frule, "frule", f, args, rtol, atol,
+                                                  config, seed)
     if tangents is None:
         tangents = tuple(rng.standard_normal(np.shape(x)).astype(np.asarray(x).dtype)
                          if _is_float(x) else NoTangent() for x in args)
