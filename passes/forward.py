@@ -303,13 +303,8 @@ def _forward_reduction(op: ir.Operation, env, tan, K: int) -> None:
                 acc = make_generic([tx], [acc], maps, iters,
                                    lambda a: [create("arith.addf", [elt], [a[0], a[1]]).result]).result
             else:  # max: the mean tangent of the maximising elements (ties split)
-                def body(a):
-                    from .support.scalar_rules import OEQ, _cmp, _select, const
-                    pick = _select(_cmp(OEQ, a[0], a[2]), a[1], const(elt, 0.0))
-                    return [create("arith.addf", [elt], [pick, a[3]]).result]
-                picked = make_generic([env[x], tx, y], [ad.zeros_like(y)],
-                                      [maps[0], maps[0], maps[1], maps[1]], iters, body).result
-                count = ad.tie_count(env[x], y, maps, iters)
+                picked = ad.at_max(env[x], y, maps, tx)
+                count = ad.tie_count(env[x], y, maps)
                 picked = create("arith.divf", [y.type], [picked, count]).result
                 acc = picked if ti is None else create("arith.addf", [y.type], [acc, picked]).result
         out.append(acc)

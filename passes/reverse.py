@@ -27,7 +27,7 @@ from .support import ad_common as ad
 from .support import pointwise as pw
 from .support import pullback
 from .support.ir_utils import (PARALLEL, block_ops, create, element_type, empty,
-                               func_body, generic_iterators, generic_maps, identity_map,
+                               func_body, generic_maps, identity_map,
                                is_identity, loc_where, make_generic, shape_of)
 from .support.registry import PassError, register
 from .support.scalar_rules import OEQ, _cmp, _select, const
@@ -302,7 +302,7 @@ def _reverse_reduction(op, env, cts: _Cotangents, active, g) -> None:
                                 [PARALLEL] * rank, lambda a: [a[0]]).result
         else:  # max: the cotangent goes to the maximising elements, split among ties
             y = env[op.results[0]]
-            count = ad.tie_count(env[x], y, maps, generic_iterators(op))
+            count = ad.tie_count(env[x], y, maps)
 
             def body(a):
                 share = create("arith.divf", [elt], [a[2], a[3]]).result

@@ -257,14 +257,31 @@ def reduction_kind(op: ir.Operation) -> Optional[str]:
     return {"arith.addf": "sum", "arith.maximumf": "max"}.get(body.name)
 
 
-def tie_count(x: ir.Value, y: ir.Value, maps, iters) -> ir.Value:
-    """How many elements of ``x`` equal the max ``y`` they reduce to (per
-    output element): max's derivative splits the cotangent among ties."""
+def at_max(x: ir.Value, y: ir.Value, maps, value=None) -> ir.Value:
+    """Sum, per element of the max ``y`` (``y = max(x)`` through ``maps``),
+    of ``value`` (default 1) over the elements of ``x`` equal to it.
+
+    Built from ops with derivative rules of their own — a pointwise select
+    and a sum reduction — so a max's derivative can be differentiated
+    again (``grad(grad(max))``, ``jvp(grad(max))``): the select's condition
+    carries no derivative, its chosen branch does.
+    """
     from .scalar_rules import OEQ, _cmp, _select, const
     elt = element_type(y)
+    rank = maps[0].n_dims
+    dom = shape_of(x)
+    ins = [x, y] + ([value] if value is not None else [])
+    in_maps = [maps[0], maps[1]] + ([maps[0]] if value is not None else [])
 
     def body(a):
-        hit = _select(_cmp(OEQ, a[0], a[1]), const(elt, 1.0), const(elt, 0.0))
-        return [create("arith.addf", [elt], [hit, a[2]]).result]
-    return make_generic([x, y], [zeros_like(y)], [maps[0], maps[1], maps[1]], iters,
-                        body).result
+        chosen = a[2] if value is not None else const(elt, 1.0)
+        return [_select(_cmp(OEQ, a[0], a[1]), chosen, const(elt, 0.0))]
+    hits = make_generic(ins, [empty(dom, elt)], in_maps + [projection_map(rank, range(rank))],
+                        [PARALLEL] * rank, body).result
+    return reduce_to(hits, maps[1], shape_of(y))
+
+
+def tie_count(x: ir.Value, y: ir.Value, maps) -> ir.Value:
+    """How many elements of ``x`` equal the max ``y`` they reduce to (per
+    output element): max's derivative splits the cotangent among ties."""
+    return at_max(x, y, maps)
