@@ -305,8 +305,12 @@ def _reverse_reduction(op, env, cts: _Cotangents, active, g) -> None:
             count = ad.tie_count(env[x], y, maps)
 
             def body(a):
+                # hit * (g / count), not select(hit, g / count, 0): where the
+                # max is NaN no element equals it (count 0), and 0 * inf
+                # gives NaN: NaN in, NaN out.
                 share = create("arith.divf", [elt], [a[2], a[3]]).result
-                return [_select(_cmp(OEQ, a[0], a[1]), share, const(elt, 0.0))]
+                hit = _select(_cmp(OEQ, a[0], a[1]), const(elt, 1.0), const(elt, 0.0))
+                return [create("arith.mulf", [elt], [hit, share]).result]
             xbar = make_generic([env[x], y, g, count], [empty(xs, elt)],
                                 [identity_map(rank), maps[1], maps[1], maps[1], identity_map(rank)],
                                 [PARALLEL] * rank, body).result
