@@ -125,6 +125,10 @@ class Lowered:
         """Compile this specialisation for an NVIDIA GPU (see :func:`compile`)."""
         from .runtime.cuda_compile import compile_cuda  # imported only when used
         self._run_ad()
+        if '"ad.scan"' in self._stages["ad"]:
+            raise CompileError(f"{self.name}: ferrule.scan is not supported for target "
+                               f"{target!r} yet (its loop runs on the host between kernels, "
+                               f"which the GPU lowering does not build); compile for 'cpu'")
         tgt = "sm_90" if target == "cuda" else target
         try:
             prog = compile_cuda(self._stages["ad"], self.name, self._ctx, target=tgt,
@@ -237,7 +241,8 @@ class Jitted:
         if pullback not in ("auto", "recompute", "store"):
             raise ValueError(f"pullback must be 'auto', 'recompute' or 'store'; got {pullback!r}")
         self.pullback = pullback
-        self.static_argnums = tuple(static_argnums)
+        self.static_argnums = ((static_argnums,) if isinstance(static_argnums, int)
+                               else tuple(static_argnums))
         self.target = _check_target(target)
         self._cache: Dict[Any, Lowered] = {}
         self._gpu: Dict[Any, Any] = {}

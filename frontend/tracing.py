@@ -258,8 +258,14 @@ def _np():
 
 # -- pytrees: nested tuples/lists of leaves --------------------------------
 
+_NONE = "None"  # the structure of a None: a node without leaves
+
+
 def flatten(tree) -> Tuple[List[Any], Any]:
-    """Flatten nested tuples/lists into (leaves, structure)."""
+    """Flatten nested tuples/lists into (leaves, structure). ``None`` is a
+    node with no leaves (as in JAX's pytrees): it comes back as ``None``."""
+    if tree is None:
+        return [], _NONE
     if isinstance(tree, (tuple, list)):
         leaves, structs = [], []
         for t in tree:
@@ -273,6 +279,8 @@ def flatten(tree) -> Tuple[List[Any], Any]:
 def unflatten(struct, leaves: Sequence[Any]):
     if struct is None:
         return leaves[0]
+    if struct is _NONE:
+        return None
     kind, structs = struct
     out, k = [], 0
     for n, s in structs:

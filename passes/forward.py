@@ -19,6 +19,7 @@ from mlir import ir
 
 from .support import ad_common as ad
 from .support import pointwise as pw
+from .support import scan_ad
 from .support.ir_utils import (PARALLEL, block_ops, body_block, create,
                                element_type, empty, func_body, generic_iterators,
                                generic_maps, generic_num_inputs, identity_map,
@@ -143,6 +144,11 @@ def _forward_op(op: ir.Operation, env, tan, K: int) -> None:
     name = op.name
     if name == "ad.custom_frule":
         _forward_custom_frule(op, env, tan, K)
+    elif name == "ad.scan":
+        module_op = op.parent
+        while module_op.name != "builtin.module":
+            module_op = module_op.parent
+        scan_ad.jvp(module_op.operation, op, env, tan, K, jvp_function)
     elif name in ("tensor.empty", "arith.constant"):
         ad.clone_into(op, env)
     elif pw.is_pointwise_generic(op):

@@ -70,9 +70,9 @@ def _try_forward(copy: ir.Operation) -> bool:
     if node is None:
         return False
     sub = defining_op(dst)
-    if sub is not None and not sub.is_before_in_block(gen):
-        if sub.name != "memref.subview" or any(
-                (d := defining_op(v)) is not None and not d.is_before_in_block(gen)
+    if sub is not None and not _dominates(sub, gen):
+        if sub.name != "memref.subview" or sub.block != gen.block or any(
+                (d := defining_op(v)) is not None and not _dominates(d, gen)
                 for v in sub.operands):
             return False
         sub.move_before(gen)
@@ -105,6 +105,19 @@ def _may_overlap(a: ir.Value, b: ir.Value) -> bool:
     if not isinstance(a.type, ir.MemRefType) or not isinstance(b.type, ir.MemRefType):
         return False
     return _base(a) == _base(b) and not _disjoint(a, b)
+
+
+def _dominates(d: ir.Operation, op: ir.Operation) -> bool:
+    """True when ``d`` comes before ``op`` in its block, or is in a block
+    enclosing ``op``'s (structured control flow: it then dominates ``op``)."""
+    if d.block == op.block:
+        return d.is_before_in_block(op)
+    parent = op.parent
+    while parent is not None and parent.name != "builtin.module":
+        if parent.block == d.block:
+            return d.is_before_in_block(parent)
+        parent = parent.parent
+    return False
 
 
 def _next(op: ir.Operation):

@@ -26,6 +26,7 @@ from mlir import ir
 from .support import ad_common as ad
 from .support import pointwise as pw
 from .support import pullback
+from .support import scan_ad
 from .support.ir_utils import (PARALLEL, block_ops, create, element_type, empty,
                                func_body, generic_maps, identity_map,
                                is_identity, loc_where, make_generic, shape_of)
@@ -49,15 +50,6 @@ def lower_in(module_op: ir.Operation, scope: ir.Operation, strategy: str = "auto
                           else None, ir.WalkResult.ADVANCE)[1])
     for op in ops:
         _lower_vjp(module_op, op, strategy)
-
-
-def _record(module_op, line: str) -> None:
-    """Append a line to the module's ``ferrule.pullbacks`` report."""
-    old = module_op.attributes["ferrule.pullbacks"] if "ferrule.pullbacks" in module_op.attributes else None
-    lines = [ir.StringAttr(a).value for a in old] if old is not None else []
-    lines.append(line)
-    module_op.attributes["ferrule.pullbacks"] = ir.ArrayAttr.get(
-        [ir.StringAttr.get(l) for l in lines])
 
 
 def _lower_vjp(module_op, op: ir.Operation, strategy: str = "auto") -> None:
@@ -190,9 +182,12 @@ def vjp_function(module_op, callee: str, mask: List[bool], loc,
             with op.location:
                 if op.name == "ad.custom_rrule":
                     residuals[op] = _rule_forward(module_op, op, env)
+                elif op.name == "ad.scan":
+                    residuals[op] = scan_ad.forward(module_op, op, env, active,
+                                                    vjp_function, strategy)
                 elif pw.is_pointwise_generic(op) and pullback.wanted_inputs(op, active):
                     how, rb, sb = pullback.choose(op, active, strategy)
-                    _record(module_op, f"{loc_where(op.location)}: pointwise pullback of "
+                    ad.record(module_op, f"{loc_where(op.location)}: pointwise pullback of "
                             f"@{callee}: {how} (recompute re-reads {rb} B, storing "
                             f"partials moves {sb} B)")
                     if how == "store":
@@ -213,6 +208,8 @@ def vjp_function(module_op, callee: str, mask: List[bool], loc,
             with op.location:
                 if op.name == "ad.custom_rrule":
                     _rule_pullback(module_op, op, env, cts, active, residuals[op])
+                elif op.name == "ad.scan":
+                    scan_ad.backward(module_op, op, env, cts, active, residuals[op])
                 elif op in partials:
                     ybars = [cts.get(r, env[r]) for r in op.results]
                     pullback.reverse_stored(op, env, cts, active, ybars, partials[op])

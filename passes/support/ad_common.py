@@ -19,6 +19,16 @@ from .registry import PassError
 AD_TANGENT_OPS = ("ad.jvp", "ad.frule_via_ad")
 
 
+def record(module_op: ir.Operation, line: str) -> None:
+    """Append a line to the module's ``ferrule.pullbacks`` report (what the
+    reverse pass chose; shown by ``as_text("ad")`` and ``explain()``)."""
+    attrs = module_op.attributes
+    lines = ([ir.StringAttr(a).value for a in attrs["ferrule.pullbacks"]]
+             if "ferrule.pullbacks" in attrs else [])
+    lines.append(line)
+    attrs["ferrule.pullbacks"] = ir.ArrayAttr.get([ir.StringAttr.get(l) for l in lines])
+
+
 def lookup_func(module_op: ir.Operation, name: str) -> ir.Operation:
     for fn in funcs_of(module_op):
         if func_name(fn) == name:
