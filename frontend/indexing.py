@@ -62,9 +62,8 @@ def getitem(x, idx):
     if not isinstance(idx, tuple):
         idx = (idx,)
     if any(isinstance(i, (Tracer, _onp.ndarray, list, bool, _onp.bool_)) for i in idx):
-        raise UnsupportedOperationError(
-            f"{where_str()}: advanced (array or boolean) indexing is not supported; use "
-            f"basic slices and integers, or ferrule.numpy.where for masks")
+        from .gather import getitem_advanced   # integer arrays: a gather
+        return getitem_advanced(x, idx)
     n_ellipsis = builtins.sum(1 for i in idx if i is Ellipsis)
     if n_ellipsis > 1:
         raise ShapeError(f"{where_str()}: an index can only have one ellipsis")

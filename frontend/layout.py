@@ -181,20 +181,21 @@ def _norm_axes(axis, ndim):
 
 def _reduce(x, axis, keepdims, kind):
     x = asarray_traced(x)
+    if x.dtype.kind in "iu" or (x.dtype == _onp.bool_ and kind == "add"):
+        from .integers import reduce_int
+        return reduce_int(x, axis, keepdims, kind)   # a count of bools: int64, as numpy
     if x.dtype == _onp.bool_:
-        if kind != "add":
-            raise DTypeError(f"{where_str()}: max of a bool array is not supported")
-        x = astype(x, float32)  # a count, as float32 (ferrule has no integer arrays)
+        raise DTypeError(f"{where_str()}: {kind} of a bool array is not supported")
     axes = _norm_axes(axis, x.ndim)
-    if kind == "max" and any(x.shape[d] == 0 for d in axes):
-        raise ShapeError(f"{where_str()}: zero-size array to reduction operation maximum "
-                         f"which has no identity")
+    if kind in ("max", "min") and any(x.shape[d] == 0 for d in axes):
+        raise ShapeError(f"{where_str()}: zero-size array to reduction operation "
+                         f"{'maximum' if kind == 'max' else 'minimum'} which has no identity")
     kept = [d for d in range(x.ndim) if d not in axes]
     out_shape = tuple(x.shape[d] for d in kept)
     elt = mlir_element_type(x.dtype)
-    init_val = 0.0 if kind == "add" else -_onp.inf
+    init_val = {"add": 0.0, "max": -_onp.inf, "min": _onp.inf}[kind]
     fill = constant(init_val, out_shape, x.dtype)
-    body_op = {"add": "arith.addf", "max": "arith.maximumf"}[kind]
+    body_op = {"add": "arith.addf", "max": "arith.maximumf", "min": "arith.minimumf"}[kind]
     with user_location():
         op = make_generic(
             [x.value], [fill.value],
@@ -222,6 +223,17 @@ def max(x, axis=None, keepdims=False):
 
 
 amax = max
+
+
+def min(x, axis=None, keepdims=False):
+    """numpy ``min`` (``amin``); derivative conventions as ``max``: the
+    cotangent is split among tied minima, NaN in gives NaN out."""
+    if not _traced(x):
+        return _onp.min(x, axis=axis, keepdims=keepdims)
+    return _reduce(x, axis, keepdims, "min")
+
+
+amin = min
 
 
 def mean(x, axis=None, keepdims=False):

@@ -22,6 +22,7 @@ from .tracing import (Tracer, current_trace, mlir_element_type, numpy_dtype,
                       user_location, where_str)
 
 float32, float64, bool_ = _onp.float32, _onp.float64, _onp.bool_
+int32, int64, uint32 = _onp.int32, _onp.int64, _onp.uint32
 ndarray = _onp.ndarray
 pi, e, inf, nan = _onp.pi, _onp.e, _onp.inf, _onp.nan
 
@@ -56,8 +57,8 @@ def _tensor_type(shape, dtype):
     return ir.RankedTensorType.get(list(shape), mlir_element_type(dtype))
 
 
-def _wrap(value, tr) -> Tracer:
-    return Tracer(value, tr)
+def _wrap(value, tr, dtype=None) -> Tracer:
+    return Tracer(value, tr, dtype)
 
 
 def _emit(name, result_types, operands, attrs=None):
@@ -71,6 +72,9 @@ def constant(value, shape=(), dtype=float32) -> Tracer:
     dtype = _onp.dtype(dtype)
     t = _tensor_type(shape, dtype)
     arr = _onp.asarray(value, dtype=dtype)
+    if dtype.kind in "iu":
+        return _wrap(_emit("arith.constant", [t], [], {"value": _int_attr(arr, shape, t)}).result,
+                     tr, dtype)
     if arr.ndim == 0:
         scalar_t = t.element_type
         if dtype == _onp.bool_:
@@ -106,7 +110,10 @@ def asarray_traced(x, tr=None) -> Tracer:
         if arr.dtype.kind not in "biuf":
             raise DTypeError(f"{where_str()}: a constant of dtype {arr.dtype} cannot be "
                              f"used in a traced function (float32/float64 only)")
-        if arr.dtype not in (_onp.float32, _onp.float64, _onp.bool_):
+        if isinstance(x, _onp.ndarray) or (isinstance(x, _onp.generic) and arr.dtype.kind in "iu"):
+            arr = _int_constant_array(arr)  # integer arrays keep an integer dtype
+        if arr.dtype not in (_onp.float32, _onp.float64, _onp.bool_, _onp.int32, _onp.int64,
+                             _onp.uint32):
             arr = arr.astype(_onp.float32 if arr.dtype.kind in "iu" else _onp.float64)
         return constant(arr, arr.shape, arr.dtype)
     raise TracingError(f"{where_str()}: cannot use {type(x).__name__} as an array "
@@ -120,7 +127,10 @@ def _np_stack_traced(xs):
 
 def _result_dtype(*xs):
     """numpy promotion among arrays and numpy scalars; Python scalars are
-    weakly typed (numpy 2, NEP 50)."""
+    weakly typed (numpy 2, NEP 50). Integers: see integers.promote."""
+    if any(getattr(x, "weak", False) or _onp.dtype(getattr(x, "dtype", bool)).kind in "iu"
+           for x in xs if isinstance(x, (Tracer, _onp.ndarray, _onp.generic))):
+        return promote(*xs)
     dts = [_onp.dtype(x.dtype) for x in xs if isinstance(x, (Tracer, _onp.ndarray, _onp.generic))]
     floats = [d for d in dts if d != _onp.bool_]
     if not floats:
@@ -154,9 +164,13 @@ def _elementwise(name, *xs, dtype=None, result_dtype=None, attrs=None):
     tr = _trace_of(*xs)
     dtype = dtype or _result_dtype(*xs)
     shape = _broadcast_shapes(*(_shape(x) for x in xs))
+    if _onp.dtype(dtype).kind in "iu":   # the integer op, or a float one on converted ints
+        name, dtype, attrs = int_op(name, dtype, attrs)
     ops = [_operand(x, shape, dtype) for x in xs]
     rt = _tensor_type(shape, result_dtype or dtype)
-    return _wrap(_emit(name, [rt], [o.value for o in ops], attrs).result, tr)
+    r = _wrap(_emit(name, [rt], [o.value for o in ops], attrs).result, tr, result_dtype or dtype)
+    r.weak = result_dtype is None and all_weak(*xs)
+    return r
 
 
 def _unary(name, npfn):
@@ -166,6 +180,8 @@ def _unary(name, npfn):
         x = asarray_traced(x)
         if x.dtype == _onp.bool_:
             raise DTypeError(f"{where_str()}: {npfn.__name__} of a bool array")
+        if x.dtype.kind in "iu":
+            return int_unary(name, x)
         return _elementwise(name, x, dtype=x.dtype)
     f.__name__ = npfn.__name__
     f.__doc__ = f"Elementwise {npfn.__name__} (``{name}``)."
@@ -219,6 +235,8 @@ def power(x, y):
     ``math.powf``, which is used for every other exponent."""
     if not _traced(x, y):
         return _onp.power(x, y)
+    if _int_power_args(x, y):
+        return int_power(x, y)
     if isinstance(y, (int, float, _onp.integer, _onp.floating)):
         v = float(y)
         if v == 0.5 or (v.is_integer() and builtins.abs(v) <= _MAX_INT_POWER):
@@ -256,6 +274,8 @@ def _compare(pname):
         if not _traced(x, y):
             return npfn(x, y)
         pred = ir.IntegerAttr.get(ir.IntegerType.get_signless(64), _CMP[pname])
+        if _result_dtype(x, y).kind in "iu":
+            return int_compare(pname, x, y)
         return _elementwise("arith.cmpf", x, y, result_dtype=_onp.dtype(_onp.bool_),
                             attrs={"predicate": pred})
     f.__name__ = pname
@@ -281,7 +301,9 @@ def where(cond, x, y):
     c = broadcast_to(c, shape)
     a, b = _operand(x, shape, dtype), _operand(y, shape, dtype)
     rt = _tensor_type(shape, dtype)
-    return _wrap(_emit("arith.select", [rt], [c.value, a.value, b.value]).result, tr)
+    r = _wrap(_emit("arith.select", [rt], [c.value, a.value, b.value]).result, tr, dtype)
+    r.weak = all_weak(x, y)
+    return r
 
 
 def astype(x, dtype):
@@ -293,7 +315,9 @@ def astype(x, dtype):
         return x.astype(dtype) if hasattr(x, "astype") else _onp.asarray(x).astype(dtype)
     x = asarray_traced(x)
     if x.dtype == dtype:
-        return x
+        return x if not x.weak else _wrap(x.value, x.trace)   # the same value, strongly typed
+    if dtype.kind in "iub" or x.dtype.kind in "iu":
+        return astype_int(x, dtype)
     if dtype not in (_onp.float32, _onp.float64):
         raise DTypeError(f"{where_str()}: astype from {x.dtype} to {dtype} is not supported "
                          f"(ferrule computes in float32 and float64)")
@@ -355,3 +379,9 @@ array = asarray
 from .layout import (amax, broadcast_to, dot, matmul, max, mean, reshape,  # noqa: E402
                      sum, swapaxes, transpose)
 from .indexing import getitem, concatenate, split, stack  # noqa: E402
+from .integers import (_int_attr, _int_constant_array, _int_power_args, all_weak,  # noqa: E402
+                       arange, argmax, argmin, astype_int, bitwise_and, bitwise_not, bitwise_or,
+                       bitwise_xor, clip, floor_divide, int_compare, int_op, int_power,
+                       int_unary, invert, left_shift, promote, remainder, right_shift, mod)
+from .layout import amin, min  # noqa: E402
+from .gather import take, take_along_axis  # noqa: E402

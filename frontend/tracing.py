@@ -22,22 +22,71 @@ from .errors import (ConcretizationError, DTypeError, TracerBoolConversionError,
 _FRONTEND_DIR = os.path.dirname(os.path.abspath(__file__))
 _state = threading.local()
 
+# uint32 is a frontend notion: in the IR it is a signless i32 (MLIR's
+# integer types carry no sign; the ops do), and Tracer.dtype says uint32.
 DTYPES = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64",
-          np.dtype(np.bool_): "i1"}
+          np.dtype(np.bool_): "i1", np.dtype(np.int32): "i32",
+          np.dtype(np.int64): "i64", np.dtype(np.uint32): "i32"}
+
+# JAX's float0: the dtype of the cotangent of an integer or bool value (a
+# symbolic zero; arrays of it hold no data).
+FLOAT0 = np.dtype([("float0", np.void, 0)])
 
 
 def mlir_element_type(dtype) -> ir.Type:
     name = DTYPES.get(np.dtype(dtype))
     if name is None:
         raise DTypeError(f"unsupported dtype {np.dtype(dtype)}; ferrule compiles "
-                         f"float32 and float64 arrays")
+                         f"float32, float64, int32, int64, uint32 and bool arrays")
     return {"f32": ir.F32Type.get, "f64": ir.F64Type.get,
-            "i1": lambda: ir.IntegerType.get_signless(1)}[name]()
+            "i1": lambda: ir.IntegerType.get_signless(1),
+            "i32": lambda: ir.IntegerType.get_signless(32),
+            "i64": lambda: ir.IntegerType.get_signless(64)}[name]()
 
 
 def numpy_dtype(t: ir.Type) -> np.dtype:
     s = str(t)
-    return np.dtype({"f32": np.float32, "f64": np.float64, "i1": np.bool_}[s])
+    return np.dtype({"f32": np.float32, "f64": np.float64, "i1": np.bool_,
+                     "i32": np.int32, "i64": np.int64, "ui32": np.uint32}[s])
+
+
+class TypedArg:
+    """A traced argument's type with the frontend's dtype (uint32 over an
+    ``i32`` tensor) and weak typing (a Python float passed to ``jit``)."""
+
+    def __init__(self, type: ir.Type, dtype, weak: bool = False):
+        self.type, self.dtype, self.weak = type, np.dtype(dtype), weak
+
+
+def typed_arg(t: "Tracer"):
+    """The argument type of a function traced with ``t`` as its argument."""
+    if t.dtype == np.uint32:
+        return TypedArg(t.value.type, t.dtype)
+    return t.value.type
+
+
+# Ops whose tensor result has the dtype of their first tensor operand (data
+# movement): a uint32 operand makes a uint32 result.
+_SAME_DTYPE_OPS = ("tensor.extract_slice", "tensor.collapse_shape", "tensor.expand_shape",
+                   "linalg.generic", "ad.gather", "ad.stop_gradient")
+
+
+def _inferred_unsigned(value: ir.Value, trace: "Trace") -> bool:
+    if not trace.unsigned:
+        return False
+    if value in trace.unsigned:
+        return True
+    owner = value.owner
+    if isinstance(owner, ir.Block):
+        return False
+    op = owner.operation if hasattr(owner, "operation") else owner
+    if op.name == "tensor.insert_slice":
+        return any(v in trace.unsigned for v in list(op.operands)[:2])
+    if op.name == "arith.select":
+        return any(v in trace.unsigned for v in list(op.operands)[1:3])
+    if op.name in _SAME_DTYPE_OPS and len(op.operands):
+        return op.operands[0] in trace.unsigned
+    return False
 
 
 def user_frame():
@@ -79,6 +128,7 @@ class Trace:
         # trailing arguments; the op that refers to this function passes the
         # outer values for them (see TraceResult.captures).
         self.parent = current_trace()
+        self.unsigned = set()   # the i32 values of this trace that are uint32
         self._captured = {}
         self.captures: List["Tracer"] = []
 
@@ -98,7 +148,7 @@ class Trace:
         outer = x if x.trace is self.parent else self.parent.capture(x)
         if outer.value not in self._captured:
             arg = self.block.add_argument(outer.value.type, ir.Location.unknown())
-            self._captured[outer.value] = Tracer(arg, self)
+            self._captured[outer.value] = Tracer(arg, self, outer.dtype)
             self.captures.append(outer)
         return self._captured[outer.value]
 
@@ -152,13 +202,22 @@ class Tracer:
 
     __array_priority__ = 1000  # numpy defers to our reflected operators
 
-    def __init__(self, value: ir.Value, trace: Trace):
+    def __init__(self, value: ir.Value, trace: Trace, dtype=None, weak: bool = False):
         self.value = value
         self.trace = trace
+        # weak: a Python float argument of jit, traced as a float64 0-d value
+        # that promotes like a Python scalar (x_f32 * lr stays float32).
+        self.weak = weak
         t = value.type
         if isinstance(t, ir.RankedTensorType):
             self.shape: Tuple[int, ...] = tuple(t.shape)
             self.dtype = numpy_dtype(t.element_type)
+            if dtype is not None and np.dtype(dtype) == np.uint32 and self.dtype == np.int32:
+                self.dtype = np.dtype(np.uint32)
+            elif dtype is None and self.dtype == np.int32 and _inferred_unsigned(value, trace):
+                self.dtype = np.dtype(np.uint32)
+            if self.dtype == np.uint32:
+                trace.unsigned.add(value)
         else:
             raise TracingError(f"internal: tracer over non-tensor value {t}")
 
@@ -242,6 +301,27 @@ class Tracer:
     def mean(self, axis=None, keepdims=False): return _np().mean(self, axis, keepdims=keepdims)
     def max(self, axis=None, keepdims=False): return _np().max(self, axis, keepdims=keepdims)
     def astype(self, dtype): return _np().astype(self, dtype)
+    # integers, gathers, argmax (frontend/integers.py, frontend/gather.py)
+    def min(self, axis=None, keepdims=False): return _np().min(self, axis, keepdims=keepdims)
+    def argmax(self, axis=None, keepdims=False): return _np().argmax(self, axis, keepdims=keepdims)
+    def argmin(self, axis=None, keepdims=False): return _np().argmin(self, axis, keepdims=keepdims)
+    def clip(self, lo=None, hi=None): return _np().clip(self, lo, hi)
+    def take(self, indices, axis=None): return _np().take(self, indices, axis)
+    def __floordiv__(self, o): return _np().floor_divide(self, o)
+    def __rfloordiv__(self, o): return _np().floor_divide(o, self)
+    def __mod__(self, o): return _np().remainder(self, o)
+    def __rmod__(self, o): return _np().remainder(o, self)
+    def __and__(self, o): return _np().bitwise_and(self, o)
+    def __rand__(self, o): return _np().bitwise_and(o, self)
+    def __or__(self, o): return _np().bitwise_or(self, o)
+    def __ror__(self, o): return _np().bitwise_or(o, self)
+    def __xor__(self, o): return _np().bitwise_xor(self, o)
+    def __rxor__(self, o): return _np().bitwise_xor(o, self)
+    def __invert__(self): return _np().invert(self)
+    def __lshift__(self, o): return _np().left_shift(self, o)
+    def __rlshift__(self, o): return _np().left_shift(o, self)
+    def __rshift__(self, o): return _np().right_shift(self, o)
+    def __rrshift__(self, o): return _np().right_shift(o, self)
 
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         # np.exp(tracer) etc.: route plain-numpy ufuncs to ferrule.numpy.
@@ -261,11 +341,25 @@ def _np():
 _NONE = "None"  # the structure of a None: a node without leaves
 
 
+class _Float0Node:
+    """The structure of a float0 array (no data): it comes back as zeros."""
+
+    def __init__(self, shape):
+        self.shape = tuple(shape)
+
+    def __repr__(self):
+        return f"float0{list(self.shape)}"
+
+
 def flatten(tree) -> Tuple[List[Any], Any]:
     """Flatten nested tuples/lists into (leaves, structure). ``None`` is a
-    node with no leaves (as in JAX's pytrees): it comes back as ``None``."""
+    node with no leaves (as in JAX's pytrees): it comes back as ``None``;
+    so is a float0 array (a symbolic zero cotangent), which comes back as
+    zeros of its shape."""
     if tree is None:
         return [], _NONE
+    if isinstance(tree, np.ndarray) and tree.dtype == FLOAT0:
+        return [], _Float0Node(tree.shape)
     if isinstance(tree, (tuple, list)):
         leaves, structs = [], []
         for t in tree:
@@ -281,6 +375,8 @@ def unflatten(struct, leaves: Sequence[Any]):
         return leaves[0]
     if struct is _NONE:
         return None
+    if isinstance(struct, _Float0Node):
+        return np.zeros(struct.shape, FLOAT0)
     kind, structs = struct
     out, k = [], 0
     for n, s in structs:
@@ -292,32 +388,48 @@ def unflatten(struct, leaves: Sequence[Any]):
 class TraceResult(tuple):
     """``(func_name, out_struct, out_types)``; ``.captures`` lists the arrays
     of enclosing traces the function closed over, which follow the declared
-    arguments in its signature (the caller passes them)."""
+    arguments in its signature (the caller passes them); ``.out_dtypes`` the
+    results' dtypes (uint32 results are ``i32`` in the IR)."""
     captures: List["Tracer"] = []
+    out_dtypes: List[np.dtype] = []
 
 
 def trace_into(module: ir.Module, fn: Callable, arg_tree, name: str,
                private: bool = False) -> TraceResult:
     """Trace ``fn`` called on ``arg_tree`` into a new func in ``module``.
 
-    ``arg_tree`` leaves are ``ir.Type`` (becoming func arguments) or Python
-    values passed through unchanged (static). Returns a :class:`TraceResult`.
+    ``arg_tree`` leaves are ``ir.Type`` or :class:`TypedArg` (becoming func
+    arguments) or Python values passed through unchanged (static). Returns a
+    :class:`TraceResult`. A weakly typed result (a Python float argument
+    returned as it is) becomes float32, the default float.
     """
     leaves, struct = flatten(arg_tree)
-    arg_types = [l for l in leaves if isinstance(l, ir.Type)]
+    arg_types = [l.type if isinstance(l, TypedArg) else l for l in leaves
+                 if isinstance(l, (ir.Type, TypedArg))]
     name = fresh_name(module, name)
     tr = Trace(module, name, arg_types, private=private)
     with active(tr):
         it = iter(tr.block.arguments)
-        call_leaves = [Tracer(next(it), tr) if isinstance(l, ir.Type) else l
+        call_leaves = [Tracer(next(it), tr, l.dtype, l.weak) if isinstance(l, TypedArg)
+                       else Tracer(next(it), tr) if isinstance(l, ir.Type) else l
                        for l in leaves]
         args = unflatten(struct, call_leaves)
         with ir.InsertionPoint(tr.block):
             out = fn(*args)
         out_leaves, out_struct = flatten(out)
         with tr.ip, user_location():
-            results = [_np().asarray_traced(o, tr).value for o in out_leaves]
+            traced = [strong(_np().asarray_traced(o, tr)) for o in out_leaves]
+            results = [t.value for t in traced]
         tr.finish(results, ir.Location.unknown())
     res = TraceResult((name, out_struct, [r.type for r in results]))
     res.captures = list(tr.captures)
+    res.out_dtypes = [t.dtype for t in traced]
     return res
+
+
+def strong(t: Tracer) -> Tracer:
+    """A weakly typed traced float (a Python float argument) as a float32
+    array; any other array unchanged."""
+    if isinstance(t, Tracer) and t.weak:
+        return _np().astype(t, np.float32)
+    return t

@@ -20,6 +20,7 @@ from mlir import ir
 from .support import ad_common as ad
 from .support import pointwise as pw
 from .support import scan_ad
+from .support import gather_ad
 from .support.ir_utils import (PARALLEL, block_ops, body_block, create,
                                element_type, empty, func_body, generic_iterators,
                                generic_maps, generic_num_inputs, identity_map,
@@ -112,7 +113,8 @@ def jvp_function(module_op, callee: str, K: int, mask, loc) -> ir.Operation:
     for d in range(K):
         for a, keep in zip(args, mask[d]):
             if keep:
-                tan[a][d] = next(it)
+                t = next(it)
+                tan[a][d] = t if ad.is_float(a) else None   # integers: no tangent
     results = None
     with ir.InsertionPoint(nb):
         for op in block_ops(src):
@@ -141,9 +143,14 @@ def _forward_op(op: ir.Operation, env, tan, K: int) -> None:
     if all(all(t is None for t in _tangents(tan, v, K)) for v in ins) and op.name != "linalg.generic":
         ad.clone_into(op, env)
         return
+    if len(op.results) and not any(ad.is_float(r) for r in op.results):
+        ad.clone_into(op, env)   # integer/bool results (argmax, comparisons): no tangent
+        return
     name = op.name
     if name == "ad.custom_frule":
         _forward_custom_frule(op, env, tan, K)
+    elif name in gather_ad.OPS:
+        gather_ad.jvp(op, env, tan, K)
     elif name == "ad.scan":
         module_op = op.parent
         while module_op.name != "builtin.module":

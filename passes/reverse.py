@@ -27,6 +27,7 @@ from .support import ad_common as ad
 from .support import pointwise as pw
 from .support import pullback
 from .support import scan_ad
+from .support import gather_ad
 from .support.ir_utils import (PARALLEL, block_ops, create, element_type, empty,
                                func_body, generic_maps, identity_map,
                                is_identity, loc_where, make_generic, shape_of)
@@ -210,6 +211,8 @@ def vjp_function(module_op, callee: str, mask: List[bool], loc,
                     _rule_pullback(module_op, op, env, cts, active, residuals[op])
                 elif op.name == "ad.scan":
                     scan_ad.backward(module_op, op, env, cts, active, residuals[op])
+                elif op.name in gather_ad.OPS:
+                    gather_ad.backward(op, env, cts, active)
                 elif op in partials:
                     ybars = [cts.get(r, env[r]) for r in op.results]
                     pullback.reverse_stored(op, env, cts, active, ybars, partials[op])
@@ -226,12 +229,16 @@ def vjp_function(module_op, callee: str, mask: List[bool], loc,
 
 
 def _activity(body, seeds) -> set:
-    """Values that depend on the function's arguments."""
+    """Float values that depend on the function's arguments. Integer and
+    bool values are never active (not differentiable), nor is what
+    ``ad.stop_gradient`` returns."""
     from .support.ir_utils import values_used
-    active = set(seeds)
+    active = {s for s in seeds if ad.is_float(s)}
     for op in body:
+        if op.name == "ad.stop_gradient":
+            continue
         if any(v in active for v in values_used(op)):
-            active.update(op.results)
+            active.update(r for r in op.results if ad.is_float(r))
     return active
 
 

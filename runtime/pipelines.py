@@ -43,6 +43,10 @@ BUFFERIZE = [
     "fuse-into-reductions",
     # float32 sums accumulate in float64 (accurate, and vectorisable).
     "widen-accumulators",
+    # ad.gather -> a generic reading the table with tensor.extract;
+    # ad.scatter_add -> an scf.for of slice additions. After fusion: these
+    # regions read tensors, they are not pointwise.
+    "lower-gather",
     "canonicalize",
     "widen-bools",
     # Let regions write straight into the slices of the tensors they are

@@ -57,12 +57,22 @@ def is_zero_constant(v: ir.Value) -> bool:
     if not pw.is_splat_constant(d):
         return False
     a = pw.splat_scalar_attr(d)
+    if isinstance(a, ir.IntegerAttr):   # an integer zero (the cotangent of an integer)
+        return a.value == 0
     return isinstance(a, ir.FloatAttr) and a.value == 0.0
+
+
+def is_float(v) -> bool:
+    """True for a float tensor (or scalar): the values AD differentiates.
+    Integer and bool values are never active and never get a tangent."""
+    return isinstance(element_type(v), (ir.F32Type, ir.F64Type, ir.F16Type, ir.BF16Type))
 
 
 def zeros(shape, elt: ir.Type) -> ir.Value:
     t = ir.RankedTensorType.get(list(shape), elt)
-    attr = ir.DenseElementsAttr.get_splat(t, ir.FloatAttr.get(elt, 0.0))
+    zero = (ir.IntegerAttr.get(elt, 0) if isinstance(elt, ir.IntegerType)
+            else ir.FloatAttr.get(elt, 0.0))
+    attr = ir.DenseElementsAttr.get_splat(t, zero)
     return create("arith.constant", [t], [], {"value": attr}).result
 
 
@@ -251,7 +261,9 @@ def matmul_like(op: ir.Operation, a: ir.Value, b: ir.Value, acc: ir.Value) -> ir
 
 
 def reduction_kind(op: ir.Operation) -> Optional[str]:
-    """"sum" or "max" for a generic reducing with addf/maximumf into its init."""
+    """"sum", "max" or "min" for a generic reducing with addf/maximumf/minimumf
+    into its init (a min differentiates as a max: through the elements equal
+    to the result)."""
     if op.name != "linalg.generic" or len(op.results) != 1:
         return None
     from .ir_utils import body_block, generic_num_inputs
@@ -264,7 +276,7 @@ def reduction_kind(op: ir.Operation) -> Optional[str]:
     body, args = ops[0], list(b.arguments)
     if set(body.operands) != {args[0], args[1]} or ops[1].operands[0] != body.results[0]:
         return None
-    return {"arith.addf": "sum", "arith.maximumf": "max"}.get(body.name)
+    return {"arith.addf": "sum", "arith.maximumf": "max", "arith.minimumf": "min"}.get(body.name)
 
 
 def at_max(x: ir.Value, y: ir.Value, maps, value=None) -> ir.Value:
