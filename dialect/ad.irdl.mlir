@@ -106,8 +106,8 @@ irdl.dialect @ad {
   // [0, n - 1] (compiled code cannot raise; as JAX, out-of-range indices
   // clamp). Its derivative in the table is a gather of the tangent (forward)
   // and an ad.scatter_add of the cotangent (reverse); the indices carry
-  // none. lower-gather turns it into a linalg.generic reading the table
-  // with tensor.extract.
+  // none. lower-gather (after lower-ad) turns it into a linalg.generic
+  // reading the table with tensor.extract.
   irdl.operation @gather {
     %t = irdl.any
     %i = irdl.base "#builtin.integer"

@@ -141,7 +141,7 @@ class Lowered:
             raise CompileError(f"{self.name}: ferrule.scan is not supported for target "
                                f"{target!r} yet (its loop runs on the host between kernels, "
                                f"which the GPU lowering does not build); compile for 'cpu'")
-        if '"ad.gather"' in self._stages["ad"] or '"ad.scatter_add"' in self._stages["ad"]:
+        if '"ad.gather"' in self._stages["traced"]:
             raise CompileError(f"{self.name}: gathers (take, x[int_array], take_along_axis) "
                                f"and their derivatives are not supported for target "
                                f"{target!r} yet (untested on a GPU); compile for 'cpu'")

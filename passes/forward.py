@@ -143,8 +143,9 @@ def _forward_op(op: ir.Operation, env, tan, K: int) -> None:
     if all(all(t is None for t in _tangents(tan, v, K)) for v in ins) and op.name != "linalg.generic":
         ad.clone_into(op, env)
         return
-    if len(op.results) and not any(ad.is_float(r) for r in op.results):
-        ad.clone_into(op, env)   # integer/bool results (argmax, comparisons): no tangent
+    if len(op.results) and not any(ad.is_float(r) and list(r.uses) for r in op.results):
+        # integer/bool results (argmax, comparisons), float ones unused: no tangent
+        ad.clone_into(op, env)
         return
     name = op.name
     if name == "ad.custom_frule":

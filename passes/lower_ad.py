@@ -4,7 +4,7 @@ Expects: ``forward`` and ``reverse`` have run.
 Guarantees: no ``ad`` op remains but ``ad.scan`` (a loop, not a derivative:
 ``lower-scan`` turns it into ``scf.for`` after the AD pipeline, so that its
 step stays one function through the tensor-level passes) and ``ad.gather`` /
-``ad.scatter_add`` (``lower-gather`` lowers them after fusion).
+``ad.scatter_add`` (``lower-gather``, next in the pipeline, lowers them).
 ``ad.stop_gradient`` becomes its operand. An
 ``ad.custom_rrule`` or ``ad.custom_frule`` outside any differentiated code is
 just a call of its primal callee; any other ``ad`` op left over is an error

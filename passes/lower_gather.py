@@ -1,7 +1,9 @@
 """lower-gather: turn ``ad.gather`` and ``ad.scatter_add`` into upstream IR.
 
-Expects: tensor-level IR after the AD pipeline and after pointwise fusion
-(``runtime/pipelines.py`` runs it in ``BUFFERIZE``), static shapes.
+Expects: tensor-level IR once differentiation is done (``runtime/pipelines.py``
+runs it in ``AD`` right after ``lower-ad``, before ``inline``: the upstream
+inliner cannot move unregistered ``ad`` ops, so a function holding one
+would stay a call), static shapes.
 Guarantees: no ``ad.gather`` or ``ad.scatter_add`` remains.
 
 * ``ad.gather`` (table ``P x n x Q``, indices of shape ``J``, ``axis`` =

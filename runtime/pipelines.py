@@ -13,6 +13,12 @@ AD = [
     "forward",
     "reverse",
     "lower-ad",
+    # ad.gather -> a generic reading the table with tensor.extract;
+    # ad.scatter_add -> an scf.for of slice additions. Before inlining: the
+    # inliner cannot move unregistered (ad) ops, so a function holding them
+    # would stay a call. These regions read tensors: not pointwise, never
+    # fused (support/pointwise.py).
+    "lower-gather",
     "inline",
     "symbol-dce",
     "canonicalize",
@@ -43,10 +49,6 @@ BUFFERIZE = [
     "fuse-into-reductions",
     # float32 sums accumulate in float64 (accurate, and vectorisable).
     "widen-accumulators",
-    # ad.gather -> a generic reading the table with tensor.extract;
-    # ad.scatter_add -> an scf.for of slice additions. After fusion: these
-    # regions read tensors, they are not pointwise.
-    "lower-gather",
     "canonicalize",
     "widen-bools",
     # Let regions write straight into the slices of the tensors they are
