@@ -193,7 +193,14 @@ def uniform(key, shape=(), dtype=fnp.float32, minval=0.0, maxval=1.0):
         mant = ((word >> 12) & ((1 << 52) - 1)) | 0x3FF0000000000000
         floats = _bitcast(mant, dtype) - _as(1.0, dtype)
     lo_v, hi_v = _as(minval, dtype), _as(maxval, dtype)
-    out = floats * (hi_v - lo_v) + lo_v
+    if dtype == _onp.float32:
+        # floats * span + lo with one rounding, as XLA's fused multiply-add:
+        # the float32 product is exact in float64, the sum rounded once
+        # (bit-identical to JAX but for rare double roundings).
+        wide = _as(floats, _onp.float64) * _as(hi_v - lo_v, _onp.float64) + _as(lo_v, _onp.float64)
+        out = _as(wide, dtype)
+    else:
+        out = floats * (hi_v - lo_v) + lo_v
     out = fnp.reshape(out, shape) if _traced(out) else _onp.reshape(out, shape)
     return fnp.maximum(lo_v, out)
 
