@@ -150,7 +150,7 @@ def int_op(name: str, dtype, attrs):
         return name, F32, attrs
     mapped = _INT_OPS.get(name)
     if mapped is None:
-        if name.startswith("arith.") and not name.endswith("f"):
+        if name.split(".")[-1].endswith("i"):   # already an integer op (addi, absi, cmpi, ...)
             return name, dtype, attrs        # already an integer op
         raise UnsupportedOperationError(f"{where_str()}: '{name}' is not defined on integer "
                                         f"arrays ({_onp.dtype(dtype)})")
