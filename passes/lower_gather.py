@@ -43,6 +43,7 @@ _DYNAMIC = ir.ShapedType.get_dynamic_stride_or_offset()
 
 @register("lower-gather")
 def lower_gather(module_op: ir.Operation) -> None:
+    _fold_adds(module_op)
     ops = []
     module_op.walk(lambda o: (ops.append(o.operation)
                               if o.operation.name in ("ad.gather", "ad.scatter_add")
@@ -52,6 +53,49 @@ def lower_gather(module_op: ir.Operation) -> None:
             new = _gather(op) if op.name == "ad.gather" else _scatter_add(op)
         op.results[0].replace_all_uses_with(new)
         op.erase()
+
+
+def _is_zero_splat(v: ir.Value) -> bool:
+    owner = v.owner
+    if isinstance(owner, ir.Block) or owner.operation.name != "arith.constant":
+        return False
+    owner = owner.operation
+    attr = owner.attributes["value"]
+    if not (isinstance(attr, ir.DenseElementsAttr) and attr.is_splat):
+        return False
+    x = attr.get_splat_value()
+    return (isinstance(x, ir.FloatAttr) and ir.FloatAttr(x).value == 0.0) or (
+        isinstance(x, ir.IntegerAttr) and ir.IntegerAttr(x).value == 0)
+
+
+def _fold_adds(module_op: ir.Operation) -> None:
+    """``a + scatter_add(0, idx, u)`` -> ``scatter_add(a, idx, u)`` where the
+    scatter-add has no other use: the accumulated cotangent of a table read
+    by several gathers (or of a scan's const, summed over the steps) is
+    scattered into directly, instead of into zeros of the table's size
+    that are then added."""
+    adds = []
+    module_op.walk(lambda o: (adds.append(o.operation) if o.operation.name in
+                              ("arith.addf", "arith.addi") else None, ir.WalkResult.ADVANCE)[1])
+    for add in adds:
+        if not isinstance(add.results[0].type, ir.RankedTensorType):
+            continue
+        for k in (1, 0):
+            s = add.operands[k].owner
+            if isinstance(s, ir.Block):
+                continue
+            s = s.operation
+            if (s.name != "ad.scatter_add"
+                    or not _is_zero_splat(s.operands[0]) or len(list(s.results[0].uses)) != 1
+                    or add.operands[1 - k].type != s.results[0].type):
+                continue
+            if s.parent.operation != add.parent.operation:
+                continue
+            s.operands[0] = add.operands[1 - k]
+            s.move_before(add)     # after the new dest; its other operands precede it already
+            add.results[0].replace_all_uses_with(s.results[0])
+            add.erase()
+            break
 
 
 def _index(v: int) -> ir.Value:

@@ -66,3 +66,22 @@ func.func @ranks(%d: tensor<4x7x5xf64>, %i: tensor<2x3xi64>, %u: tensor<4x2x3x5x
   %1 = "ad.scatter_add"(%d, %i0, %u0) {axis = 1 : i64} : (tensor<4x7x5xf64>, tensor<i64>, tensor<4x5xf64>) -> tensor<4x7x5xf64>
   return %0, %1 : tensor<4x7x5xf64>, tensor<4x7x5xf64>
 }
+
+// -----
+
+// A cotangent accumulated from scatter-adds into zeros (a table read by two
+// gathers) becomes a chain of scatter-adds into the first: no zeros of the
+// table's size, no addition of them.
+// CHECK-LABEL: func.func @accumulate
+// CHECK: %[[A:.+]] = scf.for {{.+}} iter_args(%{{.+}} = %arg0)
+// CHECK: %[[B:.+]] = scf.for {{.+}} iter_args(%{{.+}} = %[[A]])
+// CHECK-NOT: arith.addf %{{.+}} : tensor<10x8xf32>
+// CHECK: return %[[B]]
+func.func @accumulate(%g: tensor<10x8xf32>, %i: tensor<3xi32>, %u: tensor<3x8xf32>, %j: tensor<2xi32>, %w: tensor<2x8xf32>) -> tensor<10x8xf32> {
+  %z = arith.constant dense<0.0> : tensor<10x8xf32>
+  %0 = "ad.scatter_add"(%z, %i, %u) {axis = 0 : i64} : (tensor<10x8xf32>, tensor<3xi32>, tensor<3x8xf32>) -> tensor<10x8xf32>
+  %1 = arith.addf %g, %0 : tensor<10x8xf32>
+  %2 = "ad.scatter_add"(%z, %j, %w) {axis = 0 : i64} : (tensor<10x8xf32>, tensor<2xi32>, tensor<2x8xf32>) -> tensor<10x8xf32>
+  %3 = arith.addf %2, %1 : tensor<10x8xf32>
+  return %3 : tensor<10x8xf32>
+}
