@@ -11,7 +11,8 @@ import builtins
 import numpy as _onp
 from mlir import ir
 
-from .passes.support.ir_utils import empty
+from .dialect import ir_utils
+from .dialect.ir_utils import empty
 from .errors import ShapeError, UnsupportedOperationError
 from .tracing import Tracer, mlir_element_type, user_location, where_str
 
@@ -26,32 +27,16 @@ def _np():
     return fnp
 
 
-def _static(vals):
-    return ir.DenseI64ArrayAttr.get([int(v) for v in vals])
-
-
 def extract_slice(x: Tracer, offsets, sizes, strides, result_shape) -> Tracer:
-    elt = mlir_element_type(x.dtype)
+    t = ir.RankedTensorType.get(list(result_shape), mlir_element_type(x.dtype))
     with user_location():
-        op = ir.Operation.create(
-            "tensor.extract_slice",
-            results=[ir.RankedTensorType.get(list(result_shape), elt)],
-            operands=[x.value],
-            attributes={"static_offsets": _static(offsets), "static_sizes": _static(sizes),
-                        "static_strides": _static(strides),
-                        "operandSegmentSizes": ir.DenseI32ArrayAttr.get([1, 0, 0, 0])})
-    return Tracer(op.result, x.trace)
+        return Tracer(ir_utils.extract_slice(x.value, t, offsets, sizes, strides), x.trace)
 
 
 def insert_slice(src: Tracer, dest: Tracer, offsets, sizes, strides) -> Tracer:
     with user_location():
-        op = ir.Operation.create(
-            "tensor.insert_slice", results=[dest.value.type],
-            operands=[src.value, dest.value],
-            attributes={"static_offsets": _static(offsets), "static_sizes": _static(sizes),
-                        "static_strides": _static(strides),
-                        "operandSegmentSizes": ir.DenseI32ArrayAttr.get([1, 1, 0, 0, 0])})
-    return Tracer(op.result, dest.trace)
+        return Tracer(ir_utils.insert_slice(src.value, dest.value, offsets, sizes, strides),
+                      dest.trace)
 
 
 def getitem(x, idx):

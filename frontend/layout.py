@@ -13,7 +13,7 @@ import numpy as _onp
 from mlir import ir
 from mlir.dialects import linalg as linalg_d
 
-from .passes.support.ir_utils import (PARALLEL, REDUCTION, create, empty,
+from .dialect.ir_utils import (PARALLEL, REDUCTION, create, empty,
                                        make_generic, projection_map)
 from .errors import DTypeError, ShapeError
 from .tracing import Tracer, mlir_element_type, user_location, where_str

@@ -16,7 +16,7 @@ import builtins
 import numpy as _onp
 from mlir import ir
 
-from .passes.support.ir_utils import create
+from .dialect.ir_utils import cmpf_attrs, create
 from .errors import DTypeError, ShapeError, TracingError
 from .tracing import (Tracer, current_trace, mlir_element_type, numpy_dtype,
                       user_location, where_str)
@@ -245,8 +245,8 @@ def _int_power(b: Tracer, n: int) -> Tracer:
 
 # arith.cmpf predicates: ordered (false on NaN) except not_equal, which is
 # unordered (une: true on NaN), as in numpy.
-_CMP = {"less": 4, "less_equal": 5, "greater": 2, "greater_equal": 3,
-        "equal": 1, "not_equal": 13}
+_CMP = {"less": "olt", "less_equal": "ole", "greater": "ogt", "greater_equal": "oge",
+        "equal": "oeq", "not_equal": "une"}
 
 
 def _compare(pname):
@@ -255,9 +255,8 @@ def _compare(pname):
     def f(x, y):
         if not _traced(x, y):
             return npfn(x, y)
-        pred = ir.IntegerAttr.get(ir.IntegerType.get_signless(64), _CMP[pname])
         return _elementwise("arith.cmpf", x, y, result_dtype=_onp.dtype(_onp.bool_),
-                            attrs={"predicate": pred})
+                            attrs=cmpf_attrs(_CMP[pname]))
     f.__name__ = pname
     f.__doc__ = f"Elementwise {pname}, a bool array (``arith.cmpf``)."
     return f

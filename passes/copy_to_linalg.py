@@ -9,7 +9,7 @@ library, which ferrule's generated code does not link.
 
 from mlir import ir
 
-from .support.ir_utils import PARALLEL, identity_map
+from ..dialect.ir_utils import PARALLEL, identity_map
 from .support.registry import register
 
 

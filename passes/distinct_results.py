@@ -12,7 +12,7 @@ checked), and a returned argument must be copied into its out-parameter.
 
 from mlir import ir
 
-from .support.ir_utils import block_ops, create, func_body, funcs_of
+from ..dialect.ir_utils import block_ops, create, func_body, funcs_of
 from .support.registry import register
 
 

@@ -17,12 +17,13 @@ from typing import Dict, List, Optional
 
 from mlir import ir
 
+from ..dialect.ir_utils import (OEQ, PARALLEL, block_ops, body_block, clone_with_remap,
+                                cmpf, create, element_type, empty, find_func, float_const,
+                                func_body, generic_iterators, generic_maps,
+                                generic_num_inputs, identity_map, is_splat_zero, make_generic,
+                                select, shape_of)
 from .support import ad_common as ad
 from .support import pointwise as pw
-from .support.ir_utils import (PARALLEL, block_ops, body_block, create,
-                               element_type, empty, func_body, generic_iterators,
-                               generic_maps, generic_num_inputs, identity_map,
-                               make_generic, shape_of)
 from .support.registry import PassError, register
 from .support.scalar_ad import NoRuleError, active_values, forward_body
 
@@ -73,7 +74,7 @@ def _lower_group(module_op, group: List[ir.Operation]) -> None:
         for d in range(k):
             tangent_sets.append(ts[d * n_p:(d + 1) * n_p])
     K = len(tangent_sets)
-    mask = [[not ad.is_zero_constant(t) for t in ts] for ts in tangent_sets]
+    mask = [[not is_splat_zero(t) for t in ts] for ts in tangent_sets]
     fn = jvp_function(module_op, callee, K, mask, first.location)
     args = primals + [t for ts, m in zip(tangent_sets, mask) for t, keep in zip(ts, m) if keep]
     with ir.InsertionPoint(group[-1]), first.location:
@@ -138,23 +139,23 @@ def _tangents(tan, v, K) -> Tangents:
 def _forward_op(op: ir.Operation, env, tan, K: int) -> None:
     ins = list(op.operands)
     if all(all(t is None for t in _tangents(tan, v, K)) for v in ins) and op.name != "linalg.generic":
-        ad.clone_into(op, env)
+        clone_with_remap(op, env)
         return
     name = op.name
     if name == "ad.custom_frule":
         _forward_custom_frule(op, env, tan, K)
     elif name in ("tensor.empty", "arith.constant"):
-        ad.clone_into(op, env)
+        clone_with_remap(op, env)
     elif pw.is_pointwise_generic(op):
         _forward_pointwise(op, env, tan, K)
     elif name == "linalg.generic":
         _forward_reduction(op, env, tan, K)
     elif name in ("tensor.extract_slice", "tensor.collapse_shape", "tensor.expand_shape"):
-        ad.clone_into(op, env)
+        clone_with_remap(op, env)
         tan[op.results[0]] = [None if t is None else _with_operand(op, env, t)
                               for t in _tangents(tan, ins[0], K)]
     elif name == "tensor.insert_slice":
-        ad.clone_into(op, env)
+        clone_with_remap(op, env)
         ts, td = _tangents(tan, ins[0], K), _tangents(tan, ins[1], K)
         out = []
         for a, b in zip(ts, td):
@@ -168,7 +169,7 @@ def _forward_op(op: ir.Operation, env, tan, K: int) -> None:
             out.append(new.results[0])
         tan[op.results[0]] = out
     elif name in ("linalg.matmul", "linalg.batch_matmul"):
-        ad.clone_into(op, env)
+        clone_with_remap(op, env)
         a, b, c = ins
         out = []
         for d in range(K):
@@ -193,7 +194,7 @@ def _forward_custom_frule(op: ir.Operation, env, tan, K: int) -> None:
     module_op = op.parent
     while module_op.name != "builtin.module":
         module_op = module_op.parent
-    fr = ad.lookup_func(module_op.operation, ir.FlatSymbolRefAttr(op.attributes["frule"]).value)
+    fr = find_func(module_op.operation, ir.FlatSymbolRefAttr(op.attributes["frule"]).value)
     args = [env[v] for v in op.operands]
     n_out = len(op.results)
     outs = None
@@ -229,7 +230,7 @@ def _forward_pointwise(op: ir.Operation, env, tan, K: int) -> None:
     dom = shape_of(op.results[0])
     in_tans = [_tangents(tan, v, K) for v in inputs]
     if all(t is None for ts in in_tans for t in ts):
-        ad.clone_into(op, env)
+        clone_with_remap(op, env)
         return
     src = body_block(op)
     bargs = list(src.arguments)
@@ -286,7 +287,7 @@ def _forward_reduction(op: ir.Operation, env, tan, K: int) -> None:
     if kind is None:
         raise PassError("forward", "no forward-mode rule for this linalg.generic "
                         "(only pointwise regions and sum/max reductions)", op.location)
-    ad.clone_into(op, env)
+    clone_with_remap(op, env)
     x, init = list(op.operands)
     maps, iters = generic_maps(op), generic_iterators(op)
     y = env[op.results[0]]
@@ -304,8 +305,7 @@ def _forward_reduction(op: ir.Operation, env, tan, K: int) -> None:
                                    lambda a: [create("arith.addf", [elt], [a[0], a[1]]).result]).result
             else:  # max: the mean tangent of the maximising elements (ties split)
                 def body(a):
-                    from .support.scalar_rules import OEQ, _cmp, _select, const
-                    pick = _select(_cmp(OEQ, a[0], a[2]), a[1], const(elt, 0.0))
+                    pick = select(cmpf(OEQ, a[0], a[2]), a[1], float_const(elt, 0.0))
                     return [create("arith.addf", [elt], [pick, a[3]]).result]
                 picked = make_generic([env[x], tx, y], [ad.zeros_like(y)],
                                       [maps[0], maps[0], maps[1], maps[1]], iters, body).result

@@ -21,7 +21,7 @@ from typing import Dict, List
 from mlir import ir
 
 from .support import pointwise as pw
-from .support.ir_utils import (attrs_of, block_ops, body_block, create,
+from ..dialect.ir_utils import (attrs_of, block_ops, body_block, clone_with_remap, create,
                                defining_op, element_type, empty, func_body,
                                funcs_of, identity_map, is_identity, make_generic,
                                PARALLEL, producer_indices, topo_sort_block)
@@ -217,10 +217,5 @@ def _scalar_body(op: ir.Operation, ins: List[ir.Value]) -> List[ir.Value]:
         if inner.name == "linalg.yield":
             yielded = [mapping.get(v, v) for v in inner.operands]
             break
-        clone = inner.clone(ir.InsertionPoint.current)
-        for k, v in enumerate(inner.operands):
-            if v in mapping:
-                clone.operands[k] = mapping[v]
-        for r_old, r_new in zip(inner.results, clone.results):
-            mapping[r_old] = r_new
+        clone_with_remap(inner, mapping)
     return yielded

@@ -23,14 +23,16 @@ from typing import Dict, List, Optional
 
 from mlir import ir
 
+from ..dialect.ir_utils import (OEQ, PARALLEL, block_ops, clone_with_remap, cmpf, create,
+                                dense_i64, element_type, empty, extract_slice, find_func,
+                                float_const, func_body, generic_iterators, generic_maps,
+                                identity_map, insert_slice, is_identity, is_splat_zero,
+                                loc_where, make_generic, select, shape_of, slice_position,
+                                values_used)
 from .support import ad_common as ad
 from .support import pointwise as pw
 from .support import pullback
-from .support.ir_utils import (PARALLEL, block_ops, create, element_type, empty,
-                               func_body, generic_iterators, generic_maps, identity_map,
-                               is_identity, loc_where, make_generic, shape_of)
 from .support.registry import PassError, register
-from .support.scalar_rules import OEQ, _cmp, _select, const
 
 
 @register("reverse")
@@ -65,7 +67,7 @@ def _lower_vjp(module_op, op: ir.Operation, strategy: str = "auto") -> None:
     n_p, n_c = ad.segment_sizes(op)
     operands = list(op.operands)
     primals, cts = operands[:n_p], operands[n_p:]
-    mask = [not ad.is_zero_constant(c) for c in cts]
+    mask = [not is_splat_zero(c) for c in cts]
     # Cotangents nobody reads (arguments outside grad's argnums, arrays a
     # closure captured) are not computed at all.
     wanted = [bool(list(r.uses)) for r in list(op.results)[len(cts):]]
@@ -117,13 +119,9 @@ class _Cotangents:
         return acc
 
 
-def _static(op, name):
-    return list(ir.DenseI64ArrayAttr(op.attributes[name]))
-
-
 def _volume(sl):
     n = 1
-    for s in _static(sl, "static_sizes"):
+    for s in dense_i64(sl, "static_sizes"):
         n *= s
     return n
 
@@ -138,9 +136,9 @@ def _volume_of(v):
 def _disjoint(slices) -> bool:
     boxes = []
     for sl in slices:
-        if any(st != 1 for st in _static(sl, "static_strides")):
+        if any(st != 1 for st in dense_i64(sl, "static_strides")):
             return False
-        off, size = _static(sl, "static_offsets"), _static(sl, "static_sizes")
+        off, size = dense_i64(sl, "static_offsets"), dense_i64(sl, "static_sizes")
         boxes.append(list(zip(off, size)))
     for i in range(len(boxes)):
         for j in range(i):
@@ -150,12 +148,8 @@ def _disjoint(slices) -> bool:
 
 
 def _insert_like(extract: ir.Operation, src: ir.Value, dest: ir.Value) -> ir.Value:
-    """``tensor.insert_slice`` with the offsets/sizes/strides of ``extract``."""
-    return create("tensor.insert_slice", [dest.type], [src, dest], {
-        "static_offsets": extract.attributes["static_offsets"],
-        "static_sizes": extract.attributes["static_sizes"],
-        "static_strides": extract.attributes["static_strides"],
-        "operandSegmentSizes": ir.DenseI32ArrayAttr.get([1, 1, 0, 0, 0])}).result
+    """``tensor.insert_slice`` at the offsets/sizes/strides of ``extract``."""
+    return insert_slice(src, dest, *slice_position(extract))
 
 
 def vjp_function(module_op, callee: str, mask: List[bool], loc,
@@ -198,9 +192,9 @@ def vjp_function(module_op, callee: str, mask: List[bool], loc,
                     if how == "store":
                         partials[op] = pullback.forward_with_partials(op, env, active)
                     else:
-                        ad.clone_into(op, env)
+                        clone_with_remap(op, env)
                 else:
-                    ad.clone_into(op, env)
+                    clone_with_remap(op, env)
         it = iter(new_args[len(args):])
         for v, m in zip(outs, mask):
             if m:
@@ -230,7 +224,6 @@ def vjp_function(module_op, callee: str, mask: List[bool], loc,
 
 def _activity(body, seeds) -> set:
     """Values that depend on the function's arguments."""
-    from .support.ir_utils import values_used
     active = set(seeds)
     for op in body:
         if any(v in active for v in values_used(op)):
@@ -262,12 +255,7 @@ def _reverse_op(op: ir.Operation, env, cts: _Cotangents, active: set) -> None:
         src, dest = ins[0], ins[1]
         g = ybars[0]
         if src in active:
-            ext = create("tensor.extract_slice", [src.type], [g], {
-                "static_offsets": op.attributes["static_offsets"],
-                "static_sizes": op.attributes["static_sizes"],
-                "static_strides": op.attributes["static_strides"],
-                "operandSegmentSizes": ir.DenseI32ArrayAttr.get([1, 0, 0, 0])}).result
-            cts.add(src, ext)
+            cts.add(src, extract_slice(g, src.type, *slice_position(op)))
         if dest in active:
             cts.add(dest, _insert_like(op, ad.zeros_like(env[src]), g))
     elif name in ("tensor.collapse_shape", "tensor.expand_shape"):
@@ -306,7 +294,7 @@ def _reverse_reduction(op, env, cts: _Cotangents, active, g) -> None:
 
             def body(a):
                 share = create("arith.divf", [elt], [a[2], a[3]]).result
-                return [_select(_cmp(OEQ, a[0], a[1]), share, const(elt, 0.0))]
+                return [select(cmpf(OEQ, a[0], a[1]), share, float_const(elt, 0.0))]
             xbar = make_generic([env[x], y, g, count], [empty(xs, elt)],
                                 [identity_map(rank), maps[1], maps[1], maps[1], identity_map(rank)],
                                 [PARALLEL] * rank, body).result
@@ -317,7 +305,7 @@ def _reverse_reduction(op, env, cts: _Cotangents, active, g) -> None:
 
 def _rule_forward(module_op, op: ir.Operation, env) -> List[ir.Value]:
     """Forward sweep of a custom rrule: call ``@forward``; return its residuals."""
-    fwd = ad.lookup_func(module_op, ir.FlatSymbolRefAttr(op.attributes["forward"]).value)
+    fwd = find_func(module_op, ir.FlatSymbolRefAttr(op.attributes["forward"]).value)
     res = ad.call(fwd, [env[v] for v in op.operands])
     n_out = len(op.results)
     for r, nr in zip(op.results, res[:n_out]):
@@ -328,7 +316,7 @@ def _rule_forward(module_op, op: ir.Operation, env) -> List[ir.Value]:
 def _rule_pullback(module_op, op: ir.Operation, env, cts: _Cotangents, active,
                    residuals: List[ir.Value]) -> None:
     """Backward sweep of a custom rrule: call the rule's traced pullback."""
-    pb = ad.lookup_func(module_op, ir.FlatSymbolRefAttr(op.attributes["pullback"]).value)
+    pb = find_func(module_op, ir.FlatSymbolRefAttr(op.attributes["pullback"]).value)
     ybars = []
     for r in op.results:
         g = cts.get(r, env[r])

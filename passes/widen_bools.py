@@ -14,7 +14,7 @@ Why: MLIR's memref-to-LLVM lowering aborts the process on buffers of ``i1``
 
 from mlir import ir
 
-from .support.ir_utils import block_ops, create, func_body, funcs_of, generic_num_inputs
+from ..dialect.ir_utils import block_ops, create, func_body, funcs_of, generic_num_inputs
 from .support.registry import register
 
 

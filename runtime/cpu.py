@@ -20,6 +20,7 @@ from mlir import ir
 from . import pipelines
 from .llvm_codegen import host_vector_bytes, jit_llvm_ir
 from .llvm_translate import translate_to_llvm_ir
+from ..dialect.ir_utils import find_func, func_type
 from ..passes import run_pipeline
 
 # Bool tensors are stored as bytes (see passes/widen_bools.py): i1 at the
@@ -47,24 +48,15 @@ class TensorSpec:
 
 def function_specs(module: ir.Module, func_name: str):
     """(input specs, output specs) of ``func_name`` in a tensor-level module."""
-    fn = _find_func(module, func_name)
-    ftype = ir.FunctionType(ir.TypeAttr(fn.attributes["function_type"]).value)
+    ftype = func_type(find_func(module, func_name))
     return ([TensorSpec.of_type(t) for t in ftype.inputs],
             [TensorSpec.of_type(t) for t in ftype.results])
 
 
-def _find_func(module: ir.Module, name: str) -> ir.Operation:
-    for op in module.body.operations:
-        op = op.operation
-        if op.name == "func.func" and ir.StringAttr(op.attributes["sym_name"]).value == name:
-            return op
-    raise KeyError(f"no func.func @{name} in module")
-
-
 def mark_inputs_readonly(module: ir.Module, func_name: str) -> None:
     """Tell bufferization it may not write into the caller's input arrays."""
-    fn = _find_func(module, func_name)
-    ftype = ir.FunctionType(ir.TypeAttr(fn.attributes["function_type"]).value)
+    fn = find_func(module, func_name)
+    ftype = func_type(fn)
     ro = ir.DictAttr.get({"bufferization.writable": ir.BoolAttr.get(False)})
     fn.attributes["arg_attrs"] = ir.ArrayAttr.get([ro] * len(ftype.inputs))
 
@@ -84,7 +76,7 @@ def lower_to_llvm_ir(module_text: str, func_name: str, ctx: ir.Context,
     with ctx, ir.Location.unknown():
         module = ir.Module.parse(module_text)
         mark_inputs_readonly(module, func_name)
-        _find_func(module, func_name).attributes["sym_name"] = ir.StringAttr.get(
+        find_func(module, func_name).attributes["sym_name"] = ir.StringAttr.get(
             symbol_for(func_name))
         run_pipeline(module, pipelines.cpu_lowering(host_vector_bytes()), on_stage=on_stage)
         llvm_dialect = str(module)

@@ -32,6 +32,8 @@ from typing import Dict, List, Tuple
 import numpy as np
 from mlir import ir
 
+from ..dialect.ir_utils import find_symbol
+
 _ELT_BYTES = {"f16": 2, "bf16": 2, "f32": 4, "f64": 8, "i1": 1, "i8": 1,
               "i16": 2, "i32": 4, "i64": 8}
 _NP_NAME = {"f16": "float16", "f32": "float32", "f64": "float64", "i1": "bool",
@@ -87,39 +89,20 @@ def _global_constant(module: ir.Module, name: str) -> dict:
     or ``{"nbytes", "splat"}`` (one element's bytes) when every element is
     the same — a zero-initialised accumulator needs no megabytes of zeros in
     the artifact."""
-    for op in module.body.operations:
-        op = op.operation
-        if (op.name == "memref.global"
-                and ir.StringAttr(op.attributes["sym_name"]).value == name):
-            dense = ir.DenseElementsAttr(op.attributes["initial_value"])
-            if dense.is_splat:
-                mtype = ir.MemRefType(ir.TypeAttr(op.attributes["type"]).value)
-                dtype = np.dtype(_NP_NAME[str(mtype.element_type)])
-                v = dense.get_splat_value()
-                v = ir.FloatAttr(v).value if isinstance(v, ir.FloatAttr) else ir.IntegerAttr(v).value
-                one = np.array(v, dtype=dtype).tobytes()
-                return {"nbytes": _nbytes(mtype), "splat": base64.b64encode(one).decode("ascii")}
-    data = _global_bytes(module, name)
+    op = find_symbol(module, name, "memref.global")
+    if op is None:
+        raise HostPlanError(f"memref.global @{name} not found")
+    dense = ir.DenseElementsAttr(op.attributes["initial_value"])
+    mtype = ir.MemRefType(ir.TypeAttr(op.attributes["type"]).value)
+    dtype = np.dtype(_NP_NAME[str(mtype.element_type)])
+    if dense.is_splat:
+        v = dense.get_splat_value()
+        v = ir.FloatAttr(v).value if isinstance(v, ir.FloatAttr) else ir.IntegerAttr(v).value
+        one = np.array(v, dtype=dtype).tobytes()
+        return {"nbytes": _nbytes(mtype), "splat": base64.b64encode(one).decode("ascii")}
+    arr = np.asarray(dense).astype(dtype, copy=False).reshape(mtype.shape)
+    data = np.ascontiguousarray(arr).tobytes()
     return {"nbytes": len(data), "data": base64.b64encode(data).decode("ascii")}
-
-
-def _global_bytes(module: ir.Module, name: str) -> bytes:
-    for op in module.body.operations:
-        op = op.operation
-        if (op.name == "memref.global"
-                and ir.StringAttr(op.attributes["sym_name"]).value == name):
-            init = op.attributes["initial_value"]
-            mtype = ir.MemRefType(ir.TypeAttr(op.attributes["type"]).value)
-            dtype = np.dtype(_NP_NAME[str(mtype.element_type)])
-            dense = ir.DenseElementsAttr(init)
-            if dense.is_splat:
-                v = dense.get_splat_value()
-                v = ir.FloatAttr(v).value if isinstance(v, ir.FloatAttr) else ir.IntegerAttr(v).value
-                arr = np.full(mtype.shape, v, dtype=dtype)
-            else:
-                arr = np.asarray(dense).astype(dtype, copy=False).reshape(mtype.shape)
-            return np.ascontiguousarray(arr).tobytes()
-    raise HostPlanError(f"memref.global @{name} not found")
 
 
 def build_plan(module: ir.Module, func_name: str, inputs: List[dict],
@@ -132,11 +115,7 @@ def build_plan(module: ir.Module, func_name: str, inputs: List[dict],
     kernel's arguments, the buffer id ``[kind, index]`` it points into
     (``[]`` for a scalar) — used to decide which pointers may be noalias.
     """
-    fn = None
-    for op in module.body.operations:
-        op = op.operation
-        if op.name == "func.func" and ir.StringAttr(op.attributes["sym_name"]).value == func_name:
-            fn = op
+    fn = find_symbol(module, func_name)
     if fn is None:
         raise HostPlanError(f"no func.func @{func_name}")
     block = fn.regions[0].blocks[0]

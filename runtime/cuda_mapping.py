@@ -43,6 +43,7 @@ from typing import Callable, List, Sequence, Tuple
 from mlir import ir
 from mlir.dialects import arith, gpu, memref, scf
 
+from ..dialect.ir_utils import find_symbol
 from .cuda_launch import (BLOCK, GpuMappingError, LaunchInfo, const_index, count, for_bounds,
                           grid_for, grid_stride_loop, index_const, launch, trip_counts)
 
@@ -185,12 +186,11 @@ def _splat_global(v: ir.Value):
     module = get.operation
     while module.name != "builtin.module":
         module = module.parent
-    for g in module.regions[0].blocks[0].operations:
-        g = g.operation
-        if g.name == "memref.global" and ir.StringAttr(g.attributes["sym_name"]).value == sym:
-            init = g.attributes["initial_value"] if "initial_value" in g.attributes else None
-            if isinstance(init, ir.DenseElementsAttr) and init.is_splat:
-                return init.get_splat_value()
+    g = find_symbol(module, sym, "memref.global")
+    init = g.attributes["initial_value"] if g is not None and "initial_value" in g.attributes \
+        else None
+    if isinstance(init, ir.DenseElementsAttr) and init.is_splat:
+        return init.get_splat_value()
     return None
 
 

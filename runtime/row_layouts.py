@@ -24,7 +24,7 @@ from typing import Dict, List, Optional
 
 from mlir import ir
 
-from ..passes.support.ir_utils import map_dims
+from ..dialect.ir_utils import defining_op, dense_i64, is_splat_zero, map_dims
 
 SPLIT, SUM, WHOLE, FREE = "split", "sum", "whole", "free"
 # FREE: tensor.empty / splat constants — no content that depends on rows,
@@ -38,33 +38,6 @@ class NotSplittable(Exception):
 def shape_of(v) -> Optional[List[int]]:
     t = v.type
     return list(t.shape) if isinstance(t, ir.RankedTensorType) else None
-
-
-def find_func(module, name):
-    for op in module.body.operations:
-        op = op.operation
-        if op.name == "func.func" and ir.StringAttr(op.attributes["sym_name"]).value == name:
-            return op
-    raise KeyError(name)
-
-
-def dense_i64(op, name):
-    return list(ir.DenseI64ArrayAttr(op.attributes[name]))
-
-
-def _is_splat_zero(op) -> bool:
-    if op is None or op.name != "arith.constant":
-        return False
-    v = op.attributes["value"]
-    if not isinstance(v, ir.DenseElementsAttr) or not v.is_splat:
-        return False
-    s = v.get_splat_value()
-    return isinstance(s, ir.FloatAttr) and ir.FloatAttr(s).value == 0.0
-
-
-def _owner(v: ir.Value):
-    o = v.owner
-    return o.operation if isinstance(o, ir.OpView) else None
 
 
 class Layouts:
@@ -160,7 +133,7 @@ class Layouts:
             body = op.regions[0].blocks[0]
             if not _sums_into(body, n_in + j, j):
                 raise NotSplittable("a reduction over the split rows that is not a sum")
-            if not (_is_splat_zero(_owner(init)) or lays[n_in + j] == SUM):
+            if not (is_splat_zero(init) or lays[n_in + j] == SUM):
                 raise NotSplittable("a sum over the split rows onto a non-zero start")
             self.of[r] = SUM
 
@@ -228,7 +201,7 @@ class Layouts:
         else:
             raise NotSplittable("a matmul mixing the split rows with another dimension")
         if out == SUM:
-            ok = c == SUM or (c == FREE and _is_splat_zero(_owner(op.operands[2])))
+            ok = c == SUM or (c == FREE and is_splat_zero(op.operands[2]))
         elif out == WHOLE:
             ok = c in (WHOLE, FREE)
         else:
@@ -302,7 +275,7 @@ def _sums_into(body: ir.Block, out_arg: int, j: int) -> bool:
     out = body.arguments[out_arg]
     ops = [o.operation for o in body.operations]
     v = ops[-1].operands[j]
-    add = _owner(v)
+    add = defining_op(v)
     if add is None or add.name != "arith.addf" or out not in list(add.operands):
         return False
     return len(list(out.uses)) == 1

@@ -28,8 +28,8 @@ from typing import Dict, Optional, Tuple
 
 from mlir import ir
 
-from .row_layouts import (FREE, WHOLE, Layouts, NotSplittable, dense_i64, find_func,
-                          map_dims, shape_of)
+from ..dialect.ir_utils import dense_i64, find_func, map_dims
+from .row_layouts import FREE, WHOLE, Layouts, NotSplittable, shape_of
 
 # --------------------------------------------------------------- rewriting
 

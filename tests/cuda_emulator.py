@@ -22,6 +22,7 @@ from mlir import ir
 from mlir.dialects import arith, func, scf
 
 from ferrule.dialect.context import make_context
+from ferrule.dialect.ir_utils import find_func
 from ferrule.passes import run_pipeline
 from ferrule.runtime import pipelines
 from ferrule.runtime.llvm_codegen import jit_llvm_ir
@@ -313,7 +314,7 @@ def run_mapped_on_cpu(mapped_text: str, name: str, inputs, outputs, arrays,
     ctx = make_context()
     with ctx, ir.Location.unknown():
         module = ir.Module.parse(mapped_text)
-        cpu._find_func(module, name).attributes["sym_name"] = ir.StringAttr.get(
+        find_func(module, name).attributes["sym_name"] = ir.StringAttr.get(
             cpu.symbol_for(name))
         launches_to_loops(module, branch)
         tail = pipelines.CPU_LOWERING[

@@ -17,6 +17,7 @@ from mlir import ir
 
 from .. import numpy as fnp
 from ..dialect import builders
+from ..dialect.ir_utils import find_func
 from ..errors import ShapeError, TracingError
 from ..tracing import (Tracer, current_trace, flatten, trace_into, unflatten,
                        user_location, where_str)
@@ -49,10 +50,6 @@ def _plain(f):
 
 def _name(f) -> str:
     return getattr(_plain(f), "__name__", "fn").replace("<", "").replace(">", "")
-
-
-def _tensor_types(leaves):
-    return [l.value.type for l in leaves]
 
 
 def _as_tracers(args, what) -> List[Tracer]:
@@ -250,8 +247,4 @@ def _trace_pullback(module, prim, rule, arg_types, out_struct, out_types):
 
 
 def _erase_func(module, name):
-    for op in module.body.operations:
-        op = op.operation
-        if op.name == "func.func" and ir.StringAttr(op.attributes["sym_name"]).value == name:
-            op.erase()
-            return
+    find_func(module, name).erase()

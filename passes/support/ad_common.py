@@ -6,24 +6,18 @@
 * "unbroadcast": summing a domain-shaped value back to an input's shape.
 """
 
-from typing import Dict, List, Optional, Sequence
+from typing import List, Optional, Sequence
 
 from mlir import ir
 
-from . import pointwise as pw
-from .ir_utils import (PARALLEL, REDUCTION, block_ops, create, element_type,
-                       empty, func_body, func_name, funcs_of, make_generic,
-                       map_dims, projection_map, shape_of)
+from ...dialect.ir_utils import (PARALLEL, REDUCTION, block_ops, clone_with_remap, cmpf,
+                                 create, element_type, empty, find_func, float_const,
+                                 func_body, func_name, func_type, funcs_of, make_generic,
+                                 map_dims, projection_map, replace_by_call, select, shape_of,
+                                 splat_zeros, OEQ)
 from .registry import PassError
 
 AD_TANGENT_OPS = ("ad.jvp", "ad.frule_via_ad")
-
-
-def lookup_func(module_op: ir.Operation, name: str) -> ir.Operation:
-    for fn in funcs_of(module_op):
-        if func_name(fn) == name:
-            return fn
-    raise KeyError(name)
 
 
 def callee_of(op: ir.Operation) -> str:
@@ -38,26 +32,9 @@ def int_attr(op: ir.Operation, name: str) -> int:
     return ir.IntegerAttr(op.attributes[name]).value
 
 
-def is_zero_constant(v: ir.Value) -> bool:
-    """True when ``v`` is a splat constant 0.0 (a symbolic zero)."""
-    d = v.owner
-    if isinstance(d, ir.Block):
-        return False
-    d = d.operation
-    if not pw.is_splat_constant(d):
-        return False
-    a = pw.splat_scalar_attr(d)
-    return isinstance(a, ir.FloatAttr) and a.value == 0.0
-
-
-def zeros(shape, elt: ir.Type) -> ir.Value:
-    t = ir.RankedTensorType.get(list(shape), elt)
-    attr = ir.DenseElementsAttr.get_splat(t, ir.FloatAttr.get(elt, 0.0))
-    return create("arith.constant", [t], [], {"value": attr}).result
-
-
 def zeros_like(v: ir.Value) -> ir.Value:
-    return zeros(shape_of(v), element_type(v))
+    """A symbolic zero (splat 0.0 constant) of ``v``'s tensor type."""
+    return splat_zeros(shape_of(v), element_type(v))
 
 
 def add(a: Optional[ir.Value], b: ir.Value) -> ir.Value:
@@ -90,8 +67,7 @@ def finish_func(fn: ir.Operation, results: Sequence[ir.Value]) -> None:
 
 
 def call(fn: ir.Operation, args: Sequence[ir.Value]) -> List[ir.Value]:
-    ftype = ir.FunctionType(ir.TypeAttr(fn.attributes["function_type"]).value)
-    op = create("func.call", list(ftype.results), list(args),
+    op = create("func.call", list(func_type(fn).results), list(args),
                 {"callee": ir.FlatSymbolRefAttr.get(func_name(fn))})
     return list(op.results)
 
@@ -104,7 +80,7 @@ def inline_calls(module_op: ir.Operation, fn: ir.Operation) -> None:
         for op in block_ops(func_body(fn)):
             if op.name != "func.call":
                 continue
-            callee = lookup_func(module_op, ir.FlatSymbolRefAttr(op.attributes["callee"]).value)
+            callee = find_func(module_op, ir.FlatSymbolRefAttr(op.attributes["callee"]).value)
             src = func_body(callee)
             env = {a: v for a, v in zip(src.arguments, op.operands)}
             with ir.InsertionPoint(op):
@@ -113,33 +89,12 @@ def inline_calls(module_op: ir.Operation, fn: ir.Operation) -> None:
                     if inner.name == "func.return":
                         results = [env.get(v, v) for v in inner.operands]
                         break
-                    new = inner.clone(ir.InsertionPoint.current)
-                    _remap(new, inner, env)
-                    for a, b in zip(inner.results, new.results):
-                        env[a] = b
+                    clone_with_remap(inner, env)
             for old, new in zip(op.results, results):
                 old.replace_all_uses_with(new)
             op.erase()
             changed = True
             break
-
-
-def _remap(new: ir.Operation, old: ir.Operation, env: Dict) -> None:
-    for k, v in enumerate(old.operands):
-        if v in env:
-            new.operands[k] = env[v]
-    # Nested regions capture outer values: remap those uses too.
-    if len(new.regions):
-        def visit(o):
-            o = o.operation
-            for k, v in enumerate(o.operands):
-                if v in env:
-                    o.operands[k] = env[v]
-            return ir.WalkResult.ADVANCE
-        for region in new.regions:
-            for b in region.blocks:
-                for inner in b.operations:
-                    inner.operation.walk(visit)
 
 
 def prepared_copy(module_op: ir.Operation, callee: str, lower_nested,
@@ -155,7 +110,7 @@ def prepared_copy(module_op: ir.Operation, callee: str, lower_nested,
     """
     from ..fuse_pointwise import fuse_block
     try:
-        src = lookup_func(module_op, callee)
+        src = find_func(module_op, callee)
     except KeyError:
         raise PassError("ad", f"callee @{callee} not found in the module") from None
     if not len(src.regions[0].blocks):
@@ -168,28 +123,13 @@ def prepared_copy(module_op: ir.Operation, callee: str, lower_nested,
     lower_nested(copy)
     other = "ad.custom_rrule" if mode == "forward" else "ad.custom_frule"
     while True:
-        found = [op for op in block_ops(func_body(copy)) if op.name == other]
-        for op in found:
-            with ir.InsertionPoint(op), op.location:
-                new = create("func.call", [r.type for r in op.results], list(op.operands),
-                             {"callee": op.attributes["callee"]})
-            for old, nv in zip(op.results, new.results):
-                old.replace_all_uses_with(nv)
-            op.erase()
+        for op in [op for op in block_ops(func_body(copy)) if op.name == other]:
+            replace_by_call(op, op.attributes["callee"])
         inline_calls(module_op, copy)
         if not any(op.name == other for op in block_ops(func_body(copy))):
             break
     fuse_block(func_body(copy))
     return copy
-
-
-def clone_into(op: ir.Operation, env: Dict[ir.Value, ir.Value]) -> ir.Operation:
-    """Clone ``op`` at the current insertion point with operands remapped."""
-    new = op.clone(ir.InsertionPoint.current)
-    _remap(new, op, env)
-    for a, b in zip(op.results, new.results):
-        env[a] = b
-    return new
 
 
 def reduce_to(value: ir.Value, m: ir.AffineMap, shape) -> ir.Value:
@@ -208,7 +148,7 @@ def reduce_to(value: ir.Value, m: ir.AffineMap, shape) -> ir.Value:
         return make_generic([value], [init], [projection_map(rank, inv),
                                               projection_map(rank, range(rank))],
                             [PARALLEL] * rank, lambda a: [a[0]]).result
-    init = zeros(shape, elt)
+    init = splat_zeros(shape, elt)
     iters = [PARALLEL if d in dims else REDUCTION for d in range(rank)]
     return make_generic(
         [value], [init], [projection_map(rank, range(rank)), m], iters,
@@ -244,7 +184,7 @@ def reduction_kind(op: ir.Operation) -> Optional[str]:
     """"sum" or "max" for a generic reducing with addf/maximumf into its init."""
     if op.name != "linalg.generic" or len(op.results) != 1:
         return None
-    from .ir_utils import body_block, generic_num_inputs
+    from ...dialect.ir_utils import body_block, generic_num_inputs
     if generic_num_inputs(op) != 1:
         return None
     b = body_block(op)
@@ -260,11 +200,10 @@ def reduction_kind(op: ir.Operation) -> Optional[str]:
 def tie_count(x: ir.Value, y: ir.Value, maps, iters) -> ir.Value:
     """How many elements of ``x`` equal the max ``y`` they reduce to (per
     output element): max's derivative splits the cotangent among ties."""
-    from .scalar_rules import OEQ, _cmp, _select, const
     elt = element_type(y)
 
     def body(a):
-        hit = _select(_cmp(OEQ, a[0], a[1]), const(elt, 1.0), const(elt, 0.0))
+        hit = select(cmpf(OEQ, a[0], a[1]), float_const(elt, 1.0), float_const(elt, 0.0))
         return [create("arith.addf", [elt], [hit, a[2]]).result]
     return make_generic([x, y], [zeros_like(y)], [maps[0], maps[1], maps[1]], iters,
                         body).result

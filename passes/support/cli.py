@@ -43,34 +43,27 @@ def _loc_prefix(loc: str, fallback_file: str) -> str:
     return ""
 
 
+def _report(e: ir.MLIRError, filename: str) -> None:
+    """Print an upstream error's diagnostics (or, without any, the error)."""
+    for d in e.error_diagnostics:
+        print("\n".join(_format_diag(d, filename)), file=sys.stderr)
+    if not e.error_diagnostics:
+        print(f"{filename}: error: {e}", file=sys.stderr)
+
+
 def _process(text: str, filename: str, pipeline, out) -> bool:
     ctx = make_context()
     with ctx, ir.Location.unknown():
         try:
             module = ir.Module.parse(text)
-        except ir.MLIRError as e:
-            for d in e.error_diagnostics:
-                print("\n".join(_format_diag(d, filename)), file=sys.stderr)
-            if not e.error_diagnostics:
-                print(f"{filename}: error: {e}", file=sys.stderr)
-            return False
-        try:
             verify_module(module)
+            if pipeline:
+                run_pipeline(module, pipeline)
         except VerificationError as e:
             print(f"{_loc_prefix(str(e.location), filename)}error: {e.message}", file=sys.stderr)
             return False
         except ir.MLIRError as e:
-            for d in e.error_diagnostics:
-                print("\n".join(_format_diag(d, filename)), file=sys.stderr)
-            return False
-        try:
-            if pipeline:
-                run_pipeline(module, pipeline)
-        except ir.MLIRError as e:
-            for d in e.error_diagnostics:
-                print("\n".join(_format_diag(d, filename)), file=sys.stderr)
-            if not e.error_diagnostics:
-                print(f"{filename}: error: {e}", file=sys.stderr)
+            _report(e, filename)
             return False
         except PassError as e:
             prefix = _loc_prefix(str(e.location), filename) if e.location else f"{filename}: "

@@ -1,11 +1,15 @@
-"""Small helpers over the MLIR Python bindings used by several passes.
+"""IR helpers over the MLIR Python bindings, shared by every layer above.
 
-They hide the bindings' rough edges (generic-op construction, attribute
-plumbing) behind functions with stated contracts, so the passes read as
-rewrites rather than as API calls.
+The frontend builds IR with them, the passes rewrite it with them, the
+runtime reads it with them; each helper is written once, here. They hide
+the bindings' rough edges (generic-op construction, attribute plumbing,
+symbol lookup, the ``arith.cmpf`` predicate numbers) behind functions with
+stated contracts, so callers read as rewrites rather than as API calls.
 """
 
-from typing import Callable, Dict, List, Optional, Sequence
+import heapq
+import re
+from typing import Callable, Dict, List, Optional, Sequence, Union
 
 from mlir import ir
 
@@ -27,10 +31,6 @@ def element_type(value_or_type) -> ir.Type:
     if isinstance(t, ir.RankedTensorType):
         return ir.RankedTensorType(t).element_type
     return t
-
-
-def is_ranked_tensor(value: ir.Value) -> bool:
-    return isinstance(value.type, ir.RankedTensorType)
 
 
 def attrs_of(op: ir.Operation) -> Dict[str, ir.Attribute]:
@@ -127,9 +127,15 @@ def defining_op(value: ir.Value) -> Optional[ir.Operation]:
     return owner.operation if hasattr(owner, "operation") else owner
 
 
-def funcs_of(module_op: ir.Operation) -> List[ir.Operation]:
+# -- symbols ---------------------------------------------------------------------
+
+def _module_op(module: Union[ir.Module, ir.Operation]) -> ir.Operation:
+    return module.operation
+
+
+def funcs_of(module_op: Union[ir.Module, ir.Operation]) -> List[ir.Operation]:
     """The ``func.func`` ops directly inside a module."""
-    region = module_op.regions[0]
+    region = _module_op(module_op).regions[0]
     return [op.operation for op in region.blocks[0].operations
             if op.operation.name == "func.func"]
 
@@ -142,8 +148,162 @@ def func_body(fn: ir.Operation) -> ir.Block:
     return fn.regions[0].blocks[0]
 
 
+def func_type(fn: ir.Operation) -> ir.FunctionType:
+    return ir.FunctionType(ir.TypeAttr(fn.attributes["function_type"]).value)
+
+
+def find_symbol(module: Union[ir.Module, ir.Operation], name: str,
+                op_name: str = "func.func") -> Optional[ir.Operation]:
+    """The ``op_name`` op with ``sym_name`` ``name`` directly inside
+    ``module`` (a module or ``gpu.module`` op, or an ``ir.Module``), or None."""
+    for op in _module_op(module).regions[0].blocks[0].operations:
+        op = op.operation
+        if (op.name == op_name and "sym_name" in op.attributes
+                and ir.StringAttr(op.attributes["sym_name"]).value == name):
+            return op
+    return None
+
+
+def find_func(module: Union[ir.Module, ir.Operation], name: str) -> ir.Operation:
+    """The ``func.func @name`` of ``module``; ``KeyError`` when there is none."""
+    fn = find_symbol(module, name)
+    if fn is None:
+        raise KeyError(f"no func.func @{name} in the module")
+    return fn
+
+
 def block_ops(block: ir.Block) -> List[ir.Operation]:
     return [op.operation for op in block.operations]
+
+
+# -- constants and comparisons ------------------------------------------------------
+
+def float_const(t: ir.Type, v: float) -> ir.Value:
+    """A scalar float ``arith.constant`` of type ``t``."""
+    return create("arith.constant", [t], [], {"value": ir.FloatAttr.get(t, v)}).result
+
+
+def splat_zeros(shape: Sequence[int], elt: ir.Type) -> ir.Value:
+    """A splat 0.0 tensor constant: the passes' symbolic zero."""
+    t = tensor_type(shape, elt)
+    attr = ir.DenseElementsAttr.get_splat(t, ir.FloatAttr.get(elt, 0.0))
+    return create("arith.constant", [t], [], {"value": attr}).result
+
+
+def is_splat_zero(v: Union[ir.Value, ir.Operation, None]) -> bool:
+    """True for a splat 0.0 tensor ``arith.constant`` (or its result): a
+    symbolic zero to the passes, a zero start to a reduction."""
+    op = defining_op(v) if isinstance(v, ir.Value) else v
+    if op is None or op.name != "arith.constant" or len(op.results) != 1:
+        return False
+    if not isinstance(op.results[0].type, ir.RankedTensorType):
+        return False
+    attr = op.attributes["value"]
+    if not isinstance(attr, ir.DenseElementsAttr) or not attr.is_splat:
+        return False
+    s = attr.get_splat_value()
+    return isinstance(s, ir.FloatAttr) and ir.FloatAttr(s).value == 0.0
+
+
+# ``arith.cmpf`` predicates by name (the enum of the arith dialect); numpy's
+# comparisons are ordered (false on NaN) except ``!=``, which is ``une``.
+CMPF_PREDICATES = {"false": 0, "oeq": 1, "ogt": 2, "oge": 3, "olt": 4, "ole": 5,
+                   "one": 6, "ord": 7, "ueq": 8, "ugt": 9, "uge": 10, "ult": 11,
+                   "ule": 12, "une": 13, "uno": 14, "true": 15}
+OEQ, OGT, OGE, OLT, OLE = "oeq", "ogt", "oge", "olt", "ole"
+
+
+def cmpf_attrs(pred: str) -> Dict[str, ir.Attribute]:
+    """The attributes of an ``arith.cmpf`` with predicate ``pred`` (a name of
+    :data:`CMPF_PREDICATES`)."""
+    return {"predicate": ir.IntegerAttr.get(ir.IntegerType.get_signless(64),
+                                            CMPF_PREDICATES[pred])}
+
+
+def cmpf(pred: str, a: ir.Value, b: ir.Value, result_type: Optional[ir.Type] = None) -> ir.Value:
+    """``arith.cmpf pred, a, b``; the result is ``i1`` unless ``result_type``
+    (e.g. a tensor or vector of ``i1``) is given."""
+    t = result_type if result_type is not None else ir.IntegerType.get_signless(1)
+    return create("arith.cmpf", [t], [a, b], cmpf_attrs(pred)).result
+
+
+def select(cond: ir.Value, a: ir.Value, b: ir.Value) -> ir.Value:
+    """``arith.select cond, a, b``."""
+    return create("arith.select", [a.type], [cond, a, b]).result
+
+
+# -- cloning -----------------------------------------------------------------------
+
+def clone_with_remap(op: ir.Operation, env: Dict[ir.Value, ir.Value]) -> ir.Operation:
+    """Clone ``op`` at the current insertion point, its operands — and the
+    outer values its nested regions capture — replaced through ``env``;
+    ``env`` then maps ``op``'s results to the clone's. Returns the clone."""
+    new = op.clone(ir.InsertionPoint.current)
+    for k, v in enumerate(op.operands):
+        if v in env:
+            new.operands[k] = env[v]
+    if len(new.regions):
+        def visit(o):
+            o = o.operation
+            for k, v in enumerate(o.operands):
+                if v in env:
+                    o.operands[k] = env[v]
+            return ir.WalkResult.ADVANCE
+        for region in new.regions:
+            for b in region.blocks:
+                for inner in b.operations:
+                    inner.operation.walk(visit)
+    for a, b in zip(op.results, new.results):
+        env[a] = b
+    return new
+
+
+def replace_by_call(op: ir.Operation, callee: ir.Attribute) -> ir.Operation:
+    """Replace ``op`` by ``func.call`` of ``callee`` (a symbol reference) on
+    the same operands and with the same result types; returns the call."""
+    with ir.InsertionPoint(op), op.location:
+        call = create("func.call", [r.type for r in op.results], list(op.operands),
+                      {"callee": callee})
+    for old, new in zip(op.results, call.results):
+        old.replace_all_uses_with(new)
+    op.erase()
+    return call
+
+
+# -- static slices -------------------------------------------------------------------
+
+def _i64s(vals: Sequence[int]) -> ir.Attribute:
+    return ir.DenseI64ArrayAttr.get([int(v) for v in vals])
+
+
+def dense_i64(op: ir.Operation, name: str) -> List[int]:
+    """An op's ``DenseI64ArrayAttr`` attribute as a list (a slice's
+    ``static_sizes``, an expand's ``static_output_shape``...)."""
+    return list(ir.DenseI64ArrayAttr(op.attributes[name]))
+
+
+def extract_slice(src: ir.Value, result_type: ir.Type, offsets: Sequence[int],
+                  sizes: Sequence[int], strides: Sequence[int]) -> ir.Value:
+    """``tensor.extract_slice`` with static offsets, sizes and strides."""
+    return create("tensor.extract_slice", [result_type], [src], {
+        "static_offsets": _i64s(offsets), "static_sizes": _i64s(sizes),
+        "static_strides": _i64s(strides),
+        "operandSegmentSizes": ir.DenseI32ArrayAttr.get([1, 0, 0, 0])}).result
+
+
+def insert_slice(src: ir.Value, dest: ir.Value, offsets: Sequence[int],
+                 sizes: Sequence[int], strides: Sequence[int]) -> ir.Value:
+    """``tensor.insert_slice`` of ``src`` into ``dest``, static positions."""
+    return create("tensor.insert_slice", [dest.type], [src, dest], {
+        "static_offsets": _i64s(offsets), "static_sizes": _i64s(sizes),
+        "static_strides": _i64s(strides),
+        "operandSegmentSizes": ir.DenseI32ArrayAttr.get([1, 1, 0, 0, 0])}).result
+
+
+def slice_position(op: ir.Operation):
+    """``(offsets, sizes, strides)`` of a static slice op, for the builders."""
+    return tuple(dense_i64(op, k) for k in ("static_offsets", "static_sizes",
+                                               "static_strides"))
 
 
 def values_used(op: ir.Operation) -> List[ir.Value]:
@@ -205,7 +365,6 @@ def topo_sort_block(block: ir.Block) -> None:
     Stable: among ops whose inputs are ready, the earlier one in the current
     order goes first. The terminator stays last.
     """
-    import heapq
     ops = block_ops(block)
     term = ops[-1]
     body = ops[:-1]
@@ -235,7 +394,6 @@ def topo_sort_block(block: ir.Block) -> None:
 def loc_where(loc: ir.Location) -> str:
     """``file.py:LINE`` of the first file location in ``loc`` (fused or not),
     or ``<unknown>``."""
-    import re
     m = re.search(r'"([^"]+)":(\d+)', str(loc))
     if not m:
         return "<unknown>"
