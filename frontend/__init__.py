@@ -3,11 +3,17 @@
 ``jit`` traces a function into MLIR; ``grad``/``vjp``/``jvp`` insert ``ad``
 ops that compiler passes differentiate (forward mode for pointwise regions,
 reverse mode for the rest); LLVM generates the code.
+
+Everything but the error classes is imported on first use (PEP 562
+``__getattr__``): ``import ferrule`` alone loads no MLIR and no LLVM, so the
+CUDA launcher (``from ferrule.runtime import cuda``) runs on a machine that
+has only numpy and the NVIDIA driver, and ``ferrule.runtime.cuda.load(...)``
+works after a plain ``import ferrule``.
 """
 
-from . import errors, nn, numpy
-from .api import CudaCompiled, Jitted, Lowered, ShapeDtype, compile, jit
-from .transforms import grad, jvp, value_and_grad, vjp
+import importlib
+
+from . import errors
 from .errors import (CompileError, ConcretizationError, DTypeError, FerruleError,
                      ShapeError, TracerBoolConversionError, TracingError,
                      UnsupportedOperationError)
@@ -18,3 +24,26 @@ __all__ = ["jit", "compile", "ShapeDtype", "CudaCompiled", "grad", "value_and_gr
            "FerruleError", "TracingError", "UnsupportedOperationError",
            "ConcretizationError", "TracerBoolConversionError", "ShapeError",
            "DTypeError", "CompileError"]
+
+_FROM_API = {"jit", "compile", "ShapeDtype", "CudaCompiled", "Jitted", "Lowered"}
+_FROM_TRANSFORMS = {"grad", "value_and_grad", "vjp", "jvp"}
+_SUBPACKAGES = {"numpy", "nn", "rules", "eager", "runtime"}
+
+
+def __getattr__(name):
+    if name in _FROM_API:
+        from . import api as module
+        value = getattr(module, name)
+    elif name in _FROM_TRANSFORMS:
+        from . import transforms as module
+        value = getattr(module, name)
+    elif name in _SUBPACKAGES:
+        value = importlib.import_module(f".{name}", __name__)
+    else:
+        raise AttributeError(f"module 'ferrule' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | _FROM_API | _FROM_TRANSFORMS | _SUBPACKAGES)

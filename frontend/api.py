@@ -20,8 +20,10 @@ from .dialect import VerificationError, make_context, verify_module
 from .passes import PassError, run_pipeline
 from .runtime import cpu, pipelines, rowsplit
 from .errors import CompileError, DTypeError, TracingError
-from .tracing import (current_trace, flatten, mlir_element_type, trace_into, unflatten,
-                      where_str)
+from . import numpy as _ops  # noqa: F401  (installs the Tracer's operators)
+from .core import trace_into
+from .pytree import flatten, unflatten
+from .tracing import current_trace, mlir_element_type, where_str
 
 
 class StaticArg:

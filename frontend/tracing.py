@@ -1,16 +1,22 @@
-"""Tracing Python functions into MLIR ``func.func`` ops on tensors.
+"""Tracing Python functions into MLIR ``func.func`` ops on tensors: the state.
 
 A :class:`Trace` owns an MLIR module and the function being built; while it
 is active, array operations on :class:`Tracer` values emit ops at its
 insertion point, each at the location of the user's source line. The tracer
 records; it never differentiates (that is the passes' job).
+
+This module holds only the state (traces, tracers, source locations,
+dtypes). It knows no array op: :mod:`ferrule.core` turns Python values into
+traced arrays and functions into ``func.func`` (:func:`~ferrule.core.trace_into`),
+and :mod:`ferrule.numpy`, the op set, installs the Tracer's operators and
+array methods.
 """
 
 import os
 import sys
 import threading
 from contextlib import contextmanager
-from typing import Any, Callable, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 from mlir import ir
@@ -146,7 +152,8 @@ class Tracer:
 
     Supports numpy operators (``+ - * / ** @``, comparisons, indexing) and the
     methods ``reshape``, ``transpose``/``T``, ``sum``, ``mean``, ``max``,
-    ``astype``. Converting it to a concrete value raises
+    ``astype``: :mod:`ferrule.numpy` installs them (they are its functions).
+    Converting it to a concrete value raises
     :class:`~ferrule.errors.ConcretizationError`.
     """
 
@@ -164,7 +171,7 @@ class Tracer:
 
     ndim = property(lambda self: len(self.shape))
     size = property(lambda self: int(np.prod(self.shape, dtype=np.int64)))
-    T = property(lambda self: _np().transpose(self))
+    __hash__ = object.__hash__   # kept although ferrule.numpy installs __eq__
 
     def __repr__(self):
         return f"Tracer({self.dtype}{list(self.shape)})"
@@ -200,116 +207,25 @@ class Tracer:
         return self.shape[0]
 
     def __iter__(self):
-        return (self[i] for i in range(len(self)))
-
-    # -- operators ---------------------------------------------------------
-    def __add__(self, o): return _np().add(self, o)
-    def __radd__(self, o): return _np().add(o, self)
-    def __sub__(self, o): return _np().subtract(self, o)
-    def __rsub__(self, o): return _np().subtract(o, self)
-    def __mul__(self, o): return _np().multiply(self, o)
-    def __rmul__(self, o): return _np().multiply(o, self)
-    def __truediv__(self, o): return _np().divide(self, o)
-    def __rtruediv__(self, o): return _np().divide(o, self)
-    def __pow__(self, o): return _np().power(self, o)
-    def __rpow__(self, o): return _np().power(o, self)
-    def __neg__(self): return _np().negative(self)
-    def __pos__(self): return self
-    def __abs__(self): return _np().abs(self)
-    def __matmul__(self, o): return _np().matmul(self, o)
-    def __rmatmul__(self, o): return _np().matmul(o, self)
-    def __lt__(self, o): return _np().less(self, o)
-    def __le__(self, o): return _np().less_equal(self, o)
-    def __gt__(self, o): return _np().greater(self, o)
-    def __ge__(self, o): return _np().greater_equal(self, o)
-    def __eq__(self, o): return _np().equal(self, o)
-    def __ne__(self, o): return _np().not_equal(self, o)
-    __hash__ = object.__hash__
-
-    def __getitem__(self, idx): return _np().getitem(self, idx)
-
-    def reshape(self, *shape):
-        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-            shape = tuple(shape[0])
-        return _np().reshape(self, shape)
-
-    def transpose(self, *axes):
-        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
-            axes = tuple(axes[0])
-        return _np().transpose(self, axes or None)
-
-    def sum(self, axis=None, keepdims=False): return _np().sum(self, axis, keepdims=keepdims)
-    def mean(self, axis=None, keepdims=False): return _np().mean(self, axis, keepdims=keepdims)
-    def max(self, axis=None, keepdims=False): return _np().max(self, axis, keepdims=keepdims)
-    def astype(self, dtype): return _np().astype(self, dtype)
-
-    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
-        # np.exp(tracer) etc.: route plain-numpy ufuncs to ferrule.numpy.
-        fn = getattr(_np(), ufunc.__name__, None)
-        if method != "__call__" or fn is None or kwargs:
-            return NotImplemented
-        return fn(*inputs)
+        return (self[i] for i in range(len(self)))  # ferrule.numpy's getitem
 
 
-def _np():
-    from . import numpy as fnp
-    return fnp
-
-
-# -- pytrees: nested tuples/lists of leaves --------------------------------
-
-def flatten(tree) -> Tuple[List[Any], Any]:
-    """Flatten nested tuples/lists into (leaves, structure)."""
-    if isinstance(tree, (tuple, list)):
-        leaves, structs = [], []
-        for t in tree:
-            l, s = flatten(t)
-            leaves += l
-            structs.append((len(l), s))
-        return leaves, (type(tree), structs)
-    return [tree], None
-
-
-def unflatten(struct, leaves: Sequence[Any]):
-    if struct is None:
-        return leaves[0]
-    kind, structs = struct
-    out, k = [], 0
-    for n, s in structs:
-        out.append(unflatten(s, leaves[k:k + n]))
-        k += n
-    return kind(out)
-
-
-class TraceResult(tuple):
-    """``(func_name, out_struct, out_types)``; ``.captures`` lists the arrays
-    of enclosing traces the function closed over, which follow the declared
-    arguments in its signature (the caller passes them)."""
-    captures: List["Tracer"] = []
-
-
-def trace_into(module: ir.Module, fn: Callable, arg_tree, name: str,
-               private: bool = False) -> TraceResult:
-    """Trace ``fn`` called on ``arg_tree`` into a new func in ``module``.
-
-    ``arg_tree`` leaves are ``ir.Type`` (becoming func arguments) or Python
-    values passed through unchanged (static). Returns a :class:`TraceResult`.
-    """
-    leaves, struct = flatten(arg_tree)
-    arg_types = [l for l in leaves if isinstance(l, ir.Type)]
-    name = fresh_name(module, name)
-    tr = Trace(module, name, arg_types, private=private)
-    with active(tr):
-        it = iter(tr.block.arguments)
-        call_leaves = [Tracer(next(it), tr) if isinstance(l, ir.Type) else l
-                       for l in leaves]
-        args = unflatten(struct, call_leaves)
-        with ir.InsertionPoint(tr.block):
-            out = fn(*args)
-        out_leaves, out_struct = flatten(out)
-        with tr.ip, user_location():
-            results = [_np().asarray_traced(o, tr).value for o in out_leaves]
-        tr.finish(results, ir.Location.unknown())
-    res = TraceResult((name, out_struct, [r.type for r in results]))
-    res.captures = list(tr.captures)
-    return res
+def check_trace(*xs) -> Optional[Trace]:
+    """The current trace; a TracingError if a Tracer among ``xs`` belongs to
+    another one (one that escaped, or an enclosing one not captured)."""
+    tr = current_trace()
+    for x in xs:
+        if isinstance(x, Tracer) and x.trace is not tr:
+            if tr is not None and tr.encloses(x.trace):
+                continue  # a closure over an enclosing trace: captured on use
+            if tr is None:
+                raise TracingError(
+                    f"{where_str()}: a traced array {x.dtype}{list(x.shape)} is used "
+                    f"outside the function that traced it (it escaped through a "
+                    f"global, an attribute or a closure); return it instead")
+            raise TracingError(
+                f"{where_str()}: a traced array {x.dtype}{list(x.shape)} from another "
+                f"trace is used here: an enclosing function's array captured by a "
+                f"closure (pass it to the differentiated function as an argument "
+                f"instead), or one that escaped an earlier trace through a global")
+    return tr

@@ -13,19 +13,19 @@ from typing import Sequence, Tuple, Union
 import numpy as np
 from mlir import ir
 
-from . import numpy as fnp
 from .api import jit
+from .core import asarray_traced, astype, constant, trace_into, zeros_value
 from .dialect import builders
 from .errors import ShapeError, TracingError
-from .tracing import (Tracer, current_trace, flatten, numpy_dtype, trace_into, unflatten,
-                      user_location, where_str)
+from .pytree import flatten, unflatten
+from .tracing import Tracer, current_trace, numpy_dtype, user_location, where_str
 
 
 def _traced_leaves(tree, what):
     leaves, struct = flatten(tree)
     out = []
     for l in leaves:
-        t = fnp.asarray_traced(l)
+        t = asarray_traced(l)
         if t.dtype == np.bool_:
             raise TracingError(f"{where_str()}: {what}: cannot differentiate with respect "
                                f"to a bool array")
@@ -87,11 +87,11 @@ def vjp(f, *primals, has_aux=False):
                                  f"for {len(out_types)} outputs")
             vals = []
             for c, t in zip(ct_leaves, out_types):
-                ct = fnp.asarray_traced(c)
+                ct = asarray_traced(c)
                 if tuple(ct.shape) != tuple(ir.RankedTensorType(t).shape):
                     raise ShapeError(f"{where_str()}: cotangent of shape {ct.shape} for an "
                                      f"output of type {t}")
-                vals.append(fnp.astype(ct, numpy_dtype(ir.RankedTensorType(t).element_type)).value)
+                vals.append(astype(ct, numpy_dtype(ir.RankedTensorType(t).element_type)).value)
             return vals
         _, _, in_cts, p_struct = _emit_vjp(f, tuple(primals), cot, "vjp")
         return tuple(unflatten(p_struct, in_cts))
@@ -118,9 +118,9 @@ def value_and_grad(f, argnums: Union[int, Sequence[int]] = 0, has_aux=False):
                 raise ShapeError(
                     f"ferrule.grad: output must be a scalar; got shape {tuple(t0.shape)} "
                     f"from {_name(f)}() at {where_str()}. Use vjp for non-scalar outputs.")
-            vals = [fnp.constant(1.0, (), numpy_dtype(t0.element_type)).value]
+            vals = [constant(1.0, (), numpy_dtype(t0.element_type)).value]
             # aux outputs: symbolic zero cotangents
-            vals += [fnp.zeros_value(t) for t in out_types[1:]]
+            vals += [zeros_value(t) for t in out_types[1:]]
             return vals
 
         def g(*a):
@@ -171,7 +171,7 @@ def jvp(f, primals: Tuple, tangents: Tuple):
                          f"{len(p_leaves)} primals")
     tv = []
     for p, t in zip(p_leaves, t_leaves):
-        t = fnp.astype(fnp.asarray_traced(t), p.dtype)
+        t = astype(asarray_traced(t), p.dtype)
         if t.shape != p.shape:
             raise ShapeError(f"{where_str()}: tangent shape {t.shape} does not match "
                              f"primal shape {p.shape}")
@@ -179,7 +179,7 @@ def jvp(f, primals: Tuple, tangents: Tuple):
     fname, out_struct, out_types, captured = _trace_callee(
         f, unflatten(p_struct, p_leaves), _name(f))
     with ir.InsertionPoint(tr.block), user_location():
-        zeros = [fnp.zeros_value(v.type) for v in captured]
+        zeros = [zeros_value(v.type) for v in captured]
         op = builders.jvp(fname, [l.value for l in p_leaves] + captured, tv + zeros,
                           out_types + out_types)
     res = [Tracer(r, tr) for r in op.results]

@@ -43,7 +43,7 @@ from ..rules import registry
 from ..rules.config import HasReverseMode, NoForwardsMode, RuleConfig
 from ..rules.registry import OptOut, Primitive
 from ..rules.tangents import AbstractZero, NoTangent
-from ..tracing import flatten, unflatten
+from ..pytree import flatten, unflatten
 from .errors import EagerError, RuleError, UnsupportedOpError
 from .tape import Var, backprop, record, values
 from .vjps import FUNCTION_VJPS, UFUNC_VJPS

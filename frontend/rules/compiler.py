@@ -16,13 +16,15 @@ from typing import List
 from mlir import ir
 
 from .. import numpy as fnp
+from ..core import asarray_traced, trace_into, zeros_value
 from ..dialect import builders
 from ..dialect.ir_utils import find_func
 from ..errors import ShapeError, TracingError
-from ..tracing import (Tracer, current_trace, flatten, trace_into, unflatten,
-                       user_location, where_str)
+from ..pytree import flatten, unflatten
+from ..tracing import Tracer, current_trace, user_location, where_str
+from ..transforms import vjp
 from .config import HasForwardsMode, HasReverseMode, RuleConfig
-from .registry import OptOut, Primitive, find_frule, find_rrule
+from .registry import OptOut, Primitive, add_call_hook, find_frule, find_rrule
 from .tangents import AbstractZero, NoTangent
 
 
@@ -33,7 +35,6 @@ class FerruleConfig(RuleConfig, HasReverseMode, HasForwardsMode):
         return frule_via_ad_traced(tangents, f, args)
 
     def rrule_via_ad(self, f, *args):
-        from ..transforms import vjp
         y, pb = vjp(_plain(f), *args)
 
         def pullback(ybar):
@@ -58,14 +59,14 @@ def _as_tracers(args, what) -> List[Tracer]:
         if isinstance(a, (int, float)) and not isinstance(a, bool):
             raise TracingError(f"{where_str()}: {what}: pass arrays, not Python scalars "
                                f"(wrap constants with ferrule.numpy.asarray)")
-        out.append(fnp.asarray_traced(a))
+        out.append(asarray_traced(a))
     return out
 
 
 def _zero_or(t, like: Tracer) -> Tracer:
     if t is None or isinstance(t, AbstractZero):
         return fnp.zeros(like.shape, like.dtype)
-    t = fnp.asarray_traced(t)
+    t = asarray_traced(t)
     if t.shape != like.shape:
         raise ShapeError(f"{where_str()}: tangent of shape {t.shape} for an argument of "
                          f"shape {like.shape}")
@@ -92,7 +93,7 @@ def frule_via_ad_traced(tangents, f, args):
     primals = [x.value for x in xs] + captured
     tvals = [t for d in range(K) for t in
              tvals[d * len(xs):(d + 1) * len(xs)]
-             + [fnp.zeros_value(v.type) for v in captured]]
+             + [zeros_value(v.type) for v in captured]]
     with ir.InsertionPoint(tr.block), user_location():
         op = builders.frule_via_ad(fname, primals, tvals, out_types * (K + 1), num_directions=K)
     res = [Tracer(r, tr) for r in op.results]
@@ -177,7 +178,7 @@ def _trace_frule(module, prim, rule, arg_types, out_types):
             raise TracingError(
                 f"frule {rule_name} for {prim.__name__} returned {len(y_leaves)} outputs and "
                 f"{len(yd_leaves)} tangents; {prim.__name__} has {len(out_types)} outputs")
-        out = [fnp.asarray_traced(v) for v in y_leaves]
+        out = [asarray_traced(v) for v in y_leaves]
         for k, (t, y) in enumerate(zip(yd_leaves, out)):
             t = _zero_or(t, y)
             out.append(t)
@@ -228,7 +229,7 @@ def _trace_pullback(module, prim, rule, arg_types, out_struct, out_types):
             if c is None or isinstance(c, AbstractZero):
                 out.append(fnp.zeros(x.shape, x.dtype))
                 continue
-            c = fnp.asarray_traced(c)
+            c = asarray_traced(c)
             if c.shape != x.shape:
                 raise ShapeError(
                     f"the pullback of rule {rule_name} for {prim.__name__} returned a "
@@ -248,3 +249,13 @@ def _trace_pullback(module, prim, rule, arg_types, out_struct, out_types):
 
 def _erase_func(module, name):
     find_func(module, name).erase()
+
+
+def _traced_call(prim: Primitive, args):
+    """The compiler's call hook: a primitive called inside a trace."""
+    if current_trace() is None:
+        return NotImplemented
+    return call_primitive(prim, args)
+
+
+add_call_hook(_traced_call)

@@ -34,6 +34,11 @@ to about 1e-9), ``rtol=2e-3, atol=1e-4`` for float32 (the rule runs in
 float32). A failure raises ``AssertionError`` naming the rule, the argument,
 the largest absolute and relative errors, and a sample of expected and
 computed values. Both functions return a :class:`RuleCheck`.
+
+Where the kit sits: above both ADs it checks rules with. The rest of
+``ferrule.rules`` (configs, the registry, tangents) is the API both ADs
+implement and imports neither; this module imports ferrule's compiler
+(``jit``, ``jvp``) and ``ferrule.eager``, as a client of both.
 """
 
 import inspect
@@ -42,7 +47,10 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
-from ..tracing import flatten, unflatten
+from ..api import jit
+from ..eager import CONFIG as EAGER_CONFIG
+from ..pytree import flatten, unflatten
+from ..transforms import jvp
 from .config import HasForwardsMode, HasReverseMode, RuleConfig
 from .registry import OptOut, Primitive, find_frule, find_rrule
 from .tangents import AbstractZero, NoTangent
@@ -55,7 +63,6 @@ class TestingConfig(RuleConfig, HasReverseMode, HasForwardsMode):
     __test__ = False  # not a pytest test class
 
     def frule_via_ad(self, tangents, f, *args):
-        from .. import jit, jvp
         fn = f.fn if isinstance(f, Primitive) else f
         chunked = isinstance(tangents, list)
         dirs = tangents if chunked else [tangents]
@@ -72,8 +79,7 @@ class TestingConfig(RuleConfig, HasReverseMode, HasForwardsMode):
         return res[0][0], (ydots if chunked else ydots[0])
 
     def rrule_via_ad(self, f, *args):
-        from ..eager import CONFIG
-        return CONFIG.rrule_via_ad(f, *args)
+        return EAGER_CONFIG.rrule_via_ad(f, *args)
 
 
 @dataclass
