@@ -6,7 +6,8 @@ Guarantees: each such op is replaced by a call of a new private function
 ``@<callee>_jvp<K>`` that returns the callee's outputs and K tangents per
 output. In it every pointwise region becomes ONE region that computes primal
 and tangents together (dual numbers, all K directions in the same sweep);
-matmul, reductions and tensor ops get forward rules; zero tangents (splat
+matmul, reductions and tensor ops get the forward rules of the op rule
+table (support/op_rules.py, shared with reverse mode); zero tangents (splat
 zero constants) are pruned symbolically. ``ad.frule_via_ad`` ops on the same
 callee and the same primals are first merged into one multi-direction op:
 the primal work is shared, which is the "fused tangent code" of the rules API.
@@ -17,12 +18,12 @@ from typing import Dict, List, Optional
 
 from mlir import ir
 
-from ..dialect.ir_utils import (OEQ, PARALLEL, block_ops, body_block, clone_with_remap,
-                                cmpf, create, element_type, empty, find_func, float_const,
-                                func_body, generic_iterators, generic_maps,
-                                generic_num_inputs, identity_map, is_splat_zero, make_generic,
-                                select, shape_of)
+from ..dialect.ir_utils import (PARALLEL, block_ops, body_block, clone_with_remap, element_type,
+                                empty, find_func, func_body, generic_maps, generic_num_inputs,
+                                identity_map, is_splat_zero, make_generic, shape_of)
+from .fuse_pointwise import fuse_block
 from .support import ad_common as ad
+from .support import op_rules
 from .support import pointwise as pw
 from .support.registry import PassError, register
 from .support.scalar_ad import NoRuleError, active_values, forward_body
@@ -42,6 +43,9 @@ def lower_in(module_op: ir.Operation, scope: ir.Operation) -> None:
                           else None, ir.WalkResult.ADVANCE)[1])
     for group in _merge_groups(ops):
         _lower_group(module_op, group)
+
+
+ad.register_lowering("forward", lower_in)   # for ad ops nested in a callee
 
 
 def _merge_groups(ops: List[ir.Operation]) -> List[List[ir.Operation]]:
@@ -94,11 +98,9 @@ def _lower_group(module_op, group: List[ir.Operation]) -> None:
 
 def jvp_function(module_op, callee: str, K: int, mask, loc) -> ir.Operation:
     """Build ``@<callee>_jvp<K>(primals, nonzero tangents) -> (outs, K*tangents)``."""
-    from . import reverse
     # A custom rrule has nothing to offer forward mode: differentiate its primal.
-    copy = ad.prepared_copy(module_op, callee,
-                            lambda f: (lower_in(module_op, f), reverse.lower_in(module_op, f)),
-                            mode="forward")
+    copy = ad.prepared_copy(module_op, callee, mode="forward")
+    fuse_block(func_body(copy))
     src = func_body(copy)
     args = list(src.arguments)
     arg_types = [a.type for a in args]
@@ -141,51 +143,29 @@ def _forward_op(op: ir.Operation, env, tan, K: int) -> None:
     if all(all(t is None for t in _tangents(tan, v, K)) for v in ins) and op.name != "linalg.generic":
         clone_with_remap(op, env)
         return
-    name = op.name
-    if name == "ad.custom_frule":
+    if op.name == "ad.custom_frule":
         _forward_custom_frule(op, env, tan, K)
-    elif name in ("tensor.empty", "arith.constant"):
-        clone_with_remap(op, env)
     elif pw.is_pointwise_generic(op):
         _forward_pointwise(op, env, tan, K)
-    elif name == "linalg.generic":
-        _forward_reduction(op, env, tan, K)
-    elif name in ("tensor.extract_slice", "tensor.collapse_shape", "tensor.expand_shape"):
-        clone_with_remap(op, env)
-        tan[op.results[0]] = [None if t is None else _with_operand(op, env, t)
-                              for t in _tangents(tan, ins[0], K)]
-    elif name == "tensor.insert_slice":
-        clone_with_remap(op, env)
-        ts, td = _tangents(tan, ins[0], K), _tangents(tan, ins[1], K)
-        out = []
-        for a, b in zip(ts, td):
-            if a is None and b is None:
-                out.append(None)
-                continue
-            a = a if a is not None else ad.zeros_like(env[ins[0]])
-            b = b if b is not None else ad.zeros_like(env[ins[1]])
-            new = op.clone(ir.InsertionPoint.current)
-            new.operands[0], new.operands[1] = a, b
-            out.append(new.results[0])
-        tan[op.results[0]] = out
-    elif name in ("linalg.matmul", "linalg.batch_matmul"):
-        clone_with_remap(op, env)
-        a, b, c = ins
-        out = []
-        for d in range(K):
-            ta, tb, tc = (_tangents(tan, v, K)[d] for v in (a, b, c))
-            acc = tc if tc is not None else ad.zeros_like(env[c])
-            if ta is None and tb is None and tc is None:
-                out.append(None)
-                continue
-            if ta is not None:
-                acc = ad.matmul_like(op, ta, env[b], acc)
-            if tb is not None:
-                acc = ad.matmul_like(op, env[a], tb, acc)
-            out.append(acc)
-        tan[op.results[0]] = out
     else:
-        raise PassError("forward", f"no forward-mode rule for '{name}'", op.location)
+        _forward_by_rule(op, env, tan, K)
+
+
+def _forward_by_rule(op: ir.Operation, env, tan, K: int) -> None:
+    """The op's JVP from the op rule table, once per nonzero direction."""
+    rule = op_rules.rule_for(op)
+    if rule is None:
+        raise PassError("forward", op_rules.missing_rule(op, "forward-mode"), op.location)
+    clone_with_remap(op, env)
+    outs = [[None] * K for _ in op.results]
+    for d in range(K):
+        ts = [_tangents(tan, v, K)[d] for v in op.operands]
+        if all(t is None for t in ts):
+            continue
+        for j, t in enumerate(rule.jvp(op, env, ts)):
+            outs[j][d] = t
+    for r, ts in zip(op.results, outs):
+        tan[r] = ts
 
 
 def _forward_custom_frule(op: ir.Operation, env, tan, K: int) -> None:
@@ -213,14 +193,6 @@ def _forward_custom_frule(op: ir.Operation, env, tan, K: int) -> None:
     for j, r in enumerate(op.results):
         env[r] = outs[j]
         tan[r] = tans[j]
-
-
-def _with_operand(op, env, new0):
-    new = op.clone(ir.InsertionPoint.current)
-    new.operands[0] = new0
-    for k in range(1, len(op.operands)):
-        new.operands[k] = env.get(op.operands[k], op.operands[k])
-    return new.results[0]
 
 
 def _forward_pointwise(op: ir.Operation, env, tan, K: int) -> None:
@@ -280,37 +252,3 @@ def _forward_pointwise(op: ir.Operation, env, tan, K: int) -> None:
         tan[r] = [None] * K
     for (j, d), nr in zip(t_outs, list(new.results)[n_out:]):
         tan[op.results[j]][d] = nr
-
-
-def _forward_reduction(op: ir.Operation, env, tan, K: int) -> None:
-    kind = ad.reduction_kind(op)
-    if kind is None:
-        raise PassError("forward", "no forward-mode rule for this linalg.generic "
-                        "(only pointwise regions and sum/max reductions)", op.location)
-    clone_with_remap(op, env)
-    x, init = list(op.operands)
-    maps, iters = generic_maps(op), generic_iterators(op)
-    y = env[op.results[0]]
-    elt = element_type(y)
-    out = []
-    for d in range(K):
-        tx, ti = _tangents(tan, x, K)[d], _tangents(tan, init, K)[d]
-        if tx is None and ti is None:
-            out.append(None)
-            continue
-        acc = ti if ti is not None else ad.zeros_like(y)
-        if tx is not None:
-            if kind == "sum":
-                acc = make_generic([tx], [acc], maps, iters,
-                                   lambda a: [create("arith.addf", [elt], [a[0], a[1]]).result]).result
-            else:  # max: the mean tangent of the maximising elements (ties split)
-                def body(a):
-                    pick = select(cmpf(OEQ, a[0], a[2]), a[1], float_const(elt, 0.0))
-                    return [create("arith.addf", [elt], [pick, a[3]]).result]
-                picked = make_generic([env[x], tx, y], [ad.zeros_like(y)],
-                                      [maps[0], maps[0], maps[1], maps[1]], iters, body).result
-                count = ad.tie_count(env[x], y, maps, iters)
-                picked = create("arith.divf", [y.type], [picked, count]).result
-                acc = picked if ti is None else create("arith.addf", [y.type], [acc, picked]).result
-        out.append(acc)
-    tan[op.results[0]] = out

@@ -11,7 +11,9 @@ fused) followed by the backward sweep in reverse order:
     elementwise, and applies the scalar partials table backwards (the same
     table forward mode uses). Nothing but the inputs is kept between sweeps.
     Broadcast / transposed inputs get their cotangents summed / permuted back;
-  * matmul, sum/max reductions, slices, inserts and reshapes use reverse rules;
+  * matmul, sum/max reductions, slices, inserts and reshapes use the reverse
+    rules of the op rule table (support/op_rules.py, shared with forward
+    mode: a linear op's reverse rule is its transpose);
   * fan-out accumulates; cotangent slices that tile a tensor are inserted
     into one buffer instead of being added;
   * symbolic zeros (splat zero cotangents, inactive values) are pruned: an
@@ -23,13 +25,12 @@ from typing import Dict, List, Optional
 
 from mlir import ir
 
-from ..dialect.ir_utils import (OEQ, PARALLEL, block_ops, clone_with_remap, cmpf, create,
-                                dense_i64, element_type, empty, extract_slice, find_func,
-                                float_const, func_body, generic_iterators, generic_maps,
-                                identity_map, insert_slice, is_identity, is_splat_zero,
-                                loc_where, make_generic, select, shape_of, slice_position,
-                                values_used)
+from ..dialect.ir_utils import (block_ops, clone_with_remap, dense_i64, element_type, empty,
+                                find_func, func_body, insert_slice, is_splat_zero, loc_where,
+                                shape_of, slice_position, values_used)
+from .fuse_pointwise import fuse_block
 from .support import ad_common as ad
+from .support import op_rules
 from .support import pointwise as pw
 from .support import pullback
 from .support.registry import PassError, register
@@ -51,6 +52,9 @@ def lower_in(module_op: ir.Operation, scope: ir.Operation, strategy: str = "auto
                           else None, ir.WalkResult.ADVANCE)[1])
     for op in ops:
         _lower_vjp(module_op, op, strategy)
+
+
+ad.register_lowering("reverse", lower_in)   # for ad ops nested in a callee
 
 
 def _record(module_op, line: str) -> None:
@@ -80,10 +84,17 @@ def _lower_vjp(module_op, op: ir.Operation, strategy: str = "auto") -> None:
 
 
 class _Cotangents:
-    """Cotangent contributions per value; summed (or tiled) on demand."""
+    """Cotangent contributions per value; summed (or tiled) on demand.
 
-    def __init__(self):
+    The op rules' ``cts`` (see support/op_rules.py): ``wants(v)`` is true for
+    the active values, whose cotangents are wanted."""
+
+    def __init__(self, active: set):
         self.parts: Dict[ir.Value, list] = {}
+        self.active = active
+
+    def wants(self, v: ir.Value) -> bool:
+        return v in self.active
 
     def add(self, v: ir.Value, ct: ir.Value) -> None:
         self.parts.setdefault(v, []).append(("full", ct, None))
@@ -159,10 +170,8 @@ def vjp_function(module_op, callee: str, mask: List[bool], loc,
     ``mask[j]``: output j has a nonzero cotangent; ``wanted[i]``: argument i's
     cotangent is needed (the others are returned as zeros, computed by nothing).
     """
-    from . import forward
-    copy = ad.prepared_copy(module_op, callee,
-                            lambda f: (forward.lower_in(module_op, f), lower_in(module_op, f)),
-                            mode="reverse")
+    copy = ad.prepared_copy(module_op, callee, mode="reverse")
+    fuse_block(func_body(copy))
     src = func_body(copy)
     args = list(src.arguments)
     ops = block_ops(src)
@@ -176,7 +185,7 @@ def vjp_function(module_op, callee: str, mask: List[bool], loc,
     env = {a: b for a, b in zip(args, new_args)}
     seeds = {a for k, a in enumerate(args) if wanted is None or wanted[k]}
     active = _activity(body, seeds)
-    cts = _Cotangents()
+    cts = _Cotangents(active)
     with ir.InsertionPoint(nb):
         residuals: Dict[ir.Operation, List[ir.Value]] = {}
         partials: Dict[ir.Operation, dict] = {}
@@ -232,75 +241,14 @@ def _activity(body, seeds) -> set:
 
 
 def _reverse_op(op: ir.Operation, env, cts: _Cotangents, active: set) -> None:
-    name = op.name
-    ins = list(op.operands)
     ybars = [cts.get(r, env[r]) for r in op.results]
     if pw.is_pointwise_generic(op):
         pullback.reverse_recompute(op, env, cts, active, ybars)
-    elif name == "linalg.generic":
-        _reverse_reduction(op, env, cts, active, ybars[0])
-    elif name in ("linalg.matmul", "linalg.batch_matmul"):
-        a, b, c = ins
-        g = ybars[0]
-        if a in active:
-            cts.add(a, ad.matmul_like(op, g, ad.transpose_matrices(env[b]), ad.zeros_like(env[a])))
-        if b in active:
-            cts.add(b, ad.matmul_like(op, ad.transpose_matrices(env[a]), g, ad.zeros_like(env[b])))
-        if c in active:
-            cts.add(c, g)
-    elif name == "tensor.extract_slice":
-        if ins[0] in active:
-            cts.add_slice(ins[0], ybars[0], op)
-    elif name == "tensor.insert_slice":
-        src, dest = ins[0], ins[1]
-        g = ybars[0]
-        if src in active:
-            cts.add(src, extract_slice(g, src.type, *slice_position(op)))
-        if dest in active:
-            cts.add(dest, _insert_like(op, ad.zeros_like(env[src]), g))
-    elif name in ("tensor.collapse_shape", "tensor.expand_shape"):
-        if ins[0] in active:
-            inverse = ("tensor.expand_shape" if name == "tensor.collapse_shape"
-                       else "tensor.collapse_shape")
-            attrs = {"reassociation": op.attributes["reassociation"]}
-            if inverse == "tensor.expand_shape":
-                attrs["static_output_shape"] = ir.DenseI64ArrayAttr.get(list(shape_of(ins[0])))
-            cts.add(ins[0], create(inverse, [ins[0].type], [ybars[0]], attrs).result)
-    elif name in ("tensor.empty", "arith.constant"):
-        pass
-    else:
-        raise PassError("reverse", f"no reverse-mode rule for '{name}'", op.location)
-
-
-def _reverse_reduction(op, env, cts: _Cotangents, active, g) -> None:
-    kind = ad.reduction_kind(op)
-    if kind is None:
-        raise PassError("reverse", "no reverse-mode rule for this linalg.generic "
-                        "(only pointwise regions and sum/max reductions)", op.location)
-    x, init = list(op.operands)
-    maps = generic_maps(op)
-    if not is_identity(maps[0]):
-        raise PassError("reverse", "reduction with a non-identity input map", op.location)
-    xs = shape_of(x)
-    rank = len(xs)
-    elt = element_type(x)
-    if x in active:
-        if kind == "sum":
-            xbar = make_generic([g], [empty(xs, elt)], [maps[1], identity_map(rank)],
-                                [PARALLEL] * rank, lambda a: [a[0]]).result
-        else:  # max: the cotangent goes to the maximising elements, split among ties
-            y = env[op.results[0]]
-            count = ad.tie_count(env[x], y, maps, generic_iterators(op))
-
-            def body(a):
-                share = create("arith.divf", [elt], [a[2], a[3]]).result
-                return [select(cmpf(OEQ, a[0], a[1]), share, float_const(elt, 0.0))]
-            xbar = make_generic([env[x], y, g, count], [empty(xs, elt)],
-                                [identity_map(rank), maps[1], maps[1], maps[1], identity_map(rank)],
-                                [PARALLEL] * rank, body).result
-        cts.add(x, xbar)
-    if init in active:
-        cts.add(init, g)
+        return
+    rule = op_rules.rule_for(op)
+    if rule is None:
+        raise PassError("reverse", op_rules.missing_rule(op, "reverse-mode"), op.location)
+    rule.vjp(op, env, ybars, cts)
 
 
 def _rule_forward(module_op, op: ir.Operation, env) -> List[ir.Value]:

@@ -1,23 +1,43 @@
 """Machinery shared by the forward and reverse passes.
 
 * preparing a callee for differentiation: a private copy with nested ``ad``
-  ops lowered, calls inlined and pointwise code fused;
-* zero tensors, symbolic-zero detection, new functions, calls;
+  ops lowered (through :func:`lower_nested`) and calls inlined;
+* zero tensors, new functions, calls;
 * "unbroadcast": summing a domain-shaped value back to an input's shape.
+
+The per-op derivative rules are in :mod:`.op_rules`, the scalar ones in
+:mod:`.scalar_rules`.
 """
 
-from typing import List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 from mlir import ir
 
-from ...dialect.ir_utils import (PARALLEL, REDUCTION, block_ops, clone_with_remap, cmpf,
-                                 create, element_type, empty, find_func, float_const,
-                                 func_body, func_name, func_type, funcs_of, make_generic,
-                                 map_dims, projection_map, replace_by_call, select, shape_of,
-                                 splat_zeros, OEQ)
+from ...dialect.ir_utils import (PARALLEL, REDUCTION, block_ops, clone_with_remap, create,
+                                 element_type, empty, find_func, func_body, func_name,
+                                 func_type, funcs_of, make_generic, map_dims, projection_map,
+                                 replace_by_call, shape_of, splat_zeros)
 from .registry import PassError
 
 AD_TANGENT_OPS = ("ad.jvp", "ad.frule_via_ad")
+
+# Nested differentiation (grad of jvp, jvp of vjp, ...): a callee may hold ad
+# ops of either mode, lowered in its copy before that is differentiated. The
+# forward and reverse passes register their lowerings here by mode name (as
+# pipelines name passes), so each reaches the other without importing it.
+_LOWERINGS: Dict[str, Callable[[ir.Operation, ir.Operation], None]] = {}
+
+
+def register_lowering(mode: str, lower_in: Callable[[ir.Operation, ir.Operation], None]) -> None:
+    """``lower_in(module_op, scope)`` lowers the ``mode`` ad ops inside ``scope``."""
+    _LOWERINGS[mode] = lower_in
+
+
+def lower_nested(module_op: ir.Operation, fn: ir.Operation) -> None:
+    """Lower every ``ad`` op inside ``fn``: forward-mode ones first, then
+    reverse-mode ones (each innermost first, recursively)."""
+    _LOWERINGS["forward"](module_op, fn)
+    _LOWERINGS["reverse"](module_op, fn)
 
 
 def callee_of(op: ir.Operation) -> str:
@@ -97,18 +117,16 @@ def inline_calls(module_op: ir.Operation, fn: ir.Operation) -> None:
             break
 
 
-def prepared_copy(module_op: ir.Operation, callee: str, lower_nested,
-                  mode: str) -> ir.Operation:
+def prepared_copy(module_op: ir.Operation, callee: str, mode: str) -> ir.Operation:
     """A private copy of ``@callee`` ready to differentiate in ``mode``.
 
-    ``lower_nested(fn)`` lowers ``ad`` ops inside the copy (nested
-    differentiation, innermost first). Custom rules of the other mode become
-    calls of their primal (``mode="forward"`` keeps ``ad.custom_frule``,
-    ``"reverse"`` keeps ``ad.custom_rrule``); calls are then inlined —
-    repeatedly, so a primal's own custom ops surface — and pointwise code
-    fused. The caller erases the copy when done.
+    ``ad`` ops inside the copy are lowered first (:func:`lower_nested`).
+    Custom rules of the other mode become calls of their primal
+    (``mode="forward"`` keeps ``ad.custom_frule``, ``"reverse"`` keeps
+    ``ad.custom_rrule``); calls are then inlined — repeatedly, so a primal's
+    own custom ops surface. The caller fuses the pointwise code (the
+    ``fuse-pointwise`` pass's ``fuse_block``) and erases the copy when done.
     """
-    from ..fuse_pointwise import fuse_block
     try:
         src = find_func(module_op, callee)
     except KeyError:
@@ -120,7 +138,7 @@ def prepared_copy(module_op: ir.Operation, callee: str, lower_nested,
         copy = src.clone(ir.InsertionPoint.current)
     copy.attributes["sym_name"] = ir.StringAttr.get(callee + "__ad_tmp")
     copy.attributes["sym_visibility"] = ir.StringAttr.get("private")
-    lower_nested(copy)
+    lower_nested(module_op, copy)
     other = "ad.custom_rrule" if mode == "forward" else "ad.custom_frule"
     while True:
         for op in [op for op in block_ops(func_body(copy)) if op.name == other]:
@@ -128,7 +146,6 @@ def prepared_copy(module_op: ir.Operation, callee: str, lower_nested,
         inline_calls(module_op, copy)
         if not any(op.name == other for op in block_ops(func_body(copy))):
             break
-    fuse_block(func_body(copy))
     return copy
 
 
@@ -153,57 +170,3 @@ def reduce_to(value: ir.Value, m: ir.AffineMap, shape) -> ir.Value:
     return make_generic(
         [value], [init], [projection_map(rank, range(rank)), m], iters,
         lambda a: [create("arith.addf", [elt], [a[0], a[1]]).result]).result
-
-
-def transpose2d(v: ir.Value) -> ir.Value:
-    s = shape_of(v)
-    init = empty((s[1], s[0]), element_type(v))
-    return make_generic([v], [init], [projection_map(2, [1, 0]), projection_map(2, [0, 1])],
-                        [PARALLEL, PARALLEL], lambda a: [a[0]]).result
-
-
-def transpose_matrices(v: ir.Value) -> ir.Value:
-    """Swap the last two dims of a 2-D or 3-D (batch of matrices) tensor."""
-    s = shape_of(v)
-    if len(s) == 2:
-        return transpose2d(v)
-    init = empty((s[0], s[2], s[1]), element_type(v))
-    return make_generic([v], [init], [projection_map(3, [0, 2, 1]), projection_map(3, [0, 1, 2])],
-                        [PARALLEL] * 3, lambda a: [a[0]]).result
-
-
-def matmul_like(op: ir.Operation, a: ir.Value, b: ir.Value, acc: ir.Value) -> ir.Value:
-    """``op``'s kind of product (``linalg.matmul`` or ``linalg.batch_matmul``)
-    of ``a`` and ``b`` accumulated onto ``acc``."""
-    from mlir.dialects import linalg
-    build = linalg.batch_matmul if op.name == "linalg.batch_matmul" else linalg.matmul
-    return build(a, b, outs=[acc])
-
-
-def reduction_kind(op: ir.Operation) -> Optional[str]:
-    """"sum" or "max" for a generic reducing with addf/maximumf into its init."""
-    if op.name != "linalg.generic" or len(op.results) != 1:
-        return None
-    from ...dialect.ir_utils import body_block, generic_num_inputs
-    if generic_num_inputs(op) != 1:
-        return None
-    b = body_block(op)
-    ops = block_ops(b)
-    if len(ops) != 2 or ops[1].name != "linalg.yield":
-        return None
-    body, args = ops[0], list(b.arguments)
-    if set(body.operands) != {args[0], args[1]} or ops[1].operands[0] != body.results[0]:
-        return None
-    return {"arith.addf": "sum", "arith.maximumf": "max"}.get(body.name)
-
-
-def tie_count(x: ir.Value, y: ir.Value, maps, iters) -> ir.Value:
-    """How many elements of ``x`` equal the max ``y`` they reduce to (per
-    output element): max's derivative splits the cotangent among ties."""
-    elt = element_type(y)
-
-    def body(a):
-        hit = select(cmpf(OEQ, a[0], a[1]), float_const(elt, 1.0), float_const(elt, 0.0))
-        return [create("arith.addf", [elt], [hit, a[2]]).result]
-    return make_generic([x, y], [zeros_like(y)], [maps[0], maps[1], maps[1]], iters,
-                        body).result

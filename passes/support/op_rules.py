@@ -1,0 +1,297 @@
+"""Derivative rules of the non-pointwise ops: one entry per op, read by both
+the ``forward`` and the ``reverse`` pass.
+
+As JAX's primitives: each entry gives an op's forward-mode rule (its JVP)
+and its reverse-mode rule (its VJP). A **linear** op — slices, inserts,
+reshapes, sums — is declared with :func:`linear` and only a *transpose*:
+its JVP is the op itself applied to the tangents, and its VJP is the
+transpose applied to the cotangent, so nothing is written twice. Ops that
+are not linear give both rules: ``matmul`` (bilinear: a product rule
+forward, one transposed product per operand backward) and ``max`` (whose
+derivative goes to the elements equal to the maximum, ties sharing it).
+
+Pointwise regions are not here: the one table of scalar partials
+(:mod:`.scalar_rules`) serves them in both modes. Custom user rules
+(``ad.custom_frule`` / ``ad.custom_rrule``) are handled by the passes.
+
+Contracts, for an op ``op`` of the function being differentiated; ``env``
+maps its operands to their values in the function being built, and the
+rules emit at the current insertion point and location:
+
+* ``jvp(op, env, tangents) -> [tangent per result]`` — ONE tangent
+  direction. ``tangents[i]`` is operand ``i``'s tangent, None for a zero
+  (at least one is not None); a None result is a zero tangent. ``env``
+  already maps ``op``'s results to their primal values.
+* ``vjp(op, env, ybars, cts)`` — ``ybars[j]`` is result ``j``'s cotangent
+  (None for a zero). Adds each operand's cotangent through ``cts``:
+  ``cts.wants(v)`` (does ``v`` need one?), ``cts.add(v, value)``,
+  ``cts.add_slice(v, value, slice_op)`` (``value`` is the part of ``v``'s
+  cotangent at ``slice_op``'s position).
+
+An op without an entry is an error naming it (:func:`missing_rule`), never
+a silent zero. **Adding an op** (scan, gather, …) is one entry in
+:data:`RULES` plus its rules, written next to the others.
+"""
+
+from dataclasses import dataclass
+from typing import Callable, List, Optional, Sequence
+
+from mlir import ir
+from mlir.dialects import linalg
+
+from ...dialect.ir_utils import (OEQ, PARALLEL, block_ops, body_block, cmpf, create,
+                                 element_type, empty, extract_slice, float_const,
+                                 generic_iterators, generic_maps, generic_num_inputs,
+                                 identity_map, insert_slice, is_identity, make_generic,
+                                 projection_map, select, shape_of, slice_position)
+from . import ad_common as ad
+from .registry import PassError
+
+Jvp = Callable[[ir.Operation, dict, List[Optional[ir.Value]]], List[Optional[ir.Value]]]
+Vjp = Callable[[ir.Operation, dict, List[Optional[ir.Value]], object], None]
+
+
+@dataclass(frozen=True)
+class OpRule:
+    """Both modes' rules for one op (see the module docstring)."""
+    jvp: Jvp
+    vjp: Vjp
+
+
+def apply_to_tangents(op: ir.Operation, env, tangents, operands: Sequence[int]):
+    """The JVP of an op linear (jointly) in ``operands``: the op itself on
+    their tangents (zeros where None), its other operands unchanged."""
+    vals = [(t if t is not None else ad.zeros_like(env[v])) if k in operands
+            else env.get(v, v) for k, (v, t) in enumerate(zip(op.operands, tangents))]
+    new = op.clone(ir.InsertionPoint.current)
+    for k, v in enumerate(vals):
+        new.operands[k] = v
+    return list(new.results)
+
+
+def linear(transpose: Vjp, operands: Sequence[int] = (0,), jvp: Optional[Jvp] = None) -> OpRule:
+    """The rule of an op linear (jointly) in ``operands``: its JVP is
+    :func:`apply_to_tangents` (unless a cheaper ``jvp`` is given), its VJP
+    ``transpose``."""
+    return OpRule(jvp or (lambda op, env, ts: apply_to_tangents(op, env, ts, operands)),
+                  transpose)
+
+
+def _no_tangent(op, env, tangents):
+    return [None] * len(op.results)
+
+
+def _no_cotangent(op, env, ybars, cts):
+    pass
+
+
+# -- slices and reshapes (linear) --------------------------------------------------
+
+def _extract_slice_T(op, env, ybars, cts):
+    src = op.operands[0]
+    if cts.wants(src):
+        cts.add_slice(src, ybars[0], op)
+
+
+def _insert_slice_T(op, env, ybars, cts):
+    src, dest = op.operands[0], op.operands[1]
+    g = ybars[0]
+    if cts.wants(src):
+        cts.add(src, extract_slice(g, src.type, *slice_position(op)))
+    if cts.wants(dest):
+        cts.add(dest, insert_slice(ad.zeros_like(env[src]), g, *slice_position(op)))
+
+
+def _reshape_T(op, env, ybars, cts):
+    """The transpose of a reshape is the inverse reshape."""
+    x = op.operands[0]
+    if not cts.wants(x):
+        return
+    inverse = ("tensor.expand_shape" if op.name == "tensor.collapse_shape"
+               else "tensor.collapse_shape")
+    attrs = {"reassociation": op.attributes["reassociation"]}
+    if inverse == "tensor.expand_shape":
+        attrs["static_output_shape"] = ir.DenseI64ArrayAttr.get(list(shape_of(x)))
+    cts.add(x, create(inverse, [x.type], [ybars[0]], attrs).result)
+
+
+# -- reductions: y = init + sum(x) (linear), y = max(init, max(x)) -----------------
+
+def reduction_kind(op: ir.Operation) -> Optional[str]:
+    """"sum" or "max" for a generic reducing with addf/maximumf into its init."""
+    if op.name != "linalg.generic" or len(op.results) != 1 or generic_num_inputs(op) != 1:
+        return None
+    b = body_block(op)
+    ops = block_ops(b)
+    if len(ops) != 2 or ops[1].name != "linalg.yield":
+        return None
+    body, args = ops[0], list(b.arguments)
+    if set(body.operands) != {args[0], args[1]} or ops[1].operands[0] != body.results[0]:
+        return None
+    return {"arith.addf": "sum", "arith.maximumf": "max"}.get(body.name)
+
+
+def _check_input_map(op):
+    if not is_identity(generic_maps(op)[0]):
+        raise PassError("reverse", "reduction with a non-identity input map", op.location)
+
+
+def _sum_jvp(op, env, tangents):
+    tx, ti = tangents
+    if tx is None:            # y = init + sum(x): only the start moves
+        return [ti]
+    return apply_to_tangents(op, env, tangents, (0, 1))
+
+
+def _sum_T(op, env, ybars, cts):
+    """The transpose of a sum broadcasts the cotangent back."""
+    _check_input_map(op)
+    x, init = list(op.operands)
+    g, maps = ybars[0], generic_maps(op)
+    if cts.wants(x):
+        rank = len(shape_of(x))
+        cts.add(x, make_generic([g], [empty(shape_of(x), element_type(x))],
+                                [maps[1], identity_map(rank)], [PARALLEL] * rank,
+                                lambda a: [a[0]]).result)
+    if cts.wants(init):
+        cts.add(init, g)
+
+
+
+def _at_max(xe: ir.Value, ye: ir.Value, value) -> ir.Value:
+    """Inside a region: ``value`` (or ``value()``) where element ``xe`` equals
+    the maximum ``ye``, else 0 — where max's derivative goes."""
+    hit = cmpf(OEQ, xe, ye)
+    v = value() if callable(value) else value
+    return select(hit, v, float_const(v.type, 0.0))
+
+
+def _tie_count(x: ir.Value, y: ir.Value, maps, iters) -> ir.Value:
+    """How many elements of ``x`` equal the max ``y`` they reduce to (per
+    output element): max's derivative splits among ties."""
+    elt = element_type(y)
+
+    def body(a):
+        hit = _at_max(a[0], a[1], lambda: float_const(elt, 1.0))
+        return [create("arith.addf", [elt], [hit, a[2]]).result]
+    return make_generic([x, y], [ad.zeros_like(y)], [maps[0], maps[1], maps[1]], iters,
+                        body).result
+
+
+def _max_jvp(op, env, tangents):
+    """ẏ = mean of ẋ over the maximising elements (ties split), plus the start's."""
+    tx, ti = tangents
+    if tx is None:
+        return [ti]
+    x = op.operands[0]
+    maps, iters = generic_maps(op), generic_iterators(op)
+    y = env[op.results[0]]
+    elt = element_type(y)
+
+    def body(a):
+        return [create("arith.addf", [elt], [_at_max(a[0], a[2], a[1]), a[3]]).result]
+    picked = make_generic([env[x], tx, y], [ad.zeros_like(y)],
+                          [maps[0], maps[0], maps[1], maps[1]], iters, body).result
+    count = _tie_count(env[x], y, maps, iters)
+    picked = create("arith.divf", [y.type], [picked, count]).result
+    return [picked if ti is None else create("arith.addf", [y.type], [ti, picked]).result]
+
+
+def _max_vjp(op, env, ybars, cts):
+    """x̄ = ȳ / (number of ties) at the maximising elements, 0 elsewhere."""
+    _check_input_map(op)
+    x, init = list(op.operands)
+    g, maps = ybars[0], generic_maps(op)
+    if cts.wants(x):
+        xs, elt = shape_of(x), element_type(x)
+        rank = len(xs)
+        y = env[op.results[0]]
+        count = _tie_count(env[x], y, maps, generic_iterators(op))
+
+        def body(a):
+            share = create("arith.divf", [elt], [a[2], a[3]]).result
+            return [_at_max(a[0], a[1], share)]
+        cts.add(x, make_generic([env[x], y, g, count], [empty(xs, elt)],
+                                [identity_map(rank), maps[1], maps[1], maps[1],
+                                 identity_map(rank)], [PARALLEL] * rank, body).result)
+    if cts.wants(init):
+        cts.add(init, g)
+
+
+# -- matmul (bilinear in A and B, linear in the accumulator C) ---------------------
+
+def _matmul_like(op: ir.Operation, a: ir.Value, b: ir.Value, acc: ir.Value) -> ir.Value:
+    """``op``'s kind of product (``linalg.matmul`` or ``batch_matmul``) of
+    ``a`` and ``b`` accumulated onto ``acc``."""
+    build = linalg.batch_matmul if op.name == "linalg.batch_matmul" else linalg.matmul
+    return build(a, b, outs=[acc])
+
+
+def _transpose_matrices(v: ir.Value) -> ir.Value:
+    """Swap the last two dims of a 2-D or 3-D (batch of matrices) tensor."""
+    s = shape_of(v)
+    perm = [1, 0] if len(s) == 2 else [0, 2, 1]
+    init = empty(tuple(s[p] for p in perm), element_type(v))
+    return make_generic([v], [init], [projection_map(len(s), perm),
+                                      projection_map(len(s), range(len(s)))],
+                        [PARALLEL] * len(s), lambda a: [a[0]]).result
+
+
+def _matmul_jvp(op, env, tangents):
+    """d(A·B + C) = dA·B + A·dB + dC."""
+    a, b, c = op.operands
+    ta, tb, tc = tangents
+    acc = tc if tc is not None else ad.zeros_like(env[c])
+    if ta is not None:
+        acc = _matmul_like(op, ta, env[b], acc)
+    if tb is not None:
+        acc = _matmul_like(op, env[a], tb, acc)
+    return [acc]
+
+
+def _matmul_vjp(op, env, ybars, cts):
+    """Ā = Ȳ·Bᵀ, B̄ = Aᵀ·Ȳ, C̄ = Ȳ."""
+    a, b, c = op.operands
+    g = ybars[0]
+    if cts.wants(a):
+        cts.add(a, _matmul_like(op, g, _transpose_matrices(env[b]), ad.zeros_like(env[a])))
+    if cts.wants(b):
+        cts.add(b, _matmul_like(op, _transpose_matrices(env[a]), g, ad.zeros_like(env[b])))
+    if cts.wants(c):
+        cts.add(c, g)
+
+
+# -- the table -----------------------------------------------------------------------
+
+_NO_DERIVATIVE = OpRule(_no_tangent, _no_cotangent)
+
+RULES = {
+    "tensor.extract_slice": linear(_extract_slice_T),
+    "tensor.insert_slice": linear(_insert_slice_T, operands=(0, 1)),
+    "tensor.collapse_shape": linear(_reshape_T),
+    "tensor.expand_shape": linear(_reshape_T),
+    "linalg.generic:sum": linear(_sum_T, operands=(0, 1), jvp=_sum_jvp),
+    "linalg.generic:max": OpRule(_max_jvp, _max_vjp),
+    "linalg.matmul": OpRule(_matmul_jvp, _matmul_vjp),
+    "linalg.batch_matmul": OpRule(_matmul_jvp, _matmul_vjp),
+    "tensor.empty": _NO_DERIVATIVE,
+    "arith.constant": _NO_DERIVATIVE,
+}
+
+
+def rule_for(op: ir.Operation) -> Optional[OpRule]:
+    """``op``'s entry in :data:`RULES` (a ``linalg.generic`` reduction is
+    keyed ``linalg.generic:<kind>``), or None."""
+    if op.name == "linalg.generic":
+        kind = reduction_kind(op)
+        return RULES.get(f"linalg.generic:{kind}") if kind else None
+    return RULES.get(op.name)
+
+
+def missing_rule(op: ir.Operation, mode: str) -> str:
+    """The error message for an op without a ``mode`` ("forward-mode" or
+    "reverse-mode") rule."""
+    if op.name == "linalg.generic":
+        return (f"no {mode} rule for this linalg.generic (only pointwise regions and "
+                f"sum/max reductions)")
+    return f"no {mode} rule for '{op.name}'"
