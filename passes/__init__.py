@@ -15,10 +15,8 @@ from . import fuse_pointwise  # noqa: F401
 from . import forward  # noqa: F401
 from . import reverse  # noqa: F401
 from . import lower_ad  # noqa: F401
-from . import copy_to_linalg  # noqa: F401
 from . import forward_copies  # noqa: F401
-from . import widen_bools  # noqa: F401
-from . import distinct_results  # noqa: F401
+from . import workarounds  # noqa: F401  (distinct-results, widen-bools, copy-to-linalg)
 from . import math_to_libm  # noqa: F401
 from . import expand_math  # noqa: F401
 from . import widen_accumulators  # noqa: F401

@@ -8,14 +8,18 @@ become ``tensor<...xi8>``; inside a region's body the scalar stays ``i1``
 yielded). A numpy bool array is one byte per element holding 0 or 1, so the
 caller's bool arrays are passed unchanged.
 
-Why: MLIR's memref-to-LLVM lowering aborts the process on buffers of ``i1``
-(an assertion on sub-byte element types), so bool buffers must not reach it.
+Upstream (LLVM 22.1): ``finalize-memref-to-llvm`` aborts the process on a
+store to a buffer of ``i1`` (the assertion ``integralElementType.getWidth()
+>= 8`` in MemRefToLLVM.cpp), so bool buffers must not reach it;
+tests/test_workarounds.py checks that it still does.
 """
 
 from mlir import ir
 
-from ..dialect.ir_utils import block_ops, create, func_body, funcs_of, generic_num_inputs
-from .support.registry import register
+from ...dialect.ir_utils import block_ops, create, func_body, funcs_of, generic_num_inputs
+from ..support.registry import register
+
+LLVM_VERSION = "22.1"   # the upstream release this works around (see the docstring)
 
 
 def _i1_tensor(t) -> bool:

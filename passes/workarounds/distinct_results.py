@@ -5,15 +5,19 @@ Guarantees: no ``func.return`` names one value twice, and none returns a
 function argument directly; each such result becomes an explicit copy
 (``bufferization.alloc_tensor() copy(%v)``).
 
-Why: ``buffer-results-to-out-params{hoist-static-allocs}`` crashes the
-process on ``return %1, %1`` (one buffer for two out-parameters; LLVM 22.1,
-checked), and a returned argument must be copied into its out-parameter.
+Upstream (LLVM 22.1): ``buffer-results-to-out-params{hoist-static-allocs}``
+crashes the process (segmentation fault) on ``return %1, %1`` — one buffer
+for two out-parameters; tests/test_workarounds.py checks that it still
+does. A returned argument is copied too: its out-parameter is a separate
+buffer the caller allocated.
 """
 
 from mlir import ir
 
-from ..dialect.ir_utils import block_ops, create, func_body, funcs_of
-from .support.registry import register
+from ...dialect.ir_utils import block_ops, create, func_body, funcs_of
+from ..support.registry import register
+
+LLVM_VERSION = "22.1"   # the upstream release this works around (see the docstring)
 
 
 @register("distinct-results")

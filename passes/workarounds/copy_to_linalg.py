@@ -2,15 +2,21 @@
 
 Expects: bufferized IR. Guarantees: no ``memref.copy`` remains; each becomes
 an identity ``linalg.generic`` that ``convert-linalg-to-loops`` turns into a
-loop nest. Why: ``finalize-memref-to-llvm`` lowers a copy between strided
-(non-contiguous) memrefs to a call of ``memrefCopy`` from MLIR's C runner
-library, which ferrule's generated code does not link.
+loop nest.
+
+Upstream (LLVM 22.1): ``finalize-memref-to-llvm`` lowers a copy between
+strided (non-contiguous) memrefs to a call of ``memrefCopy`` from MLIR's C
+runner library, which ferrule's generated code does not link (the JIT would
+refuse the missing symbol). tests/test_workarounds.py checks that upstream
+still does so.
 """
 
 from mlir import ir
 
-from ..dialect.ir_utils import PARALLEL, identity_map
-from .support.registry import register
+from ...dialect.ir_utils import PARALLEL, identity_map
+from ..support.registry import register
+
+LLVM_VERSION = "22.1"   # the upstream release this works around (see the docstring)
 
 
 @register("copy-to-linalg")
