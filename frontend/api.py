@@ -16,13 +16,17 @@ from typing import Any, Dict, Optional, Sequence
 import numpy as np
 from mlir import ir
 
-from .dialect import VerificationError, make_context, verify_module
-from .passes import PassError, run_pipeline
-from .runtime import cpu, pipelines, rowsplit
-from .errors import CompileError, DTypeError, TracingError
 from . import numpy as _ops  # noqa: F401  (installs the Tracer's operators)
 from .core import trace_into
+from .dialect import VerificationError, make_context, verify_module
+from .errors import CompileError, DTypeError, TracingError
+from .passes import PassError, run_pipeline
 from .pytree import flatten, unflatten
+from .report import explain as _explain
+from .runtime import cpu, pipelines
+from .runtime.cpu import CpuOptions
+from .runtime.cuda import GpuFunction
+from .runtime.cuda_compile import compile_cuda
 from .tracing import current_trace, mlir_element_type, where_str
 
 
@@ -98,7 +102,7 @@ class Lowered:
         self.out_struct = out_struct
         self.timings = dict(timings)
         self._stages: Dict[str, str] = {"traced": traced}
-        self._compiled: Optional[cpu.CpuFunction] = None
+        self._compiled: Dict[CpuOptions, Any] = {}   # per CPU options
 
     def _run_ad(self):
         if "ad" in self._stages:
@@ -120,12 +124,11 @@ class Lowered:
         if stage == "ad":
             self._run_ad()
         elif stage in ("llvm", "llvm-ir"):
-            self.compile()
+            return self.compile().stages[stage]
         return self._stages[stage]
 
     def compile_cuda(self, target: str = "cuda:sm_90", fast_math: bool = False):
         """Compile this specialisation for an NVIDIA GPU (see :func:`compile`)."""
-        from .runtime.cuda_compile import compile_cuda  # imported only when used
         self._run_ad()
         tgt = "sm_90" if target == "cuda" else target
         try:
@@ -138,95 +141,27 @@ class Lowered:
     def explain(self) -> str:
         """Per call site: which rule or built-in mode differentiated it, whether
         forward mode ran, and what is kept between forward and backward."""
-        from .report import explain
         self._run_ad()
-        text = explain(self._stages["traced"], self._ctx, self._stages["ad"])
-        if getattr(self, "threads_note", None):
-            text += f"\nCPU: {self.threads_note}"
+        text = _explain(self._stages["traced"], self._ctx, self._stages["ad"])
+        compiled = self._compiled.get(cpu.defaults())
+        if compiled is not None:
+            text += f"\nCPU: {compiled.threads_note}"
         return text
 
-    def compile(self) -> cpu.CpuFunction:
-        if self._compiled is None:
+    def compile(self, options: Optional[CpuOptions] = None):
+        """The CPU function (:func:`ferrule.runtime.cpu.compile_function`),
+        compiled once per ``options`` (default: :func:`ferrule.runtime.cpu.defaults`)."""
+        options = options or cpu.defaults()
+        fn = self._compiled.get(options)
+        if fn is None:
             self._run_ad()
-            t = time.perf_counter()
             try:
-                ll_mlir, ll_ir = cpu.lower_to_llvm_ir(self._stages["ad"], self.name, self._ctx)
+                fn = cpu.compile_function(self._stages["ad"], self.name, self._ctx, options)
             except (ir.MLIRError, PassError) as e:
                 raise CompileError(f"lowering {self.name} failed: {e}") from None
-            self._stages["llvm"], self._stages["llvm-ir"] = ll_mlir, ll_ir
-            self.timings["lowering"] = time.perf_counter() - t
-            with self._ctx:
-                ins, outs = cpu.function_specs(ir.Module.parse(self._stages["ad"]), self.name)
-            t = time.perf_counter()
-            self._compiled = self._row_split(ins, outs) or cpu.CpuFunction(
-                ll_ir, self.name, ins, outs)
-            self.timings["codegen"] = time.perf_counter() - t
-        return self._compiled
-
-    def _row_split(self, ins, outs):
-        """A :class:`~ferrule.runtime.cpu.RowSplitFunction` over the CPU's
-        cores when the function is row-separable and large enough; else None
-        (``self.threads_note`` says why)."""
-        threads = _num_threads()
-        size = sum(int(np.prod(s.shape, dtype=np.int64)) for s in [*ins, *outs])
-        if threads < 2:
-            self.threads_note = "1 thread (FERRULE_NUM_THREADS or the CPU count is 1)"
-            return None
-        if size < _ROW_SPLIT_MIN_ELEMENTS:
-            self.threads_note = f"1 thread ({size} elements: too small to split)"
-            return None
-        plan, why = rowsplit.plan_split(self._stages["ad"], self.name, self._ctx)
-        if plan is None:
-            self.threads_note = f"1 thread (not splittable over rows: {why})"
-            return None
-        sums = sum(1 for lay in plan["results"] if lay == "sum")
-        if sums and plan["rows"] // threads < _MIN_ROWS_PER_CHUNK_WITH_SUMS:
-            # Each chunk writes a full copy of every summed result (a weight
-            # gradient) to be added up: worth it only for enough rows.
-            self.threads_note = (f"1 thread ({plan['rows']} rows: too few to split a function "
-                                 f"whose results are summed over the chunks)")
-            return None
-        n = plan["rows"]
-        threads = min(threads, n)
-        bounds = [n * k // threads for k in range(threads + 1)]
-        sizes = {hi - lo for lo, hi in zip(bounds[:-1], bounds[1:])}
-        compiled = {}
-        for rows in sizes:
-            text = rowsplit.chunk_module(self._stages["ad"], self.name, self._ctx, rows, plan)
-            _, ll = cpu.lower_to_llvm_ir(text, self.name, self._ctx)
-            with self._ctx:
-                cins, couts = cpu.function_specs(ir.Module.parse(text), self.name)
-            compiled[rows] = cpu.CpuFunction(ll, self.name, cins, couts)
-        self.threads_note = (f"{threads} threads over row chunks of {sorted(sizes)} rows"
-                             + (f"; {sums} result(s) summed over the chunks" if sums else ""))
-        return cpu.RowSplitFunction(
-            _Specs(ins, outs, self.name),
-            [(lo, hi, compiled[hi - lo]) for lo, hi in zip(bounds[:-1], bounds[1:])], plan)
-
-
-# Below this many elements (inputs + outputs) a call is too short for threads.
-_ROW_SPLIT_MIN_ELEMENTS = 1 << 20   # a thread-pool round trip costs ~50-80 us
-# A function with results summed over the chunks (weight gradients: each
-# chunk writes a full copy to be added) is split only into chunks of at
-# least this many rows. Measured (2 cores, an MLP step with 784x1024
-# weights): 128-row chunks already run 1.8x faster than one thread.
-_MIN_ROWS_PER_CHUNK_WITH_SUMS = 32
-
-
-def _num_threads() -> int:
-    import os
-    env = os.environ.get("FERRULE_NUM_THREADS", "")
-    if env:
-        try:
-            return max(1, int(env))
-        except ValueError:
-            raise ValueError(f"FERRULE_NUM_THREADS must be an integer, got {env!r}") from None
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
-class _Specs:
-    def __init__(self, inputs, outputs, name):
-        self.inputs, self.outputs, self.func_name = inputs, outputs, name
+            self._compiled[options] = fn
+            self.timings.update(fn.timings)
+        return fn
 
 
 class Jitted:
@@ -376,11 +311,4 @@ class CudaCompiled:
 
     def load(self, device: int = 0):
         """Load onto a GPU of this machine (``CudaUnavailable`` if none)."""
-        import os
-        import tempfile
-
-        from .runtime import cuda
-        with tempfile.TemporaryDirectory() as d:
-            path = os.path.join(d, "artifact.json")
-            self.save(path)
-            return cuda.load(path, device)
+        return GpuFunction(self.program.to_artifact(), device)

@@ -25,7 +25,9 @@ from ferrule.dialect.context import make_context
 from ferrule.dialect.ir_utils import find_func
 from ferrule.passes import run_pipeline
 from ferrule.runtime import pipelines
-from ferrule.runtime.llvm_codegen import jit_llvm_ir
+from ferrule.runtime.cpu import CpuFunction, symbol_for
+from ferrule.runtime.cpu.codegen import jit_llvm_ir
+from ferrule.runtime.signature import TensorSpec
 from ferrule.runtime.llvm_translate import translate_to_llvm_ir
 
 ALLOC_ALIGN = 256
@@ -129,9 +131,7 @@ class FakeCuda:
         ctx = make_context()
         with ctx, ir.Location.unknown():
             m = ir.Module.parse(text)
-            tail = pipelines.CPU_LOWERING[
-                pipelines.CPU_LOWERING.index("func.func(convert-linalg-to-loops)") + 1:]
-            run_pipeline(m, tail)
+            run_pipeline(m, pipelines.CPU_TO_LLVM)
             llvm_ir = translate_to_llvm_ir(m.operation)
             protos = {n: self._prototype(n, ts) for n, ts in sigs.items()}
         engine, _ = jit_llvm_ir(llvm_ir)
@@ -310,20 +310,17 @@ def run_mapped_on_cpu(mapped_text: str, name: str, inputs, outputs, arrays,
     the CPU and call ``name`` on numpy ``arrays``; ``inputs``/``outputs``:
     the plan's ``{"shape", "dtype"}`` specs. Returns the outputs."""
     import numpy as np
-    from ferrule.runtime import cpu
     ctx = make_context()
     with ctx, ir.Location.unknown():
         module = ir.Module.parse(mapped_text)
         find_func(module, name).attributes["sym_name"] = ir.StringAttr.get(
-            cpu.symbol_for(name))
+            symbol_for(name))
         launches_to_loops(module, branch)
-        tail = pipelines.CPU_LOWERING[
-            pipelines.CPU_LOWERING.index("func.func(convert-linalg-to-loops)") + 1:]
-        run_pipeline(module, tail)
+        run_pipeline(module, pipelines.CPU_TO_LLVM)
         llvm_ir = translate_to_llvm_ir(module.operation)
-    specs = [[cpu.TensorSpec(tuple(s["shape"]), np.dtype(s["dtype"])) for s in ss]
+    specs = [[TensorSpec(tuple(s["shape"]), np.dtype(s["dtype"])) for s in ss]
              for ss in (inputs, outputs)]
-    fn = cpu.CpuFunction(llvm_ir, name, *specs)
+    fn = CpuFunction(llvm_ir, name, *specs)
     out = [np.empty(s.shape, s.dtype) for s in specs[1]]
     if branch == "vector":   # the forced vector path must see aligned buffers
         assert all(a.ctypes.data % 16 == 0 for a in [*arrays, *out])

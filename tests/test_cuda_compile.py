@@ -20,7 +20,7 @@ import pytest
 
 from ferrule.dialect.context import make_context
 from ferrule.runtime.cuda_compile import compile_cuda
-from ferrule.runtime.cuda_target import parse_target
+from ferrule.runtime.cuda_compile import parse_target
 
 ROOT = Path(__file__).resolve().parents[1]
 FILECHECK = Path(sysconfig.get_paths()["purelib"]) / "llvm/bin/FileCheck"
@@ -260,6 +260,39 @@ def test_artifact_round_trips_through_the_standalone_launcher(mix_prog, tmp_path
     assert out["kernels"] == sorted(mix_prog.kernels)
     assert out["ptx_len"] == len(mix_prog.ptx)
     assert out["inputs"] == mix_prog.plan["inputs"]
+
+
+# The installed package's path to the launcher: ferrule's package __init__s
+# import lazily, so neither ``from ferrule.runtime import cuda`` nor
+# ``import ferrule`` followed by ``ferrule.runtime.cuda`` loads MLIR or LLVM.
+_INSTALLED_LOAD = r"""
+import importlib.abc, json, runpy, sys
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] in ("mlir", "llvmlite"):
+            raise ImportError("blocked: " + name)
+sys.meta_path.insert(0, Block())
+from ferrule.runtime import cuda
+import ferrule
+art = ferrule.runtime.cuda.load_artifact(sys.argv[1])
+assert ferrule.runtime.cuda is cuda and callable(ferrule.runtime.cuda.load)
+print(json.dumps({"kernels": sorted(art["kernels"]),
+                  "loaded": sorted(m for m in sys.modules if m.startswith(("mlir", "llvmlite")))}))
+sys.argv = ["ferrule.runtime.cuda", "info", sys.argv[1]]
+runpy.run_module("ferrule.runtime.cuda", run_name="__main__")
+"""
+
+
+def test_installed_launcher_imports_neither_mlir_nor_llvm(mix_prog, tmp_path):
+    path = tmp_path / "mix.json"
+    mix_prog.save(path)
+    proc = subprocess.run([sys.executable, "-c", _INSTALLED_LOAD, str(path)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    first, *info = proc.stdout.splitlines()
+    out = json.loads(first)
+    assert out == {"kernels": sorted(mix_prog.kernels), "loaded": []}
+    assert info[0].startswith("function  mix") and any(l.startswith("kernel") for l in info)
 
 
 def test_corrupt_artifacts_are_refused(mix_prog, tmp_path):

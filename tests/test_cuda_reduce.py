@@ -1,4 +1,4 @@
-"""Reductions to one value on the GPU (runtime/cuda_reduce.py): three
+"""Reductions to one value on the GPU (runtime/cuda_compile/reduce.py): three
 launches (per-thread partials, one block combining them, one thread
 finishing) instead of a single-thread loop. Run on the emulated driver
 against numpy float64, and matched/refused on hand-written buffer IR."""
@@ -12,8 +12,8 @@ import ferrule.numpy as fnp
 from ferrule.dialect.context import make_context
 from ferrule.runtime import cuda
 from ferrule.runtime.cuda import driver
-from ferrule.runtime.cuda_mapping import map_module_to_gpu
-from ferrule.runtime.cuda_reduce import PARTIAL_BLOCKS, match_reduction
+from ferrule.runtime.cuda_compile.mapping import map_module_to_gpu
+from ferrule.runtime.cuda_compile.reduce import PARTIAL_BLOCKS, match_reduction
 
 from cuda_emulator import FakeCuda
 

@@ -1,4 +1,4 @@
-"""16-byte vector loads/stores in GPU kernels (runtime/cuda_vectorize.py).
+"""16-byte vector loads/stores in GPU kernels (runtime/cuda_compile/vectorize.py).
 
 Hand-written buffer-level loop nests go through the GPU mapping; the mapped
 program then runs on the CPU (each launch turned back into loops) with the
@@ -16,7 +16,7 @@ from ferrule.dialect.context import make_context
 from ferrule.runtime import cuda
 from ferrule.runtime.cuda import driver
 from ferrule.runtime.cuda_compile import compile_cuda
-from ferrule.runtime.cuda_mapping import map_module_to_gpu
+from ferrule.runtime.cuda_compile.mapping import map_module_to_gpu
 
 from cuda_cases import lstm_forward_mlir, lstm_forward_numpy
 from cuda_emulator import FakeCuda, run_mapped_on_cpu

@@ -6,26 +6,27 @@ PATH) plus a plain-data call plan, saved as one artifact file that
 
 The pipeline (each stage is kept for :meth:`CudaProgram.as_text`):
 
-1. ``bufferized`` / ``loops``: :data:`GPU_LOOPS` = the CPU path's
-   ``BUFFERIZE`` (inputs read-only, results as caller-allocated
-   out-parameters), then ``convert-linalg-to-parallel-loops`` and
-   ``lower-affine``.
-2. ``mapped``: :mod:`ferrule.runtime.cuda_mapping` turns each top-level loop
+1. ``bufferized`` / ``loops``: ``BUFFERIZE``, as on the CPU (inputs
+   read-only, results as caller-allocated out-parameters), then
+   ``GPU_PARALLEL_LOOPS`` (register-tiled matmuls, parallel loops); the
+   pipelines are in :mod:`ferrule.runtime.pipelines`.
+2. ``mapped``: :mod:`ferrule.runtime.cuda_compile.mapping` turns each top-level loop
    nest into a ``gpu.launch`` of 256-thread blocks with a grid-stride loop
    (one kernel per fused region; 16-byte vector lanes where
-   :mod:`ferrule.runtime.cuda_vectorize` allows).
-3. ``gpu``: :data:`GPU_OUTLINE` (``gpu-kernel-outlining``). The host function
-   is read into the call plan (:mod:`ferrule.runtime.cuda_hostplan`); kernel
+   :mod:`ferrule.runtime.cuda_compile.vectorize` allows).
+3. ``gpu``: ``GPU_OUTLINE`` (``gpu-kernel-outlining``). The host function
+   is read into the call plan (:mod:`ferrule.runtime.cuda_compile.hostplan`); kernel
    pointer parameters into inputs/constants get ``noalias readonly``, others
    ``noalias`` where no other parameter of that kernel points into the same
    buffer.
-4. ``nvvm``: :func:`nvvm_pipeline` — ``convert-scf-to-cf``,
+4. ``nvvm``: ``nvvm_pipeline`` — ``convert-scf-to-cf``,
    ``convert-gpu-to-nvvm{use-bare-ptr-memref-call-conv}`` inside each
    ``gpu.module`` (kernel parameters are plain pointers), with 32-bit index
-   arithmetic when every buffer and loop fits.
+   arithmetic when every buffer and loop fits. With ``fast_math``, the
+   choices of :mod:`.fast_math` are made on the IR before and after it.
 5. ``llvm`` -> ``llvm-opt`` -> ``ptx``: ``translate_module_to_llvmir`` on each
    ``gpu.module``; llvmlite links them with libdevice, optimises and emits PTX
-   (:mod:`ferrule.runtime.cuda_target`); ``ptxas -v`` makes the cubin.
+   (:mod:`ferrule.runtime.cuda_compile.target`); ``ptxas -v`` makes the cubin.
 """
 
 import json
@@ -36,47 +37,18 @@ from typing import Dict, List, Optional
 
 from mlir import ir
 
-from . import pipelines
-from .cpu import function_specs, mark_inputs_readonly
-from .cuda import artifact
-from .cuda_hostplan import build_plan
-from .cuda_mapping import LaunchInfo, map_module_to_gpu
-from .cuda_target import (CudaTarget, assemble, llvm_ir_to_ptx, parse_target,
-                          ptxas_available)
-from .llvm_translate import translate_to_llvm_ir
-from ..passes import run_pipeline
-
-GPU_LOOPS = [
-    *pipelines.BUFFERIZE,
-    # Register tiles of C per thread (4 x 4) instead of one element each.
-    "tile-matmul-gpu",
-    "func.func(convert-linalg-to-parallel-loops)",
-    "func.func(lower-affine)",
-    "canonicalize",
-    "cse",
-]
-
-GPU_OUTLINE = ["gpu-kernel-outlining", "canonicalize", "cse"]
-
-
-def nvvm_pipeline(index_bits: int) -> List[str]:
-    """The per-``gpu.module`` lowering to the LLVM/NVVM dialects."""
-    return [
-        "gpu.module(convert-scf-to-cf,"
-        " convert-gpu-to-nvvm{use-bare-ptr-memref-call-conv=true"
-        f" index-bitwidth={index_bits}}},"
-        " canonicalize, reconcile-unrealized-casts)",
-    ]
-
+from ...passes import run_pipeline
+from .. import pipelines
+from ..cuda import artifact
+from ..llvm_translate import translate_to_llvm_ir
+from ..signature import function_specs, mark_inputs_readonly
+from . import fast_math as fm
+from .hostplan import build_plan
+from .mapping import LaunchInfo, map_module_to_gpu
+from .target import CudaTarget, assemble, llvm_ir_to_ptx, parse_target, ptxas_available
 
 STAGES = ("bufferized", "loops", "mapped", "gpu", "nvvm", "llvm", "llvm-opt",
           "ptx", "ptxas")
-
-# Float ops that carry an ``arith.fastmath`` attribute.
-_FASTMATH_ARITH = {"arith.addf", "arith.subf", "arith.mulf", "arith.divf",
-                   "arith.remf", "arith.negf", "arith.maximumf",
-                   "arith.minimumf", "arith.maxnumf", "arith.minnumf",
-                   "arith.cmpf"}
 
 
 @dataclass
@@ -87,7 +59,7 @@ class CudaProgram:
     ``cubin``: ``ptxas`` output for ``target.sm``, or None.
     ``kernels``: name -> {kind, elements, grid, block, grid_stride, and from
     ptxas when present: registers, spill_stores, spill_loads}.
-    ``plan``: the host call sequence (see :mod:`ferrule.runtime.cuda_hostplan`).
+    ``plan``: the host call sequence (see :mod:`ferrule.runtime.cuda_compile.hostplan`).
     """
     func_name: str
     target: CudaTarget
@@ -145,29 +117,31 @@ def compile_cuda(module_text: str, func_name: str, ctx: ir.Context,
         inputs, _ = function_specs(module, func_name)
         in_specs = [{"shape": list(s.shape), "dtype": s.dtype.name} for s in inputs]
         mark_inputs_readonly(module, func_name)
-        run_pipeline(module, list(pipelines.BUFFERIZE))
+        run_pipeline(module, pipelines.BUFFERIZE)
         stages["bufferized"] = str(module)
-        run_pipeline(module, GPU_LOOPS[len(pipelines.BUFFERIZE):])
+        run_pipeline(module, pipelines.GPU_PARALLEL_LOOPS)
         stages["loops"] = str(module)
         infos = {i.name: i for i in map_module_to_gpu(module)}
         module.operation.verify()
         stages["mapped"] = str(module)
-        run_pipeline(module, GPU_OUTLINE)
+        run_pipeline(module, pipelines.GPU_OUTLINE)
         plan, roots = build_plan(module, func_name, in_specs, index_bits=64)
         index_bits = 32 if _fits_int32(plan, infos) else 64
         if index_bits == 32:  # scalar `index` kernel arguments become i32
             plan, roots = build_plan(module, func_name, in_specs, index_bits=32)
         _annotate_kernel_params(module, roots)
         if fast_math:
-            _mark_fast_math(module)
+            fm.mark_arith_and_math(module)
         stages["gpu"] = str(module)
-        run_pipeline(module, nvvm_pipeline(index_bits))
+        run_pipeline(module, pipelines.nvvm_pipeline(index_bits))
+        if fast_math:
+            fm.adjust_llvm_dialect(module, tgt)
         stages["nvvm"] = str(module)
         llvm_irs = [translate_to_llvm_ir(op.operation)
                     for op in module.body.operations
                     if op.operation.name == "gpu.module"]
     stages["llvm"] = "\n".join(llvm_irs)
-    ptx, opt_ir = llvm_ir_to_ptx(llvm_irs, infos.keys(), tgt, fast_math)
+    ptx, opt_ir = llvm_ir_to_ptx(llvm_irs, infos.keys(), tgt)
     stages["llvm-opt"], stages["ptx"] = opt_ir, ptx
     kernels = {name: _kernel_meta(info) for name, info in infos.items()}
     cubin = None
@@ -244,25 +218,6 @@ def _annotate_kernel_params(module: ir.Module, roots: Dict[str, List[list]]) -> 
                 d["llvm.noalias"] = ir.UnitAttr.get()
             attrs.append(ir.DictAttr.get(d))
         fn.attributes["arg_attrs"] = ir.ArrayAttr.get(attrs)
-
-
-def _mark_fast_math(module: ir.Module) -> None:
-    """Put ``fastmath<fast>`` on every float arith/math op inside kernels."""
-    fast = ir.Attribute.parse("#arith.fastmath<fast>")
-
-    def visit(op):
-        n = op.name
-        is_float_math = (n.startswith("math.") and len(op.results) == 1
-                         and isinstance(op.results[0].type, ir.FloatType))
-        if n in _FASTMATH_ARITH or is_float_math:
-            op.attributes["fastmath"] = fast
-        for region in op.regions:
-            for b in region.blocks:
-                for inner in b.operations:
-                    visit(inner.operation)
-
-    for fn in _gpu_funcs(module):
-        visit(fn)
 
 
 def _add_ptxas_facts(kernels: Dict[str, dict], log: str) -> None:

@@ -32,7 +32,7 @@ from typing import Dict, List, Tuple
 import numpy as np
 from mlir import ir
 
-from ..dialect.ir_utils import find_symbol
+from ...dialect.ir_utils import find_symbol
 
 _ELT_BYTES = {"f16": 2, "bf16": 2, "f32": 4, "f64": 8, "i1": 1, "i8": 1,
               "i16": 2, "i32": 4, "i64": 8}

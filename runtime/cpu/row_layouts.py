@@ -1,6 +1,6 @@
 """Row layouts: how each value of a function relates to its batch rows.
 
-For :mod:`ferrule.runtime.rowsplit`. Given the batch size N and which
+For :mod:`ferrule.runtime.cpu.rowsplit`. Given the batch size N and which
 arguments are cut into row chunks, :class:`Layouts` gives every tensor value
 of the function one layout:
 
@@ -24,7 +24,7 @@ from typing import Dict, List, Optional
 
 from mlir import ir
 
-from ..dialect.ir_utils import defining_op, dense_i64, is_splat_zero, map_dims
+from ...dialect.ir_utils import defining_op, dense_i64, is_splat_zero, map_dims
 
 SPLIT, SUM, WHOLE, FREE = "split", "sum", "whole", "free"
 # FREE: tensor.empty / splat constants — no content that depends on rows,

@@ -58,6 +58,11 @@ class CudaTarget:
     def ptx_version(self) -> str:
         return f"{self.ptx // 10}.{self.ptx % 10}"
 
+    @property
+    def compute_capability(self) -> int:
+        """The processor's number: 90 for ``sm_90`` and ``sm_90a``."""
+        return _sm_key(self.sm)[0]
+
 
 def parse_target(target: str, ptx_version=None) -> CudaTarget:
     """Validate ``target`` (``"sm_90"``, ``"cuda:sm_90"``, ``"cuda"``) and an
@@ -154,14 +159,13 @@ def _target_machine(target: CudaTarget):
 
 
 def llvm_ir_to_ptx(llvm_irs: Iterable[str], kernels: Iterable[str],
-                   target: CudaTarget, fast_math: bool = False
-                   ) -> Tuple[str, str]:
+                   target: CudaTarget) -> Tuple[str, str]:
     """Link the kernel modules (and libdevice if they call ``__nv_*``),
     optimise at O3, and emit PTX. Returns ``(ptx, optimised LLVM IR)``.
 
     Everything except ``kernels`` is internalised, so unused libdevice
     functions disappear and helpers are inlined into the entry points.
-    ``fast_math``: see :func:`fast_math_ir`.
+    (Fast-math choices are made before, on the MLIR: :mod:`.fast_math`.)
     """
     import llvmlite.binding as llvm
     kernels = set(kernels)
@@ -170,8 +174,6 @@ def llvm_ir_to_ptx(llvm_irs: Iterable[str], kernels: Iterable[str],
         layout = str(tm.target_data)
         mod = None
         for text in llvm_irs:
-            if fast_math:
-                text = fast_math_ir(text, target)
             m = llvm.parse_assembly(text)
             m.triple, m.data_layout = TRIPLE, layout
             if mod is None:
@@ -208,30 +210,6 @@ def llvm_ir_to_ptx(llvm_irs: Iterable[str], kernels: Iterable[str],
                                "in the optimised module")
         ptx = tm.emit_assembly(mod)
     return ptx, opt_ir
-
-
-def fast_math_ir(text: str, target: CudaTarget) -> str:
-    """Apply the fast-math choices that live at the LLVM IR level.
-
-    * libdevice's flush-to-zero code paths: the ``nvvm-reflect-ftz`` module
-      flag, read by NVVMReflect when it folds ``__nvvm_reflect("__CUDA_FTZ")``
-      (plain arithmetic keeps IEEE denormals).
-    * ``tanhf`` -> the hardware ``tanh.approx.f32`` (sm_75 and newer);
-      libdevice has no fast tanh, and ``convert-gpu-to-nvvm`` already picks
-      ``__nv_fast_expf``/``logf``/``sinf``... for ops marked ``afn``.
-    """
-    flag = '!{i32 4, !"nvvm-reflect-ftz", i32 1}'
-    m = re.search(r"^!llvm\.module\.flags = !\{(.*)\}$", text, re.M)
-    if m:
-        text = (text[:m.start()] + f"!llvm.module.flags = !{{{m.group(1)}, !90001}}"
-                + text[m.end():] + f"\n!90001 = {flag}\n")
-    else:
-        text += f"\n!llvm.module.flags = !{{!90001}}\n!90001 = {flag}\n"
-    if _sm_key(target.sm)[0] >= 75 and "@__nv_tanhf(" in text:
-        text = text.replace("declare float @__nv_tanhf(float)",
-                            "declare float @llvm.nvvm.tanh.approx.f32(float)")
-        text = text.replace("@__nv_tanhf(", "@llvm.nvvm.tanh.approx.f32(")
-    return text
 
 
 # ---------------------------------------------------------------- ptxas

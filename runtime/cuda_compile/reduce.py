@@ -35,9 +35,9 @@ from typing import Callable, List, Optional, Tuple
 from mlir import ir
 from mlir.dialects import arith, gpu, memref, scf
 
-from .cuda_launch import (BLOCK, LaunchInfo, count, delinearize, for_bounds, index_const,
+from .launch_ir import (BLOCK, LaunchInfo, count, delinearize, for_bounds, index_const,
                           launch, thread_start_and_stride)
-from .cuda_vectorize import buffer_root
+from .vectorize import buffer_root
 
 # Blocks of partial sums at most: enough threads to keep a GPU's memory
 # system busy (1024 * 256 = 262144 in flight), few enough partials that the

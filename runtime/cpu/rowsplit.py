@@ -14,7 +14,7 @@ according to its *layout*:
 * ``"whole"`` — the value does not depend on the rows; chunk 0's is kept.
 
 :func:`plan_split` picks the batch size and the arguments to cut, with the
-layouts of :mod:`ferrule.runtime.row_layouts` (which refuse, with the
+layouts of :mod:`ferrule.runtime.cpu.row_layouts` (which refuse, with the
 reason, what they cannot prove: a max over rows, a matmul mixing the row
 dimension with another one, a non-linear use of a partial sum...);
 :func:`chunk_module` rewrites the IR for n-row chunks: each row-split
@@ -28,7 +28,7 @@ from typing import Dict, Optional, Tuple
 
 from mlir import ir
 
-from ..dialect.ir_utils import dense_i64, find_func, map_dims
+from ...dialect.ir_utils import dense_i64, find_func, map_dims
 from .row_layouts import FREE, WHOLE, Layouts, NotSplittable, shape_of
 
 # --------------------------------------------------------------- rewriting

@@ -9,7 +9,7 @@ views) and sometimes serial code (a reduction to a 0-d buffer is an
 
 Output: every piece of computation sits inside a ``gpu.launch``, so the host
 side is a straight-line sequence of allocations and launches that
-:mod:`ferrule.runtime.cuda_hostplan` turns into plain data:
+:mod:`ferrule.runtime.cuda_compile.hostplan` turns into plain data:
 
 * ``scf.parallel`` over a box of N points -> blocks of ``BLOCK`` (256)
   threads; each thread walks a **grid-stride loop** over the linearised
@@ -17,7 +17,7 @@ side is a straight-line sequence of allocations and launches that
   blockDim.x`` and recovers the loop indices by div/rem with the (constant)
   extents, innermost fastest, so neighbouring threads touch neighbouring
   elements (coalesced). One launch per nest, so one fused pointwise region is
-  exactly one kernel. Where :mod:`ferrule.runtime.cuda_vectorize` allows,
+  exactly one kernel. Where :mod:`ferrule.runtime.cuda_compile.vectorize` allows,
   each thread instead takes ``V`` neighbouring points with 16-byte vector
   loads/stores, behind a run-time alignment test whose other branch is the
   scalar loop (the grid then covers ``N / V`` points).
@@ -25,11 +25,11 @@ side is a straight-line sequence of allocations and launches that
   dimension, e.g. a bias gradient) -> the same, with the ``scf.for`` nest
   moved inside each thread: the loops come from one linalg op, whose
   parallel dimensions carry no dependence, so the interchange is legal.
-  With few outputs and many rows, :mod:`ferrule.runtime.cuda_reduce` splits
+  With few outputs and many rows, :mod:`ferrule.runtime.cuda_compile.reduce` splits
   the rows into chunks instead (partials, then an in-order fold).
 * ``memref.copy`` -> the same kind of launch with a load/store body.
 * a loop nest reducing a whole box into one element (a loss ``sum``,
-  ``mean``, ``max``) -> three launches of :mod:`ferrule.runtime.cuda_reduce`
+  ``mean``, ``max``) -> three launches of :mod:`ferrule.runtime.cuda_compile.reduce`
   (per-thread partials, a combining block, a finishing thread).
 * maximal runs of other top-level ops (0-d stores, serial loops of another
   shape) -> one launch of a single thread. Correct, not fast: they hold
@@ -43,13 +43,13 @@ from typing import Callable, List, Sequence, Tuple
 from mlir import ir
 from mlir.dialects import arith, gpu, memref, scf
 
-from ..dialect.ir_utils import find_symbol
-from .cuda_launch import (BLOCK, GpuMappingError, LaunchInfo, const_index, count, for_bounds,
+from ...dialect.ir_utils import find_symbol
+from .launch_ir import (BLOCK, GpuMappingError, LaunchInfo, const_index, count, for_bounds,
                           grid_for, grid_stride_loop, index_const, launch, trip_counts)
 
-from .cuda_reduce import (map_reduction, map_split_reduction, match_reduction,
+from .reduce import (map_reduction, map_split_reduction, match_reduction,
                           match_split_reduction)
-from .cuda_vectorize import emit_alignment_test, emit_lanes, plan_vectors
+from .vectorize import emit_alignment_test, emit_lanes, plan_vectors
 
 # Ops that stay on the host: buffer management, views of buffers (the kernel
 # receives the base pointer; a view's static offset/strides travel in its
@@ -95,7 +95,7 @@ def _move_body(src: ir.Block, ivs: Sequence[ir.Value], end: ir.Operation) -> Non
 
 def _map_parallel(par: ir.Operation, name: str) -> LaunchInfo:
     """One launch for an ``scf.parallel`` nest; vector lanes when
-    :func:`~ferrule.runtime.cuda_vectorize.plan_vectors` allows, guarded by
+    :func:`~ferrule.runtime.cuda_compile.vectorize.plan_vectors` allows, guarded by
     a run-time alignment test whose other branch is the scalar loop."""
     pv = par.opview
     lbs = [const_index(v) for v in pv.lowerBound]
