@@ -1,5 +1,7 @@
 // The `ad` dialect: the operations automatic differentiation adds to
-// upstream MLIR. Loaded at run time with mlir.dialects.irdl.load_dialects.
+// upstream MLIR. Not loaded into the context (see the IRDL limit below):
+// ferrule's contexts allow unregistered ops, and dialect/context.py reads
+// this file with the MLIR parser as the one definition of the ops.
 //
 // IRDL cannot declare traits, so no `ad` op can hold a region whose body
 // verifies (there is no terminator trait); every op refers to the function

@@ -4,11 +4,15 @@ Inside a trace, each transform traces the function into its own private
 ``func.func`` and emits one ``ad`` op (``ad.vjp`` / ``ad.jvp``) that refers to
 it by symbol; the ``forward`` and ``reverse`` passes lower those ops. Called
 with concrete arrays, a transform compiles itself with ``jit`` first, so
-``grad(f)(x)`` and ``jit(grad(f))(x)`` are the same program.
+``grad(f)(x)`` and ``jit(grad(f))(x)`` are the same program — compiled once
+per signature, as under ``jit``: the compiled transform is kept per function
+and transform (:func:`_compiled`), so calling ``grad(f)(x)`` again, even
+through a new ``grad(f)``, traces nothing.
 """
 
 import functools
-from typing import Sequence, Tuple, Union
+import weakref
+from typing import Callable, Sequence, Tuple, Union
 
 import numpy as np
 from mlir import ir
@@ -67,16 +71,80 @@ def _name(f):
     return getattr(f, "__name__", "fn").replace("<", "").replace(">", "")
 
 
+# -- called with concrete arrays: compiled once per signature ---------------------
+
+# function -> {transform key: Jitted}. Weak keys, and the Jitted reaches the
+# function only through a weak reference (_weak_proxy), so the cache never
+# keeps a user's function alive.
+_COMPILED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _weak_proxy(f):
+    """Calls ``f`` through a weak reference; named as ``f`` (the traced
+    function's name)."""
+    ref = weakref.ref(f)
+
+    def call(*args):
+        return ref()(*args)
+    call.__name__ = call.__qualname__ = getattr(f, "__name__", "fn")
+    return call
+
+
+def _compiled(f, key: tuple, transform: Callable):
+    """``jit(transform(f))``, made once per ``(f, key)``: a later call with the
+    same function and transform reuses it (and its per-signature cache)."""
+    try:
+        per_f = _COMPILED.get(f)
+        if per_f is None:
+            per_f = _COMPILED[f] = {}
+        proxy = _weak_proxy(f)
+    except TypeError:   # not weakly referenceable or not hashable: compile afresh
+        return jit(transform(f))
+    jitted = per_f.get(key)
+    if jitted is None:
+        jitted = per_f[key] = jit(transform(proxy))
+    return jitted
+
+
+def _argnums_key(argnums):
+    return argnums if isinstance(argnums, int) else tuple(argnums)
+
+
+def _split_aux(out, what: str):
+    """``(value, aux)`` from the output of a ``has_aux`` function."""
+    if not isinstance(out, tuple) or len(out) != 2:
+        raise TracingError(f"{where_str()}: has_aux=True needs f to return "
+                           f"(value, aux) in {what}")
+    return out
+
+
+# -- the transforms ------------------------------------------------------------------
+
 def vjp(f, *primals, has_aux=False):
     """``(outputs, pullback)``; ``pullback(cotangents)`` returns a tuple with one
-    cotangent per primal (same structure as the primals)."""
+    cotangent per primal (same structure as the primals). With ``has_aux``,
+    ``f`` returns ``(outputs, aux)`` and ``vjp`` returns ``(outputs, pullback,
+    aux)``: ``aux`` is not differentiated (as ``jax.vjp``)."""
     if current_trace() is None:
-        outs = jit(f)(*primals)
+        outs = _compiled(f, ("call",), lambda p: p)(*primals)
+
         def pullback_eager(cts):
-            g = jit(lambda ps, c: vjp(f, *ps)[1](c))
+            g = _compiled(f, ("vjp", has_aux), lambda p: lambda ps, c: vjp(
+                p, *ps, has_aux=has_aux)[1](c))
             return g(tuple(primals), cts)
+        if has_aux:
+            outs, aux = _split_aux(outs, "vjp")
+            return outs, pullback_eager, aux
         return outs, pullback_eager
     outs = f(*primals)
+    if has_aux:
+        outs, aux = _split_aux(outs, "vjp")
+
+        def value(*a):
+            return f(*a)[0]
+        value.__name__ = _name(f)
+    else:
+        value = f
 
     def pullback(cts):
         ct_leaves, _ = flatten(cts)
@@ -93,20 +161,23 @@ def vjp(f, *primals, has_aux=False):
                                      f"output of type {t}")
                 vals.append(astype(ct, numpy_dtype(ir.RankedTensorType(t).element_type)).value)
             return vals
-        _, _, in_cts, p_struct = _emit_vjp(f, tuple(primals), cot, "vjp")
+        _, _, in_cts, p_struct = _emit_vjp(value, tuple(primals), cot, "vjp")
         return tuple(unflatten(p_struct, in_cts))
-    return outs, pullback
+    return (outs, pullback, aux) if has_aux else (outs, pullback)
 
 
 def value_and_grad(f, argnums: Union[int, Sequence[int]] = 0, has_aux=False):
-    """``(f(*args), ∂f/∂args[argnums])`` for scalar-valued ``f``."""
+    """``(f(*args), ∂f/∂args[argnums])`` for scalar-valued ``f``; with
+    ``has_aux``, ``f`` returns ``(value, aux)`` and the first result is that
+    pair."""
     multi = not isinstance(argnums, int)
     nums = tuple(argnums) if multi else (argnums,)
 
     @functools.wraps(f)
     def vg(*args):
         if current_trace() is None:
-            return jit(vg)(*args)
+            return _compiled(f, ("value_and_grad", _argnums_key(argnums), has_aux),
+                             lambda p: value_and_grad(p, argnums, has_aux))(*args)
         for k in nums:
             if not -len(args) <= k < len(args):
                 raise TracingError(f"{where_str()}: argnums {k} out of range for "
@@ -125,33 +196,26 @@ def value_and_grad(f, argnums: Union[int, Sequence[int]] = 0, has_aux=False):
 
         def g(*a):
             out = f(*a)
-            if has_aux:
-                if not isinstance(out, tuple) or len(out) != 2:
-                    raise TracingError(f"{where_str()}: has_aux=True needs f to return "
-                                       f"(value, aux)")
-                return out
-            return out
+            return _split_aux(out, "grad") if has_aux else out
         g.__name__ = _name(f)
 
         outs, out_struct, in_cts, p_struct = _emit_vjp(g, tuple(args), cot, "grad")
-        out_tree = unflatten(out_struct, outs)
         grads = unflatten(p_struct, in_cts)
         picked = tuple(grads[k] for k in nums)
-        picked = picked if multi else picked[0]
-        if has_aux:
-            return (out_tree[0], out_tree[1]), picked
-        return out_tree, picked
+        return unflatten(out_struct, outs), (picked if multi else picked[0])
     return vg
 
 
 def grad(f, argnums: Union[int, Sequence[int]] = 0, has_aux=False):
-    """The gradient of scalar-valued ``f`` with respect to ``args[argnums]``."""
+    """The gradient of scalar-valued ``f`` with respect to ``args[argnums]``
+    (with ``has_aux``: ``(gradient, aux)``)."""
     vg = value_and_grad(f, argnums, has_aux)
 
     @functools.wraps(f)
     def g(*args):
         if current_trace() is None:
-            return jit(g)(*args)
+            return _compiled(f, ("grad", _argnums_key(argnums), has_aux),
+                             lambda p: grad(p, argnums, has_aux))(*args)
         (val, grads) = vg(*args)
         if has_aux:
             return grads, val[1]
@@ -162,7 +226,8 @@ def grad(f, argnums: Union[int, Sequence[int]] = 0, has_aux=False):
 def jvp(f, primals: Tuple, tangents: Tuple):
     """``(outputs, output tangents)`` of ``f`` at ``primals`` along ``tangents``."""
     if current_trace() is None:
-        return jit(lambda p, t: jvp(f, p, t))(tuple(primals), tuple(tangents))
+        return _compiled(f, ("jvp",), lambda p: lambda ps, ts: jvp(p, ps, ts))(
+            tuple(primals), tuple(tangents))
     tr = current_trace()
     p_leaves, p_struct = _traced_leaves(tuple(primals), "jvp")
     t_leaves, t_struct = flatten(tuple(tangents))

@@ -1,6 +1,7 @@
 """Are the upstream workarounds still needed?
 
-For each workaround (passes/workarounds/, and two guards in the runtime) this
+For each workaround (passes/workarounds/, two guards in the runtime, and the
+Python verifier of the ad dialect) this
 runs the upstream passes alone on the IR that triggers the upstream bug, in
 a subprocess (these bugs kill the process), and asserts that upstream still
 fails. When such a test fails, upstream has fixed the bug: the message says
@@ -160,3 +161,31 @@ def test_a_ptx_version_too_old_for_the_chip_still_kills_the_process():
     assert proc.returncode != 0 and "LLVM ERROR" in proc.stderr, _gone(
         "parse_target's PTX table", "runtime/cuda_compile/target.py",
         "exits on a PTX version too old for the chip")
+
+
+def test_irdl_still_binds_a_variadic_to_one_type():
+    """Why the ad ops are checked in Python (dialect/verify.py) against
+    ad.irdl.mlir instead of being loaded with irdl.load_dialects: an IRDL
+    variadic accepts operands of one type only, and ad ops mix them."""
+    from mlir.dialects import irdl
+    with ir.Context(), ir.Location.unknown():
+        irdl.load_dialects(ir.Module.parse("""
+            irdl.dialect @t {
+              irdl.operation @op {
+                %a = irdl.any
+                irdl.operands(xs: variadic %a)
+              }
+            }"""))
+        mixed = """
+            func.func @f(%a: f32, %b: f64) {
+              "t.op"(%a, %b) : (f32, f64) -> ()
+              return
+            }"""
+        try:
+            ir.Module.parse(mixed)
+        except ir.MLIRError as e:
+            assert "expected 'f32' but got 'f64'" in str(e)
+        else:
+            pytest.fail(_gone("Python verification of ad ops", "dialect/verify.py",
+                              "binds an IRDL variadic to one type: load ad.irdl.mlir with "
+                              "irdl.load_dialects instead"))
