@@ -258,6 +258,16 @@ def clone_with_remap(op: ir.Operation, env: Dict[ir.Value, ir.Value]) -> ir.Oper
     return new
 
 
+def clone_block_body(src: ir.Block, env: Dict[ir.Value, ir.Value]) -> List[ir.Value]:
+    """Clone the ops of ``src`` but its terminator at the current insertion
+    point (``env`` maps ``src``'s arguments and outer values in, and is
+    extended); return the terminator's operands, mapped through ``env``."""
+    ops = block_ops(src)
+    for inner in ops[:-1]:
+        clone_with_remap(inner, env)
+    return [env.get(v, v) for v in ops[-1].operands]
+
+
 def replace_by_call(op: ir.Operation, callee: ir.Attribute) -> ir.Operation:
     """Replace ``op`` by ``func.call`` of ``callee`` (a symbol reference) on
     the same operands and with the same result types; returns the call."""

@@ -5,23 +5,14 @@ import pytest
 
 import ferrule
 import ferrule.numpy as fnp
-from ferrule.nn import sigmoid
 from ferrule.runtime import cpu
+from models import lstm, lstm_fb
 
 
 @pytest.fixture
 def two_threads():
     with cpu.using(threads=2, split_min_elements=16, split_min_rows_with_sums=1):
         yield
-
-
-def lstm_fb(G, c, dh, dc):
-    def cell(G, c):
-        i, f, g, o = fnp.split(G, 4, axis=1)
-        c2 = sigmoid(f) * c + sigmoid(i) * fnp.tanh(g)
-        return sigmoid(o) * fnp.tanh(c2), c2
-    (h, c2), pb = ferrule.vjp(cell, G, c)
-    return (h, c2, *pb((dh, dc)))
 
 
 @pytest.mark.parametrize("rows", [8, 5])  # 5 rows: chunks of 2 and 3
@@ -87,9 +78,7 @@ MODELS = {
 
 def _lstm_vjp(x, h, c, wx, wh, b, dh, dc):
     def cell(x, h, c, wx, wh, b):
-        i, f, g, o = fnp.split(x @ wx + h @ wh + b, 4, axis=1)
-        c2 = sigmoid(f) * c + sigmoid(i) * fnp.tanh(g)
-        return sigmoid(o) * fnp.tanh(c2), c2
+        return lstm(x @ wx + h @ wh + b, c)    # the gates from the input and state
     (h2, c2), pb = ferrule.vjp(cell, x, h, c, wx, wh, b)
     return (h2, c2, *pb((dh, dc)))
 

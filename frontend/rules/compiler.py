@@ -184,13 +184,7 @@ def _trace_frule(module, prim, rule, arg_types, out_types):
             out.append(t)
         return tuple(out)
 
-    name, _, _ = _no_captures(trace_into(module, body, (*arg_types, *arg_types),
-                                         _name(prim) + "_frule", private=True),
-                              prim, "frule")
-    if opted:
-        _erase_func(module, name)
-        return None
-    return name
+    return _trace_rule(module, prim, body, (*arg_types, *arg_types), "_frule", "frule", opted)
 
 
 def _trace_pullback(module, prim, rule, arg_types, out_struct, out_types):
@@ -238,17 +232,18 @@ def _trace_pullback(module, prim, rule, arg_types, out_struct, out_types):
             out.append(fnp.astype(c, x.dtype))
         return tuple(out)
 
-    name, _, _ = _no_captures(trace_into(module, body, (*arg_types, *out_types),
-                                         _name(prim) + "_pullback", private=True),
-                              prim, "rrule")
+    return _trace_rule(module, prim, body, (*arg_types, *out_types), "_pullback", "rrule", opted)
+
+
+def _trace_rule(module, prim, body, arg_types, suffix: str, what: str, opted: list):
+    """Trace ``body`` into ``@<prim><suffix>``; its name, or None (and no
+    function left) when the rule opted out while being traced."""
+    name, _, _ = _no_captures(trace_into(module, body, arg_types, _name(prim) + suffix,
+                                         private=True), prim, what)
     if opted:
-        _erase_func(module, name)
+        find_func(module, name).erase()
         return None
     return name
-
-
-def _erase_func(module, name):
-    find_func(module, name).erase()
 
 
 def _traced_call(prim: Primitive, args):

@@ -173,11 +173,11 @@ def _primal_failures(fn, args, y, rtol, atol, check):
                                  "the primal function")) is not None]
 
 
-def _dot_identity(f, check, ydots, ybars, xdots, xbars, rtol, atol):
-    """⟨J·ẋ, ȳ⟩ = ⟨ẋ, Jᵀ·ȳ⟩ between the frule's ẏ and the rrule's x̄: a
-    failure message or None."""
+def _dot_identity(f, check, ydots, ybars, x_pairs, rtol, atol):
+    """⟨J·ẋ, ȳ⟩ = ⟨ẋ, Jᵀ·ȳ⟩ between the frule's ẏ and the rrule's x̄
+    (``x_pairs``: ``(ẋ, x̄)`` per float argument): a failure message or None."""
     pairs_y = [np.asarray(a, np.float64) * np.asarray(b, np.float64) for a, b in zip(ydots, ybars)]
-    pairs_x = [np.asarray(a, np.float64) * np.asarray(b, np.float64) for a, b in zip(xdots, xbars)]
+    pairs_x = [np.asarray(a, np.float64) * np.asarray(b, np.float64) for a, b in x_pairs]
     lhs, rhs = sum(float(p.sum()) for p in pairs_y), sum(float(p.sum()) for p in pairs_x)
     scale = sum(float(np.abs(p).sum()) for p in pairs_y + pairs_x)
     check.dot_product = (lhs, rhs)
@@ -286,8 +286,7 @@ def test_rrule(f, *args, rtol=None, atol=None, config: Optional[RuleConfig] = No
         _, ydot, _ = _run_frule(f, args, (NoTangent(), *xdots), config)
         ydots = [_as_array(t, l) for t, l in zip(flatten(ydot)[0], y_leaves)]
         pairs = [(xd, xb) for xd, xb in zip(xdots, xbars) if xb is not None]
-        msg = _dot_identity(f, check, ydots, ybars, [p[0] for p in pairs], [p[1] for p in pairs],
-                            rtol, atol)
+        msg = _dot_identity(f, check, ydots, ybars, pairs, rtol, atol)
         if msg:
             failures.append(msg)
     _fail(label, failures)
@@ -332,8 +331,7 @@ def test_frule(f, *args, tangents=None, rtol=None, atol=None,
             cts = pb(unflatten(flatten(y2)[1], ybars))
             pairs = [(np.asarray(t), _as_array(c, x)) for t, c, x in zip(tangents, cts[1:], args)
                      if _is_float(x)]
-            msg = _dot_identity(f, check, ydots, ybars, [p[0] for p in pairs], [p[1] for p in pairs],
-                                rtol, atol)
+            msg = _dot_identity(f, check, ydots, ybars, pairs, rtol, atol)
             if msg:
                 failures.append(msg)
     _fail(label, failures)

@@ -13,7 +13,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 from mlir import ir
 
-from ...dialect.ir_utils import (PARALLEL, REDUCTION, block_ops, clone_with_remap, create,
+from ...dialect.ir_utils import (PARALLEL, REDUCTION, block_ops, clone_block_body, create,
                                  element_type, empty, find_func, func_body, func_name,
                                  func_type, funcs_of, make_generic, map_dims, projection_map,
                                  replace_by_call, shape_of, splat_zeros)
@@ -104,12 +104,7 @@ def inline_calls(module_op: ir.Operation, fn: ir.Operation) -> None:
             src = func_body(callee)
             env = {a: v for a, v in zip(src.arguments, op.operands)}
             with ir.InsertionPoint(op):
-                results = None
-                for inner in block_ops(src):
-                    if inner.name == "func.return":
-                        results = [env.get(v, v) for v in inner.operands]
-                        break
-                    clone_with_remap(inner, env)
+                results = clone_block_body(src, env)
             for old, new in zip(op.results, results):
                 old.replace_all_uses_with(new)
             op.erase()

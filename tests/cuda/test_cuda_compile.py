@@ -2,7 +2,7 @@
 configuration, target validation, the artifact round trip, and the loop
 mapping's semantics (run on the CPU by turning each launch back into loops).
 
-The launcher itself is exercised on a GPU by tests/test_cuda_launcher.py.
+The launcher itself is exercised on a GPU by tests/cuda/test_cuda_launcher.py.
 """
 
 import base64
@@ -22,7 +22,7 @@ from ferrule.dialect.context import make_context
 from ferrule.runtime.cuda_compile import compile_cuda
 from ferrule.runtime.cuda_compile import parse_target
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FILECHECK = Path(sysconfig.get_paths()["purelib"]) / "llvm/bin/FileCheck"
 FILECHECK = FILECHECK if FILECHECK.exists() else shutil.which("FileCheck")
 
@@ -100,21 +100,10 @@ def test_fused_forward_and_backward_of_the_lstm_cell():
     kernel (dG's slices may still be copied into place by copy kernels
     until bufferization writes them in place)."""
     ferrule = pytest.importorskip("ferrule")
-    fnp = pytest.importorskip("ferrule.numpy")
-    from ferrule.nn import sigmoid
-
-    def lstm(G, c):
-        i, f, g, o = fnp.split(G, 4, axis=1)
-        c2 = sigmoid(f) * c + sigmoid(i) * fnp.tanh(g)
-        return sigmoid(o) * fnp.tanh(c2), c2
-
-    def fb(G, c, dh, dc):
-        (h, c2), pb = ferrule.vjp(lstm, G, c)
-        dG, dcp = pb((dh, dc))
-        return h, c2, dG, dcp
+    from models import lstm_fb
 
     z = lambda *s: np.broadcast_to(np.float32(0), s)  # noqa: E731 (shapes only)
-    low = ferrule.jit(fb).lower(z(64, 128), z(64, 32), z(64, 32), z(64, 32))
+    low = ferrule.jit(lstm_fb).lower(z(64, 128), z(64, 32), z(64, 32), z(64, 32))
     prog = compile_cuda(low.as_text("ad"), low.name, make_context())
     kinds = [k["kind"] for k in prog.kernels.values()]
     assert kinds.count("parallel") == 1 and set(kinds) <= {"parallel", "copy"}
@@ -309,7 +298,7 @@ def test_corrupt_artifacts_are_refused(mix_prog, tmp_path):
 def test_launcher_without_gpu_raises_cuda_unavailable(mix_prog, tmp_path):
     from ferrule.runtime import cuda
     if cuda.available() == "":
-        pytest.skip("a CUDA GPU is present: tests/test_cuda_launcher.py covers it")
+        pytest.skip("a CUDA GPU is present: tests/cuda/test_cuda_launcher.py covers it")
     assert "CUDA" in cuda.available()
     mix_prog.save(tmp_path / "mix.json")
     with pytest.raises(cuda.CudaUnavailable):

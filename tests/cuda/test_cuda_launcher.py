@@ -5,8 +5,8 @@ runtime/cuda on its own: no MLIR, no LLVM, no ferrule install), so it runs
 on a GPU machine where the artifacts were carried from a compile machine::
 
     .venv/bin/python bench/build_gpu_artifacts.py      # where MLIR is
-    python -m pytest tests/test_cuda_launcher.py       # on the GPU machine
-    python tests/test_cuda_launcher.py                 # same, without pytest
+    python -m pytest tests/cuda/test_cuda_launcher.py       # on the GPU machine
+    python tests/cuda/test_cuda_launcher.py                 # same, without pytest
 
 Artifacts are read from $FERRULE_CUDA_ARTIFACTS or bench/artifacts/tests.
 Every test is skipped, with the reason, where there is no GPU or no artifact.
@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
+ROOT = HERE.parents[1]
 sys.path.insert(0, str(HERE))
 import cuda_cases  # noqa: E402
 

@@ -183,7 +183,7 @@ def load_launcher():
     importing ferrule (whose ``__init__`` needs MLIR)."""
     if "ferrule_cuda" in sys.modules:
         return sys.modules["ferrule_cuda"]
-    pkg = Path(__file__).resolve().parents[1] / "runtime" / "cuda"
+    pkg = Path(__file__).resolve().parents[2] / "runtime" / "cuda"
     spec = importlib.util.spec_from_file_location(
         "ferrule_cuda", pkg / "__init__.py", submodule_search_locations=[str(pkg)])
     mod = importlib.util.module_from_spec(spec)

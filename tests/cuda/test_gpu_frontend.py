@@ -4,22 +4,10 @@ import numpy as np
 import pytest
 
 import ferrule
-import ferrule.numpy as fnp
-from ferrule.nn import sigmoid
 from ferrule.runtime import cuda
+from models import lstm, lstm_fb
 
 S = ferrule.ShapeDtype
-
-
-def lstm(G, c):
-    i, f, g, o = fnp.split(G, 4, axis=1)
-    c2 = sigmoid(f) * c + sigmoid(i) * fnp.tanh(g)
-    return sigmoid(o) * fnp.tanh(c2), c2
-
-
-def lstm_fb(G, c, dh, dc):
-    (h, c2), pb = ferrule.vjp(lstm, G, c)
-    return (h, c2, *pb((dh, dc)))
 
 
 def test_compile_lstm_forward_backward_to_one_kernel(tmp_path):

@@ -249,7 +249,7 @@ def test_fused_cells_are_vectorised():
     """The benchmark's LSTM and GRU forward+backward kernels (H % 4 == 0)."""
     import importlib.util
     from pathlib import Path
-    path = Path(__file__).resolve().parents[1] / "bench" / "build_gpu_artifacts.py"
+    path = Path(__file__).resolve().parents[2] / "bench" / "build_gpu_artifacts.py"
     spec = importlib.util.spec_from_file_location("_build_gpu_artifacts", path)
     build = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(build)

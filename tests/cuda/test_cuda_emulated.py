@@ -1,6 +1,6 @@
 """The whole GPU path on the CPU: compile -> artifact -> launcher -> kernels.
 
-``tests/cuda_emulator.FakeCuda`` replaces libcuda; its ``cuLaunchKernel``
+``tests/cuda/cuda_emulator.FakeCuda`` replaces libcuda; its ``cuLaunchKernel``
 runs a CPU build of each outlined kernel with the grid and block the
 launcher asked for, reading parameters the way the GPU does. So these tests
 check the launcher's marshalling, the call plan, the kernels' index
@@ -23,7 +23,7 @@ from ferrule.runtime.cuda_compile import compile_cuda
 from cuda_cases import CELLS, MIX_MLIR, MIX_SHAPES, lstm_forward_mlir, lstm_forward_numpy, mix_numpy
 from cuda_emulator import FakeCuda
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _install(monkeypatch, *progs, drv=driver, **kw):
@@ -160,7 +160,7 @@ def test_gpu_bench_runs_on_the_emulator(monkeypatch, tmp_path):
 
 
 def test_the_gpu_launcher_suite_passes_on_the_emulator(monkeypatch, tmp_path):
-    """tests/test_cuda_launcher.py — the suite bench/gpu_check.sh runs on the
+    """tests/cuda/test_cuda_launcher.py — the suite bench/gpu_check.sh runs on the
     GPU — against the emulator, with artifacts built as the build script
     builds them (the torch/CuPy tests skip where those are absent)."""
     build = _bench_module("build_gpu_artifacts")
@@ -188,7 +188,7 @@ def test_the_gpu_launcher_suite_passes_on_the_emulator(monkeypatch, tmp_path):
 
 
 def _tests_module(name):
-    spec = importlib.util.spec_from_file_location(f"_suite_{name}", ROOT / "tests" / f"{name}.py")
+    spec = importlib.util.spec_from_file_location(f"_suite_{name}", ROOT / "tests" / "cuda" / f"{name}.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
