@@ -4,7 +4,10 @@ A pipeline is a comma-separated list of pass names (optionally wrapped in
 ``builtin.module(...)``), exactly as ``mlir-opt --pass-pipeline`` spells it.
 Names registered here are ferrule passes written in Python; every other item
 is handed to MLIR's own ``PassManager``. :func:`run_pipeline` runs a mixed
-list in order.
+list in order; the pipelines themselves are in ``ferrule.runtime.pipelines``.
+
+``support/`` holds what several passes share (it imports no pass);
+``workarounds/`` the passes that exist only because of upstream bugs.
 """
 
 from .support.registry import (PassError, register, registered_passes,

@@ -261,9 +261,9 @@ class Block(importlib.abc.MetaPathFinder):
         if name.split(".")[0] in ("mlir", "llvmlite"):
             raise ImportError("blocked: " + name)
 sys.meta_path.insert(0, Block())
-from ferrule.runtime import cuda
 import ferrule
-art = ferrule.runtime.cuda.load_artifact(sys.argv[1])
+art = ferrule.runtime.cuda.load_artifact(sys.argv[1])   # the README's spelling
+from ferrule.runtime import cuda
 assert ferrule.runtime.cuda is cuda and callable(ferrule.runtime.cuda.load)
 print(json.dumps({"kernels": sorted(art["kernels"]),
                   "loaded": sorted(m for m in sys.modules if m.startswith(("mlir", "llvmlite")))}))
