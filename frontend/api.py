@@ -245,6 +245,7 @@ class Jitted:
                                else tuple(static_argnums))
         self.target = _check_target(target)
         self._cache: Dict[Any, Lowered] = {}
+        self.trace_count = 0    # how many signatures were traced (tests, the example)
         self._gpu: Dict[Any, Any] = {}
 
     def _key(self, args):
@@ -276,6 +277,7 @@ class Jitted:
 
     def _lower(self, key, leaves, struct) -> Lowered:
         t0 = time.perf_counter()
+        self.trace_count += 1
         ctx = make_context()
         with ctx, ir.Location.unknown():
             module = ir.Module.create()

@@ -10,7 +10,7 @@ import os
 import sys
 import threading
 from contextlib import contextmanager
-from typing import Any, Callable, List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 from mlir import ir
@@ -256,37 +256,8 @@ def _np():
     return fnp
 
 
-# -- pytrees: nested tuples/lists of leaves --------------------------------
-
-_NONE = "None"  # the structure of a None: a node without leaves
-
-
-def flatten(tree) -> Tuple[List[Any], Any]:
-    """Flatten nested tuples/lists into (leaves, structure). ``None`` is a
-    node with no leaves (as in JAX's pytrees): it comes back as ``None``."""
-    if tree is None:
-        return [], _NONE
-    if isinstance(tree, (tuple, list)):
-        leaves, structs = [], []
-        for t in tree:
-            l, s = flatten(t)
-            leaves += l
-            structs.append((len(l), s))
-        return leaves, (type(tree), structs)
-    return [tree], None
-
-
-def unflatten(struct, leaves: Sequence[Any]):
-    if struct is None:
-        return leaves[0]
-    if struct is _NONE:
-        return None
-    kind, structs = struct
-    out, k = [], 0
-    for n, s in structs:
-        out.append(unflatten(s, leaves[k:k + n]))
-        k += n
-    return kind(out)
+# -- pytrees (frontend/pytree.py) ----------------------------------------------
+from .pytree import flatten, unflatten  # noqa: E402,F401  (re-exported)
 
 
 class TraceResult(tuple):
