@@ -1,7 +1,6 @@
 // The `ad` dialect: the operations automatic differentiation adds to
-// upstream MLIR. Not loaded into the context (see the IRDL limit below):
-// ferrule's contexts allow unregistered ops, and dialect/context.py reads
-// this file with the MLIR parser as the one definition of the ops.
+// upstream MLIR. Read at run time by ferrule.dialect (context.py) as the
+// spec that dialect/verify.py checks ad ops against.
 //
 // IRDL cannot declare traits, so no `ad` op can hold a region whose body
 // verifies (there is no terminator trait); every op refers to the function
@@ -77,5 +76,25 @@ irdl.dialect @ad {
     irdl.operands(args: variadic %t)
     irdl.results(outs: variadic %t)
     irdl.attributes { "callee" = %callee, "frule" = %fr, "rule" = %name }
+  }
+
+  // A loop over a sequence (ferrule.scan): @callee is the step, called
+  // `length` times as
+  //   (carries', y_t...) = @callee(carries..., x_t..., consts...)
+  // where x_t is slice t of each xs operand along its leading dimension and
+  // consts are passed unchanged to every step. Results: the final carries,
+  // then each y stacked along a new leading dimension of size `length`.
+  // With reverse = 1 the steps run from t = length-1 down to 0 (each y_t
+  // still lands at index t). The step is one function: the IR does not
+  // grow with `length`. The AD passes differentiate it by rule (a scan of
+  // the step's JVP; a forward scan stacking residuals and a backward scan
+  // over them); lower-scan turns it into an scf.for calling @callee.
+  irdl.operation @scan {
+    %t = irdl.any
+    %sym = irdl.base "#builtin.symbol_ref"
+    %i = irdl.base "#builtin.integer"
+    irdl.operands(init: variadic %t, xs: variadic %t, consts: variadic %t)
+    irdl.results(outs: variadic %t)
+    irdl.attributes { "callee" = %sym, "length" = %i, "reverse" = %i }
   }
 }

@@ -9,7 +9,8 @@ from typing import Sequence
 
 from mlir import ir
 
-AD_OPS = ("ad.jvp", "ad.vjp", "ad.frule_via_ad", "ad.custom_rrule", "ad.custom_frule")
+AD_OPS = ("ad.jvp", "ad.vjp", "ad.frule_via_ad", "ad.custom_rrule", "ad.custom_frule",
+          "ad.scan")
 
 
 def _i64(v: int) -> ir.Attribute:
@@ -84,6 +85,18 @@ def custom_frule(callee: str, frule: str, rule: str, args: Sequence[ir.Value],
         "ad.custom_frule", results=list(result_types), operands=list(args),
         attributes={"callee": _sym(callee), "frule": _sym(frule),
                     "rule": ir.StringAttr.get(rule)})
+
+
+def scan(callee: str, init: Sequence[ir.Value], xs: Sequence[ir.Value],
+         consts: Sequence[ir.Value], result_types: Sequence[ir.Type], length: int,
+         reverse: bool = False) -> ir.Operation:
+    """``ad.scan``: ``length`` steps of ``callee(carries, x_t, consts) ->
+    (carries, y_t)``; results are the final carries, then the stacked ys."""
+    return ir.Operation.create(
+        "ad.scan", results=list(result_types), operands=[*init, *xs, *consts],
+        attributes={"callee": _sym(callee), "length": _i64(length),
+                    "reverse": _i64(1 if reverse else 0),
+                    "operandSegmentSizes": _segments(len(init), len(xs), len(consts))})
 
 
 def call_func(callee: str, args: Sequence[ir.Value],

@@ -27,6 +27,27 @@ def _func_types(module_op, name):
     return list(ft.inputs), list(ft.results)
 
 
+def _scan_types(op, ins, outs, callee, sizes):
+    """The operand and result types ``ad.scan`` needs for a step @callee of
+    type (carries, x slices, consts) -> (carries, y slices)."""
+    n_c, n_x, n_k = sizes
+    length = ir.IntegerAttr(op.attributes["length"]).value
+    if length < 0:
+        raise VerificationError(f"'ad.scan' length must be >= 0, got {length}", op.location)
+    if len(ins) != n_c + n_x + n_k or len(outs) < n_c:
+        raise VerificationError(
+            f"'ad.scan' with {n_c} carries, {n_x} xs and {n_k} consts cannot call "
+            f"@{callee}, which takes {len(ins)} arguments and returns {len(outs)} results",
+            op.location)
+
+    def stacked(t):
+        t = ir.RankedTensorType(t)
+        return ir.RankedTensorType.get([length, *t.shape], t.element_type)
+    want_ops = ins[:n_c] + [stacked(t) for t in ins[n_c:n_c + n_x]] + ins[n_c + n_x:]
+    want_res = outs[:n_c] + [stacked(t) for t in outs[n_c:]]
+    return want_ops, want_res
+
+
 def verify_module(module: ir.Module) -> None:
     """Raise :class:`VerificationError` for the first malformed op.
 
@@ -87,6 +108,8 @@ def _verify_ad_op(module_op, op, spec):
         want_ops, want_res = ins + ins * k, outs + outs * k
     elif op.name == "ad.vjp":
         want_ops, want_res = ins + outs, outs + ins
+    elif op.name == "ad.scan":
+        want_ops, want_res = _scan_types(op, ins, outs, callee, sizes)
     else:  # ad.custom_rrule, ad.custom_frule
         want_ops, want_res = ins, outs
     if [str(t) for t in operands] != [str(t) for t in want_ops]:

@@ -20,14 +20,14 @@ from .errors import (CompileError, ConcretizationError, DTypeError, FerruleError
 
 __version__ = "0.1.0"
 
-__all__ = ["jit", "compile", "ShapeDtype", "CudaCompiled", "grad", "value_and_grad", "vjp", "jvp", "Jitted", "Lowered", "numpy", "nn", "errors",
+__all__ = ["jit", "compile", "scan", "ShapeDtype", "CudaCompiled", "grad", "value_and_grad", "vjp", "jvp", "Jitted", "Lowered", "numpy", "nn", "errors", "pytree",
            "FerruleError", "TracingError", "UnsupportedOperationError",
            "ConcretizationError", "TracerBoolConversionError", "ShapeError",
            "DTypeError", "CompileError"]
 
 _FROM_API = {"jit", "compile", "ShapeDtype", "CudaCompiled", "Jitted", "Lowered"}
 _FROM_TRANSFORMS = {"grad", "value_and_grad", "vjp", "jvp"}
-_SUBPACKAGES = {"numpy", "nn", "rules", "eager", "runtime"}
+_SUBPACKAGES = {"numpy", "nn", "pytree", "rules", "eager", "runtime"}
 
 
 def __getattr__(name):
@@ -37,6 +37,8 @@ def __getattr__(name):
     elif name in _FROM_TRANSFORMS:
         from . import transforms as module
         value = getattr(module, name)
+    elif name == "scan":
+        from .control import scan as value
     elif name in _SUBPACKAGES:
         value = importlib.import_module(f".{name}", __name__)
     else:
@@ -46,4 +48,4 @@ def __getattr__(name):
 
 
 def __dir__():
-    return sorted(set(globals()) | _FROM_API | _FROM_TRANSFORMS | _SUBPACKAGES)
+    return sorted(set(globals()) | _FROM_API | _FROM_TRANSFORMS | _SUBPACKAGES | {"scan"})

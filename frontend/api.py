@@ -130,6 +130,10 @@ class Lowered:
     def compile_cuda(self, target: str = "cuda:sm_90", fast_math: bool = False):
         """Compile this specialisation for an NVIDIA GPU (see :func:`compile`)."""
         self._run_ad()
+        if '"ad.scan"' in self._stages["ad"]:
+            raise CompileError(f"{self.name}: ferrule.scan is not supported for target "
+                               f"{target!r} yet (its loop runs on the host between kernels, "
+                               f"which the GPU lowering does not build); compile for 'cpu'")
         tgt = "sm_90" if target == "cuda" else target
         try:
             prog = compile_cuda(self._stages["ad"], self.name, self._ctx, target=tgt,
@@ -174,9 +178,11 @@ class Jitted:
         if pullback not in ("auto", "recompute", "store"):
             raise ValueError(f"pullback must be 'auto', 'recompute' or 'store'; got {pullback!r}")
         self.pullback = pullback
-        self.static_argnums = tuple(static_argnums)
+        self.static_argnums = ((static_argnums,) if isinstance(static_argnums, int)
+                               else tuple(static_argnums))
         self.target = _check_target(target)
         self._cache: Dict[Any, Lowered] = {}
+        self.trace_count = 0    # how many signatures were traced (tests, the example)
         self._gpu: Dict[Any, Any] = {}
 
     def _key(self, args):
@@ -208,6 +214,7 @@ class Jitted:
 
     def _lower(self, key, leaves, struct) -> Lowered:
         t0 = time.perf_counter()
+        self.trace_count += 1
         ctx = make_context()
         with ctx, ir.Location.unknown():
             module = ir.Module.create()

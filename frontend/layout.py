@@ -97,6 +97,9 @@ def _reduce(x, axis, keepdims, kind):
             raise DTypeError(f"{where_str()}: max of a bool array is not supported")
         x = astype(x, _onp.float32)  # a count, as float32 (ferrule has no integer arrays)
     axes = _norm_axes(axis, x.ndim)
+    if kind == "max" and any(x.shape[d] == 0 for d in axes):
+        raise ShapeError(f"{where_str()}: zero-size array to reduction operation maximum "
+                         f"which has no identity")
     kept = [d for d in range(x.ndim) if d not in axes]
     out_shape = tuple(x.shape[d] for d in kept)
     elt = mlir_element_type(x.dtype)
@@ -190,4 +193,24 @@ def matmul(a, b):
     return reshape(res, final)
 
 
-dot = matmul
+def dot(a, b):
+    """numpy ``dot``: a product with a 0-d operand is ``*``; for 1-D and 2-D
+    operands, and an N-D ``a`` with a 1-D or 2-D ``b``, it is ``matmul``;
+    for ``b`` of 3 or more dimensions it sums over the last axis of ``a``
+    and the second-to-last of ``b`` (``dot(a, b)[i, j, k, m] = sum(a[i, j,
+    :] * b[k, :, m])``), computed as one 2-D matmul."""
+    if not traced(a, b):
+        return _onp.dot(a, b)
+    a, b = asarray_traced(a), asarray_traced(b)
+    if a.ndim == 0 or b.ndim == 0:
+        return multiply(a, b)
+    if b.ndim <= 2:
+        return matmul(a, b)
+    k = b.shape[-2]
+    if a.shape[-1] != k:
+        raise ShapeError(f"{where_str()}: dot shapes {a.shape} and {b.shape} do not align "
+                         f"({a.shape[-1]} (dim {a.ndim - 1}) != {k} (dim {b.ndim - 2}))")
+    axes = (b.ndim - 2, *range(b.ndim - 2), b.ndim - 1)
+    bt = reshape(transpose(b, axes), (k, -1))               # (K, J*N)
+    r = matmul(reshape(a, (-1, k)), bt)                     # (A, J*N)
+    return reshape(r, a.shape[:-1] + b.shape[:-2] + b.shape[-1:])

@@ -1,5 +1,7 @@
 """``ferrule.nn``: activation functions built from the traced op set."""
 
+import numpy as np
+
 from . import numpy as fnp
 
 
@@ -14,12 +16,25 @@ def sigmoid(x):
 
 
 def relu(x):
-    """``maximum(x, 0)``."""
-    return fnp.maximum(x, 0.0)
+    """``maximum(x, 0)``, with ``relu'(0) = 0`` (as JAX and PyTorch) and a
+    NaN derivative at NaN.
+
+    Written as ``x * step(x) + 0.0`` with ``step`` = 1 where ``x > 0``, 0
+    where ``x <= 0``, NaN elsewhere (a select between constants, so it
+    carries no derivative of its own): the derivative is ``step`` itself,
+    which ``maximum``'s tie-splitting rule would make 0.5 at 0. The ``+
+    0.0`` turns ``-1 * 0 = -0.0`` into ``0.0``, as numpy's ``maximum`` gives.
+    """
+    if isinstance(x, (float, int, np.ndarray, np.generic)):  # plain numpy
+        return fnp.maximum(x, 0.0)
+    step = fnp.where(x > 0.0, 1.0, fnp.where(x <= 0.0, 0.0, fnp.nan))
+    return x * fnp.astype(step, x.dtype) + 0.0
 
 
 def softplus(x):
-    """``log(1 + exp(x))`` computed stably as ``max(x, 0) + log1p(exp(-|x|))``."""
+    """``log(1 + exp(x))`` computed stably as ``max(x, 0) + log1p(exp(-|x|))``;
+    its derivative is ``sigmoid(x)`` (0.5 at 0: ``maximum`` splits a tie,
+    ``abs'(0) = 0``)."""
     return fnp.maximum(x, 0.0) + fnp.log1p(fnp.exp(-fnp.abs(x)))
 
 

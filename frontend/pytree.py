@@ -1,30 +1,94 @@
-"""Pytrees: nested tuples/lists of leaves, flattened and rebuilt.
+"""Pytrees: nested containers of arrays, flattened to leaves and back.
 
-Pure Python (no MLIR), so the eager tape and the rules test kit use it too.
+Containers: tuples, lists, dicts (by sorted key, as JAX), namedtuples,
+dataclass instances (by field, in declaration order), ``None`` (a node with
+no leaves), and any class registered with :func:`register`. Everything else
+is a leaf. A structure is hashable and prints the same for equal trees, so
+it is part of ``jit``'s cache key.
 """
 
-from typing import Any, List, Sequence, Tuple
+import dataclasses
+from typing import Any, Callable, Dict, List, Sequence, Tuple
+
+_REGISTRY: Dict[type, Tuple[Callable, Callable]] = {}
+_NONE = "None"
+
+
+def register(cls: type, flatten: Callable[[Any], Tuple[Sequence[Any], Any]],
+             unflatten: Callable[[Any, Sequence[Any]], Any]) -> None:
+    """Make instances of ``cls`` pytree nodes.
+
+    ``flatten(obj) -> (children, aux)`` gives the children (themselves
+    pytrees) and hashable auxiliary data; ``unflatten(aux, children)``
+    rebuilds the object. As ``jax.tree_util.register_pytree_node``.
+    """
+    _REGISTRY[cls] = (flatten, unflatten)
+
+
+def _node(tree):
+    """(kind, aux, children) for a container, or None for a leaf."""
+    t = type(tree)
+    if t in _REGISTRY:
+        children, aux = _REGISTRY[t][0](tree)
+        return ("registered", (t, aux), list(children))
+    if isinstance(tree, tuple) and hasattr(tree, "_fields"):       # namedtuple
+        return ("namedtuple", t, list(tree))
+    if isinstance(tree, (tuple, list)):
+        return (t, None, list(tree))
+    if isinstance(tree, dict):
+        keys = sorted(tree)
+        return ("dict", tuple(keys), [tree[k] for k in keys])
+    if dataclasses.is_dataclass(tree) and not isinstance(tree, type):
+        names = tuple(f.name for f in dataclasses.fields(tree))
+        return ("dataclass", (t, names), [getattr(tree, n) for n in names])
+    return None
+
+
+def _build(kind, aux, children):
+    if kind == "registered":
+        cls, data = aux
+        return _REGISTRY[cls][1](data, children)
+    if kind == "namedtuple":
+        return aux(*children)
+    if kind == "dict":
+        return dict(zip(aux, children))
+    if kind == "dataclass":
+        cls, names = aux
+        return cls(**dict(zip(names, children)))
+    return kind(children)
 
 
 def flatten(tree) -> Tuple[List[Any], Any]:
-    """Flatten nested tuples/lists into (leaves, structure)."""
-    if isinstance(tree, (tuple, list)):
-        leaves, structs = [], []
-        for t in tree:
-            l, s = flatten(t)
-            leaves += l
-            structs.append((len(l), s))
-        return leaves, (type(tree), structs)
-    return [tree], None
+    """``(leaves, structure)`` of ``tree``; a leaf's structure is None."""
+    if tree is None:
+        return [], _NONE
+    node = _node(tree)
+    if node is None:
+        return [tree], None
+    kind, aux, children = node
+    leaves, structs = [], []
+    for c in children:
+        l, s = flatten(c)
+        leaves += l
+        structs.append((len(l), s))
+    return leaves, (kind, aux, tuple(structs))
 
 
 def unflatten(struct, leaves: Sequence[Any]):
-    """The inverse of :func:`flatten`: ``leaves`` rebuilt into ``struct``."""
+    """Rebuild the tree of ``struct`` from ``leaves``."""
     if struct is None:
         return leaves[0]
-    kind, structs = struct
+    if struct is _NONE:
+        return None
+    kind, aux, structs = struct
     out, k = [], 0
     for n, s in structs:
         out.append(unflatten(s, leaves[k:k + n]))
         k += n
-    return kind(out)
+    return _build(kind, aux, out)
+
+
+def map_leaves(fn: Callable, tree):
+    """``tree`` with ``fn`` applied to every leaf."""
+    leaves, struct = flatten(tree)
+    return unflatten(struct, [fn(l) for l in leaves])

@@ -6,7 +6,7 @@ it by symbol; the ``forward`` and ``reverse`` passes lower those ops. Called
 with concrete arrays, a transform compiles itself with ``jit`` first, so
 ``grad(f)(x)`` and ``jit(grad(f))(x)`` are the same program — compiled once
 per signature, as under ``jit``: the compiled transform is kept per function
-and transform (:func:`_compiled`), so calling ``grad(f)(x)`` again, even
+and transform (:func:`compiled_once`), so calling ``grad(f)(x)`` again, even
 through a new ``grad(f)``, traces nothing.
 """
 
@@ -90,7 +90,7 @@ def _weak_proxy(f):
     return call
 
 
-def _compiled(f, key: tuple, transform: Callable):
+def compiled_once(f, key: tuple, transform: Callable):
     """``jit(transform(f))``, made once per ``(f, key)``: a later call with the
     same function and transform reuses it (and its per-signature cache)."""
     try:
@@ -126,10 +126,10 @@ def vjp(f, *primals, has_aux=False):
     ``f`` returns ``(outputs, aux)`` and ``vjp`` returns ``(outputs, pullback,
     aux)``: ``aux`` is not differentiated (as ``jax.vjp``)."""
     if current_trace() is None:
-        outs = _compiled(f, ("call",), lambda p: p)(*primals)
+        outs = compiled_once(f, ("call",), lambda p: p)(*primals)
 
         def pullback_eager(cts):
-            g = _compiled(f, ("vjp", has_aux), lambda p: lambda ps, c: vjp(
+            g = compiled_once(f, ("vjp", has_aux), lambda p: lambda ps, c: vjp(
                 p, *ps, has_aux=has_aux)[1](c))
             return g(tuple(primals), cts)
         if has_aux:
@@ -176,7 +176,7 @@ def value_and_grad(f, argnums: Union[int, Sequence[int]] = 0, has_aux=False):
     @functools.wraps(f)
     def vg(*args):
         if current_trace() is None:
-            return _compiled(f, ("value_and_grad", _argnums_key(argnums), has_aux),
+            return compiled_once(f, ("value_and_grad", _argnums_key(argnums), has_aux),
                              lambda p: value_and_grad(p, argnums, has_aux))(*args)
         for k in nums:
             if not -len(args) <= k < len(args):
@@ -214,7 +214,7 @@ def grad(f, argnums: Union[int, Sequence[int]] = 0, has_aux=False):
     @functools.wraps(f)
     def g(*args):
         if current_trace() is None:
-            return _compiled(f, ("grad", _argnums_key(argnums), has_aux),
+            return compiled_once(f, ("grad", _argnums_key(argnums), has_aux),
                              lambda p: grad(p, argnums, has_aux))(*args)
         (val, grads) = vg(*args)
         if has_aux:
@@ -226,7 +226,7 @@ def grad(f, argnums: Union[int, Sequence[int]] = 0, has_aux=False):
 def jvp(f, primals: Tuple, tangents: Tuple):
     """``(outputs, output tangents)`` of ``f`` at ``primals`` along ``tangents``."""
     if current_trace() is None:
-        return _compiled(f, ("jvp",), lambda p: lambda ps, ts: jvp(p, ps, ts))(
+        return compiled_once(f, ("jvp",), lambda p: lambda ps, ts: jvp(p, ps, ts))(
             tuple(primals), tuple(tangents))
     tr = current_trace()
     p_leaves, p_struct = _traced_leaves(tuple(primals), "jvp")

@@ -19,13 +19,14 @@ from . import forward  # noqa: F401
 from . import reverse  # noqa: F401
 from . import lower_ad  # noqa: F401
 from . import forward_copies  # noqa: F401
-from . import workarounds  # noqa: F401  (distinct-results, widen-bools, copy-to-linalg)
+from . import workarounds  # noqa: F401  (distinct-results, widen-bools, widen-bool-buffers, copy-to-linalg)
 from . import math_to_libm  # noqa: F401
 from . import expand_math  # noqa: F401
 from . import widen_accumulators  # noqa: F401
 from . import tile_matmul  # noqa: F401
 from . import fuse_into_reductions  # noqa: F401
 from . import tile_matmul_gpu  # noqa: F401
+from . import lower_scan  # noqa: F401
 
 __all__ = ["PassError", "register", "registered_passes", "run_pipeline",
            "split_pipeline"]

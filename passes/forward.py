@@ -115,6 +115,7 @@ def jvp_function(module_op, callee: str, K: int, mask, loc) -> ir.Operation:
         for a, keep in zip(args, mask[d]):
             if keep:
                 tan[a][d] = next(it)
+    ctx = op_rules.PassContext(module_op, jvp_function)
     results = None
     with ir.InsertionPoint(nb):
         for op in block_ops(src):
@@ -128,7 +129,7 @@ def jvp_function(module_op, callee: str, K: int, mask, loc) -> ir.Operation:
                             tout.append(t if t is not None else ad.zeros_like(env[v]))
                     results = outs + tout
                     break
-                _forward_op(op, env, tan, K)
+                _forward_op(op, env, tan, K, ctx)
     ad.finish_func(fn, results)
     copy.erase()
     return fn
@@ -138,24 +139,28 @@ def _tangents(tan, v, K) -> Tangents:
     return tan.get(v, [None] * K)
 
 
-def _forward_op(op: ir.Operation, env, tan, K: int) -> None:
+def _forward_op(op: ir.Operation, env, tan, K: int, ctx: op_rules.PassContext) -> None:
     ins = list(op.operands)
     if all(all(t is None for t in _tangents(tan, v, K)) for v in ins) and op.name != "linalg.generic":
         clone_with_remap(op, env)
         return
     if op.name == "ad.custom_frule":
         _forward_custom_frule(op, env, tan, K)
-    elif pw.is_pointwise_generic(op):
+        return
+    if pw.is_pointwise_generic(op):
         _forward_pointwise(op, env, tan, K)
-    else:
-        _forward_by_rule(op, env, tan, K)
-
-
-def _forward_by_rule(op: ir.Operation, env, tan, K: int) -> None:
-    """The op's JVP from the op rule table, once per nonzero direction."""
+        return
     rule = op_rules.rule_for(op)
     if rule is None:
         raise PassError("forward", op_rules.missing_rule(op, "forward-mode"), op.location)
+    if isinstance(rule, op_rules.FunctionOpRule):
+        rule.jvp(ctx, op, env, tan, K)
+    else:
+        _forward_by_rule(rule, op, env, tan, K)
+
+
+def _forward_by_rule(rule: op_rules.OpRule, op: ir.Operation, env, tan, K: int) -> None:
+    """The op's JVP from the op rule table, once per nonzero direction."""
     clone_with_remap(op, env)
     outs = [[None] * K for _ in op.results]
     for d in range(K):

@@ -20,6 +20,7 @@ from mlir import ir
 from ..dialect.ir_utils import defining_op
 from .support.registry import register
 
+# Ops whose memory effects are their memref operands (nothing hidden).
 _HARMLESS = {"memref.copy", "memref.subview", "memref.dealloc", "linalg.generic"}
 
 
@@ -51,25 +52,27 @@ def _try_forward(copy: ir.Operation) -> bool:
         return False
     if gen.block != copy.block:
         return False
-    # Only copies/subviews/deallocs (and other generics not touching dst's
-    # base) may lie between the generic and the copy; dst must not be read.
-    base = _base(dst)
+    # The generic may not touch dst's memory through another operand (a
+    # second output written to the same slice, an input read from it).
+    if any(k != slots[0] and _may_overlap(v, dst) for k, v in enumerate(gen.operands)):
+        return False
+    # Between the generic and the copy, nothing may read or write dst's
+    # memory: after the rewrite dst holds the new values from the generic on,
+    # where before it held its old ones until the copy.
     node = _next(gen)
     while node is not None and node != copy:
         if node.name not in _HARMLESS:
             return False
-        if node.name == "linalg.generic" and any(_base(v) == base for v in node.operands):
-            return False
-        if node.name == "memref.copy" and _base(node.operands[1]) == base \
-                and not _disjoint(node.operands[1], dst):
+        if node.name != "memref.subview" and any(
+                _may_overlap(v, dst) for v in node.operands):
             return False
         node = _next(node)
     if node is None:
         return False
     sub = defining_op(dst)
-    if sub is not None and not sub.is_before_in_block(gen):
-        if sub.name != "memref.subview" or any(
-                (d := defining_op(v)) is not None and not d.is_before_in_block(gen)
+    if sub is not None and not _dominates(sub, gen):
+        if sub.name != "memref.subview" or sub.block != gen.block or any(
+                (d := defining_op(v)) is not None and not _dominates(d, gen)
                 for v in sub.operands):
             return False
         sub.move_before(gen)
@@ -81,12 +84,40 @@ def _try_forward(copy: ir.Operation) -> bool:
     return True
 
 
+# Ops whose result is a view of (the same memory as) their first operand.
+_VIEWS = {"memref.subview", "memref.collapse_shape", "memref.expand_shape",
+          "memref.cast", "memref.reinterpret_cast", "memref.transpose"}
+
+
 def _base(v: ir.Value):
+    """The buffer ``v`` is a view of: an allocation or a function argument.
+    Distinct bases never share memory (the runtime never passes aliasing
+    arguments)."""
     d = defining_op(v)
-    while d is not None and d.name == "memref.subview":
+    while d is not None and d.name in _VIEWS:
         v = d.operands[0]
         d = defining_op(v)
     return v
+
+
+def _may_overlap(a: ir.Value, b: ir.Value) -> bool:
+    """False only when memrefs ``a`` and ``b`` provably share no element."""
+    if not isinstance(a.type, ir.MemRefType) or not isinstance(b.type, ir.MemRefType):
+        return False
+    return _base(a) == _base(b) and not _disjoint(a, b)
+
+
+def _dominates(d: ir.Operation, op: ir.Operation) -> bool:
+    """True when ``d`` comes before ``op`` in its block, or is in a block
+    enclosing ``op``'s (structured control flow: it then dominates ``op``)."""
+    if d.block == op.block:
+        return d.is_before_in_block(op)
+    parent = op.parent
+    while parent is not None and parent.name != "builtin.module":
+        if parent.block == d.block:
+            return d.is_before_in_block(parent)
+        parent = parent.parent
+    return False
 
 
 def _next(op: ir.Operation):

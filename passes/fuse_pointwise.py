@@ -35,51 +35,103 @@ def fuse_pointwise(module_op: ir.Operation) -> None:
             fuse_block(func_body(fn))
 
 
+class _Partition:
+    """The ops of one block, partitioned into groups that may each become
+    one region.
+
+    For every group it keeps the ops reachable from it (``desc``) and the
+    ops that reach it (``anc``) in the graph where each group is contracted
+    to one node. A merge is allowed only when no op outside the merged
+    groups lies on a path between them in that graph, so the contracted
+    graph stays acyclic after every merge: the regions can always be
+    ordered, whatever the order of merges (checking each group's convexity
+    on its own is not enough: two groups can each be convex and still feed
+    each other).
+    """
+
+    def __init__(self, producers: List[set], not_fusable_with: List[int]):
+        n = len(producers)
+        anc = [0] * n
+        for i in range(n):
+            for p in producers[i]:
+                anc[i] |= anc[p] | (1 << p)
+        desc = [0] * n
+        for i in reversed(range(n)):
+            for p in producers[i]:
+                desc[p] |= desc[i] | (1 << i)
+        self.n = n
+        self.members: Dict[int, int] = {i: 1 << i for i in range(n)}
+        self.desc: Dict[int, int] = dict(enumerate(desc))
+        self.anc: Dict[int, int] = dict(enumerate(anc))
+        self.group_of: List[int] = list(range(n))
+        self._not_fusable_with = not_fusable_with
+
+    def can_merge(self, gids) -> bool:
+        """True when the groups ``gids`` can become one region: no outside
+        op (or group) lies on a path between them, and no member reads
+        another through a non-identity map."""
+        members = desc = anc = conflicts = 0
+        for g in gids:
+            members |= self.members[g]
+            desc |= self.desc[g]
+            anc |= self.anc[g]
+        for i in _bits(members):
+            conflicts |= self._not_fusable_with[i]
+        return (desc & anc & ~members) == 0 and (conflicts & members) == 0
+
+    def merge(self, gids) -> int:
+        """Merge the groups ``gids`` (``can_merge`` must hold); returns the
+        merged group's id."""
+        target = min(gids)
+        members = desc = anc = 0
+        for g in set(gids):
+            members |= self.members.pop(g)
+            desc |= self.desc.pop(g)
+            anc |= self.anc.pop(g)
+        desc &= ~members
+        anc &= ~members
+        # Whoever reaches one member now reaches the whole group and all it
+        # reaches; whoever one member reaches is now reached from all of it.
+        for g, m in self.members.items():
+            if m & anc:
+                self.desc[g] |= members | desc
+            if m & desc:
+                self.anc[g] |= members | anc
+        self.members[target], self.desc[target], self.anc[target] = members, desc, anc
+        for i in _bits(members):
+            self.group_of[i] = target
+        return target
+
+
+def _bits(mask: int):
+    """The indices of the set bits of ``mask``, in increasing order."""
+    while mask:
+        low = mask & -mask
+        yield low.bit_length() - 1
+        mask ^= low
+
+
 def fuse_block(block: ir.Block) -> None:
     """Fuse the pointwise ops of one block (see the module docstring)."""
     ops = block_ops(block)[:-1]
     index = {o: i for i, o in enumerate(ops)}
-    producers = producer_indices(ops)
     n = len(ops)
-    anc = [0] * n
-    for i in range(n):
-        for p in producers[i]:
-            anc[i] |= anc[p] | (1 << p)
-    desc = [0] * n
-    for i in reversed(range(n)):
-        for p in producers[i]:
-            desc[p] |= desc[i] | (1 << i)
-
     is_pw = [pw.is_pointwise(o) for o in ops]
-    group_of: Dict[int, int] = {}
-    groups: Dict[int, int] = {}  # group id -> member bitset
-
-    def convex(members: int) -> bool:
-        reach_from = reach_to = 0
-        m, i = members, 0
-        while m:
-            if m & 1:
-                reach_from |= desc[i]
-                reach_to |= anc[i]
-            m >>= 1
-            i += 1
-        return (reach_from & reach_to & ~members) == 0
-
-    def merge(gids, extra_member=None):
-        target = min(gids)
-        members = 0
-        for g in gids:
-            members |= groups.pop(g)
-        if extra_member is not None:
-            members |= 1 << extra_member
-        groups[target] = members
-        m, i = members, 0
-        while m:
-            if m & 1:
-                group_of[i] = target
-            m >>= 1
-            i += 1
-        return target
+    # not_fusable_with[i]: the ops whose results op i reads through anything
+    # but the identity map (a transpose or broadcast of them). Such a pair
+    # can never share a region: element (i, j) of the consumer needs element
+    # (j, i) of the producer, which the fused loop computes at another
+    # iteration.
+    not_fusable_with = [0] * n
+    for i, o in enumerate(ops):
+        if not is_pw[i]:
+            continue
+        for v, m in zip(pw.pointwise_inputs(o), pw.input_maps(o)):
+            d = defining_op(v)
+            if d is not None and d in index and not is_identity(m):
+                not_fusable_with[i] |= 1 << index[d]
+    part = _Partition(producer_indices(ops), not_fusable_with)
+    group_of = part.group_of
 
     # Phase 1: producer -> consumer, in program order.
     for i, o in enumerate(ops):
@@ -92,23 +144,17 @@ def fuse_block(block: ir.Block) -> None:
             if d is None or d not in index:
                 continue
             j = index[d]
-            if (is_pw[j] and j in group_of and is_identity(m)
-                    and pw.domain(d) == dom and group_of[j] not in cands):
+            if (is_pw[j] and is_identity(m) and pw.domain(d) == dom
+                    and group_of[j] not in cands and group_of[j] != group_of[i]):
                 cands.append(group_of[j])
-        groups[i] = 1 << i
-        group_of[i] = i
         if not cands:
             continue
-        allm = groups[i]
-        for g in cands:
-            allm |= groups[g]
-        if convex(allm):
-            merge([i, *cands])
+        if part.can_merge([group_of[i], *cands]):
+            part.merge([group_of[i], *cands])
             continue
-        for g in sorted(cands, key=lambda g: -bin(groups[g]).count("1")):
-            gi = group_of[i]
-            if convex(groups[gi] | groups[g]):
-                merge([gi, g])
+        for g in sorted(cands, key=lambda g: -bin(part.members[g]).count("1")):
+            if g in part.members and part.can_merge([group_of[i], g]):
+                part.merge([group_of[i], g])
 
     # Phase 2: siblings of one domain reading a common value.
     readers: Dict[ir.Value, List[int]] = {}
@@ -122,14 +168,15 @@ def fuse_block(block: ir.Block) -> None:
                 ga, gb = group_of[a], group_of[b]
                 if ga == gb or pw.domain(ops[a]) != pw.domain(ops[b]):
                     continue
-                if convex(groups[ga] | groups[gb]):
-                    merge([ga, gb])
+                if part.can_merge([ga, gb]):
+                    part.merge([ga, gb])
 
     # Materialise each group as one generic.
     changed = False
-    for gid, members in sorted(groups.items()):
-        idx = [i for i in range(n) if members >> i & 1]
-        member_ops = [ops[i] for i in idx]
+    for gid, members in sorted(part.members.items()):
+        if not is_pw[gid]:
+            continue
+        member_ops = [ops[i] for i in _bits(members)]
         if all(pw.is_splat_constant(o) for o in member_ops):
             continue
         if len(member_ops) == 1 and member_ops[0].name == "linalg.generic":

@@ -1,10 +1,12 @@
 """lower-ad: remove the ``ad`` ops that differentiation did not consume.
 
 Expects: ``forward`` and ``reverse`` have run.
-Guarantees: no ``ad`` op remains. An ``ad.custom_rrule`` or
-``ad.custom_frule`` outside any differentiated code is just a call of its
-primal callee; any other ``ad`` op
-left over is an error naming it (never silently dropped).
+Guarantees: no ``ad`` op remains but ``ad.scan`` (a loop, not a derivative:
+``lower-scan`` turns it into ``scf.for`` after the AD pipeline, so that its
+step stays one function through the tensor-level passes). An
+``ad.custom_rrule`` or ``ad.custom_frule`` outside any differentiated code is
+just a call of its primal callee; any other ``ad`` op left over is an error
+naming it (never silently dropped).
 """
 
 from mlir import ir
@@ -17,7 +19,8 @@ from .support.registry import PassError, register
 def lower_ad(module_op: ir.Operation) -> None:
     leftovers = []
     module_op.walk(lambda o: (leftovers.append(o.operation)
-                              if o.operation.name.startswith("ad.") else None,
+                              if o.operation.name.startswith("ad.")
+                              and o.operation.name != "ad.scan" else None,
                               ir.WalkResult.ADVANCE)[1])
     for op in leftovers:
         if op.name not in ("ad.custom_rrule", "ad.custom_frule"):

@@ -57,15 +57,6 @@ def lower_in(module_op: ir.Operation, scope: ir.Operation, strategy: str = "auto
 ad.register_lowering("reverse", lower_in)   # for ad ops nested in a callee
 
 
-def _record(module_op, line: str) -> None:
-    """Append a line to the module's ``ferrule.pullbacks`` report."""
-    old = module_op.attributes["ferrule.pullbacks"] if "ferrule.pullbacks" in module_op.attributes else None
-    lines = [ir.StringAttr(a).value for a in old] if old is not None else []
-    lines.append(line)
-    module_op.attributes["ferrule.pullbacks"] = ir.ArrayAttr.get(
-        [ir.StringAttr.get(l) for l in lines])
-
-
 def _lower_vjp(module_op, op: ir.Operation, strategy: str = "auto") -> None:
     callee = ad.callee_of(op)
     n_p, n_c = ad.segment_sizes(op)
@@ -186,16 +177,20 @@ def vjp_function(module_op, callee: str, mask: List[bool], loc,
     seeds = {a for k, a in enumerate(args) if wanted is None or wanted[k]}
     active = _activity(body, seeds)
     cts = _Cotangents(active)
+    ctx = op_rules.PassContext(module_op, vjp_function, strategy)
     with ir.InsertionPoint(nb):
-        residuals: Dict[ir.Operation, List[ir.Value]] = {}
+        residuals: Dict[ir.Operation, object] = {}
         partials: Dict[ir.Operation, dict] = {}
         for op in body:  # forward sweep
+            rule = op_rules.rule_for(op)
             with op.location:
                 if op.name == "ad.custom_rrule":
                     residuals[op] = _rule_forward(module_op, op, env)
+                elif isinstance(rule, op_rules.FunctionOpRule):
+                    residuals[op] = rule.vjp_forward(ctx, op, env, active)
                 elif pw.is_pointwise_generic(op) and pullback.wanted_inputs(op, active):
                     how, rb, sb = pullback.choose(op, active, strategy)
-                    _record(module_op, f"{loc_where(op.location)}: pointwise pullback of "
+                    ad.record(module_op, f"{loc_where(op.location)}: pointwise pullback of "
                             f"@{callee}: {how} (recompute re-reads {rb} B, storing "
                             f"partials moves {sb} B)")
                     if how == "store":
@@ -216,6 +211,8 @@ def vjp_function(module_op, callee: str, mask: List[bool], loc,
             with op.location:
                 if op.name == "ad.custom_rrule":
                     _rule_pullback(module_op, op, env, cts, active, residuals[op])
+                elif op in residuals:   # a FunctionOpRule's backward sweep
+                    op_rules.rule_for(op).vjp_backward(ctx, op, env, cts, active, residuals[op])
                 elif op in partials:
                     ybars = [cts.get(r, env[r]) for r in op.results]
                     pullback.reverse_stored(op, env, cts, active, ybars, partials[op])

@@ -46,6 +46,8 @@ def ad_pipeline(pullback: str = "auto"):
 # become out-parameters that the caller allocates, and the deallocation
 # pipeline frees every temporary so a call leaks nothing.
 BUFFERIZE = [
+    # ad.scan -> scf.for calling its step (a function of its own).
+    "lower-scan",
     "func.func(convert-elementwise-to-linalg)",
     "fuse-pointwise",
     # A pointwise region read only by a reduction (sum(x * x)) becomes part
@@ -59,11 +61,20 @@ BUFFERIZE = [
     # inserted into (a tiled cotangent, a concatenation) instead of copying.
     "eliminate-empty-tensors",
     "distinct-results",     # workaround: no value returned twice
-    "one-shot-bufferize{bufferize-function-boundaries "
+    # allow-return-allocs-from-loops: a loop's carried tensors (scan) get a
+    # new buffer each iteration rather than an error.
+    "one-shot-bufferize{bufferize-function-boundaries allow-return-allocs-from-loops "
     "function-boundary-type-conversion=identity-layout-map}",
+    # Before results become out-parameters: fold a loop's iter_args that
+    # bufferization made in place, so a loop-built result is returned as
+    # the allocation itself and can be written into the caller's buffer.
+    "canonicalize",
     "buffer-results-to-out-params{hoist-static-allocs modify-public-functions}",
     "canonicalize",
     "buffer-deallocation-pipeline",
+    # Deallocation of loop-carried buffers keeps i1 ownership flags in
+    # buffers, which the memref-to-LLVM lowering cannot handle.
+    "widen-bool-buffers",   # workaround: no i1 buffers after deallocation
     "canonicalize",
     "forward-copies",
     "canonicalize",

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import ferrule
+import ferrule.numpy as fnp
 from ferrule.runtime import cpu
 from ferrule.runtime.cpu.codegen import host_vector_bytes
 
@@ -94,3 +95,29 @@ def test_batched_matmul_takes_the_tile_path(width):
     a, b = np.zeros((3, 16, 8), np.float32), np.zeros((3, 8, 64), np.float32)
     text = ferrule.jit(lambda a, b: a @ b).lower(a, b).as_text("llvm")
     assert "llvm.intr.fmuladd" in text and "batch_matmul" not in text
+
+
+@pytest.mark.parametrize("sa, sb", [((2, 3), (2, 3, 4)), ((3,), (2, 3, 4)), ((5, 2, 3), (4, 3, 2)),
+                                    ((4, 2, 3), (3,)), ((2, 3), (3, 4)), ((), (3, 2)), ((3,), (3,))])
+def test_dot_has_numpys_nd_semantics(sa, sb):
+    """numpy dot, not matmul: for a b of 3+ dims it sums over a's last axis
+    and b's second-to-last ((2,3)·(2,3,4) is (2,2,4))."""
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal(sa), rng.standard_normal(sb)
+    got = ferrule.jit(fnp.dot)(a, b)
+    want = np.dot(a, b)
+    assert np.shape(got) == np.shape(want)
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    ct = rng.standard_normal(np.shape(want))
+    ga, gb = ferrule.grad(lambda a, b: fnp.sum(fnp.dot(a, b) * ct), argnums=(0, 1))(a, b)
+    eps = 1e-6
+    for x, g, k in ((a, ga, 0), (b, gb, 1)):
+        num = np.zeros_like(x)
+        for i in np.ndindex(x.shape):
+            xp, xm = x.copy(), x.copy()
+            xp[i] += eps
+            xm[i] -= eps
+            args_p, args_m = [a, b], [a, b]
+            args_p[k], args_m[k] = xp, xm
+            num[i] = (np.sum(np.dot(*args_p) * ct) - np.sum(np.dot(*args_m) * ct)) / (2 * eps)
+        np.testing.assert_allclose(g, num, rtol=1e-6, atol=1e-8)

@@ -19,7 +19,8 @@ from mlir import ir
 
 from ferrule.dialect import make_context
 from ferrule.passes import run_pipeline
-from ferrule.passes.workarounds import copy_to_linalg, distinct_results, widen_bools
+from ferrule.passes.workarounds import (copy_to_linalg, distinct_results, widen_bool_buffers,
+                                        widen_bools)
 
 BUFFERIZE = ["func.func(convert-elementwise-to-linalg)",
              "one-shot-bufferize{bufferize-function-boundaries "
@@ -41,6 +42,14 @@ func.func @f(%a: tensor<4xf32> {bufferization.writable = false},
              %b: tensor<4xf32> {bufferization.writable = false}) -> tensor<4xi1> {
   %0 = arith.cmpf olt, %a, %b : tensor<4xf32>
   return %0 : tensor<4xi1>
+}"""
+# widen-bool-buffers: an i1 buffer (deallocation's ownership flags are such).
+BOOL_BUFFER = """
+func.func @f(%m: memref<4xi1>) -> i1 {
+  %c0 = arith.constant 0 : index
+  %v = memref.load %m[%c0] : memref<4xi1>
+  memref.store %v, %m[%c0] : memref<4xi1>
+  return %v : i1
 }"""
 # copy-to-linalg: a copy out of a strided view.
 STRIDED_COPY = """
@@ -80,7 +89,8 @@ def _ours(ir_text: str, passes) -> str:
         return str(module)
 
 
-@pytest.mark.parametrize("mod", [distinct_results, widen_bools, copy_to_linalg])
+@pytest.mark.parametrize("mod", [distinct_results, widen_bools, widen_bool_buffers,
+                                 copy_to_linalg])
 def test_each_workaround_names_the_llvm_it_was_checked_with(mod):
     installed = importlib.metadata.version("xtc-mlir-python-bindings")
     assert mod.LLVM_VERSION in mod.__doc__
@@ -110,6 +120,18 @@ def test_widen_bools_still_needed():
 def test_widen_bools_works_around_it():
     out = _ours(BOOL_RESULT, [BUFFERIZE[0], "widen-bools", *BUFFERIZE[1:], *TO_LLVM])
     assert "i1" not in out.split("llvm.func @f")[1].split(")")[0]   # i8 buffers
+
+
+def test_widen_bool_buffers_still_needed():
+    proc = _upstream(BOOL_BUFFER, TO_LLVM)
+    assert proc.returncode != 0, _gone("widen-bool-buffers",
+                                       "passes/workarounds/widen_bool_buffers.py",
+                                       "aborts on loads and stores of i1 buffers")
+
+
+def test_widen_bool_buffers_works_around_it():
+    out = _ours(BOOL_BUFFER, ["widen-bool-buffers", *TO_LLVM])
+    assert "llvm.func @f" in out
 
 
 def test_copy_to_linalg_still_needed():

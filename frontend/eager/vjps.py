@@ -130,6 +130,15 @@ def _clip_vjp(g, ans, a, a_min=None, a_max=None, min=None, max=None, **_):
     return g * inside
 
 
+def _chosen(x, y, picks_x):
+    """The share of maximum/minimum's derivative that goes to ``x``: 1 where
+    it is the result, 0 where ``y`` is, 0.5 at a tie, NaN where either is NaN
+    (the compiler's convention, passes/support/scalar_rules.py)."""
+    picks_y = np.less if picks_x is np.greater else np.greater
+    return np.where(x == y, 0.5, np.where(picks_x(x, y), 1.0,
+                                          np.where(picks_y(x, y), 0.0, np.nan)))
+
+
 def _nonzero(x, fill=1.0):
     return np.where(x == 0, fill, x)
 
@@ -142,8 +151,10 @@ UFUNC_VJPS = {
     np.divide: (lambda g, ans, x, y: g / y, lambda g, ans, x, y: -g * ans / y),
     np.power: (lambda g, ans, x, y: g * y * np.power(x, np.where(y, y - 1, 1.0)),
                lambda g, ans, x, y: g * ans * np.log(_nonzero(x))),
-    np.maximum: (lambda g, ans, x, y: g * (x >= y), lambda g, ans, x, y: g * (x < y)),
-    np.minimum: (lambda g, ans, x, y: g * (x <= y), lambda g, ans, x, y: g * (x > y)),
+    np.maximum: (lambda g, ans, x, y: g * _chosen(x, y, np.greater),
+                 lambda g, ans, x, y: g * (1.0 - _chosen(x, y, np.greater))),
+    np.minimum: (lambda g, ans, x, y: g * _chosen(x, y, np.less),
+                 lambda g, ans, x, y: g * (1.0 - _chosen(x, y, np.less))),
     np.fmax: (lambda g, ans, x, y: g * (x >= y), lambda g, ans, x, y: g * (x < y)),
     np.fmin: (lambda g, ans, x, y: g * (x <= y), lambda g, ans, x, y: g * (x > y)),
     np.logaddexp: (lambda g, ans, x, y: g * np.exp(x - ans), lambda g, ans, x, y: g * np.exp(y - ans)),

@@ -40,6 +40,16 @@ def lower_nested(module_op: ir.Operation, fn: ir.Operation) -> None:
     _LOWERINGS["reverse"](module_op, fn)
 
 
+def record(module_op: ir.Operation, line: str) -> None:
+    """Append a line to the module's ``ferrule.pullbacks`` report (what the
+    reverse pass chose; shown by ``as_text("ad")`` and ``explain()``)."""
+    attrs = module_op.attributes
+    lines = ([ir.StringAttr(a).value for a in attrs["ferrule.pullbacks"]]
+             if "ferrule.pullbacks" in attrs else [])
+    lines.append(line)
+    attrs["ferrule.pullbacks"] = ir.ArrayAttr.get([ir.StringAttr.get(l) for l in lines])
+
+
 def callee_of(op: ir.Operation) -> str:
     return ir.FlatSymbolRefAttr(op.attributes["callee"]).value
 

@@ -14,6 +14,14 @@ Pointwise regions are not here: the one table of scalar partials
 (:mod:`.scalar_rules`) serves them in both modes. Custom user rules
 (``ad.custom_frule`` / ``ad.custom_rrule``) are handled by the passes.
 
+An op that runs a function of its own (``ad.scan``: a loop whose step is a
+function) is differentiated through that function's derivative, which the
+pass builds: its entry is a :class:`FunctionOpRule`, whose rules get the
+pass's :class:`PassContext` (the module and the pass's way of building a
+function's JVP or VJP), take every tangent direction at once, and split the
+reverse rule into a forward-sweep part that returns residuals and a
+backward-sweep part that uses them (:mod:`.scan_ad` has scan's).
+
 Contracts, for an op ``op`` of the function being differentiated; ``env``
 maps its operands to their values in the function being built, and the
 rules emit at the current insertion point and location:
@@ -27,6 +35,10 @@ rules emit at the current insertion point and location:
   ``cts.wants(v)`` (does ``v`` need one?), ``cts.add(v, value)``,
   ``cts.add_slice(v, value, slice_op)`` (``value`` is the part of ``v``'s
   cotangent at ``slice_op``'s position).
+* a :class:`FunctionOpRule`: ``jvp(ctx, op, env, tan, K)`` (``tan[v]``: K
+  tangents, None for zeros; the rule fills ``env`` and ``tan`` for the
+  results), ``vjp_forward(ctx, op, env, active) -> residuals`` (emits the
+  primal into ``env``), ``vjp_backward(ctx, op, env, cts, active, residuals)``.
 
 An op without an entry is an error naming it (:func:`missing_rule`), never
 a silent zero. **Adding an op** (scan, gather, …) is one entry in
@@ -34,17 +46,18 @@ a silent zero. **Adding an op** (scan, gather, …) is one entry in
 """
 
 from dataclasses import dataclass
-from typing import Callable, List, Optional, Sequence
+from typing import Callable, List, Optional, Sequence, Union
 
 from mlir import ir
 from mlir.dialects import linalg
 
 from ...dialect.ir_utils import (OEQ, PARALLEL, block_ops, body_block, cmpf, create,
                                  element_type, empty, extract_slice, float_const,
-                                 generic_iterators, generic_maps, generic_num_inputs,
+                                 generic_maps, generic_num_inputs,
                                  identity_map, insert_slice, is_identity, make_generic,
                                  projection_map, select, shape_of, slice_position)
 from . import ad_common as ad
+from . import scan_ad
 from .registry import PassError
 
 Jvp = Callable[[ir.Operation, dict, List[Optional[ir.Value]]], List[Optional[ir.Value]]]
@@ -56,6 +69,28 @@ class OpRule:
     """Both modes' rules for one op (see the module docstring)."""
     jvp: Jvp
     vjp: Vjp
+
+
+@dataclass(frozen=True)
+class PassContext:
+    """What the pass running a :class:`FunctionOpRule` lends it: the module,
+    and ``derivative_function`` — the forward pass's ``jvp_function`` or the
+    reverse pass's ``vjp_function`` (its pullback ``strategy`` too)."""
+    module_op: ir.Operation
+    derivative_function: Callable
+    strategy: str = "auto"
+
+
+@dataclass(frozen=True)
+class FunctionOpRule:
+    """The rules of an op that runs a function of its own (see the module
+    docstring for the signatures)."""
+    jvp: Callable
+    vjp_forward: Callable
+    vjp_backward: Callable
+
+
+Rule = Union[OpRule, FunctionOpRule]
 
 
 def apply_to_tangents(op: ir.Operation, env, tangents, operands: Sequence[int]):
@@ -158,24 +193,27 @@ def _sum_T(op, env, ybars, cts):
 
 
 
-def _at_max(xe: ir.Value, ye: ir.Value, value) -> ir.Value:
-    """Inside a region: ``value`` (or ``value()``) where element ``xe`` equals
-    the maximum ``ye``, else 0 — where max's derivative goes."""
-    hit = cmpf(OEQ, xe, ye)
-    v = value() if callable(value) else value
-    return select(hit, v, float_const(v.type, 0.0))
+def _at_max(x: ir.Value, y: ir.Value, maps, value: Optional[ir.Value] = None) -> ir.Value:
+    """Sum, per element of the max ``y`` (``y = max(x)`` through ``maps``),
+    of ``value`` (default 1) over the elements of ``x`` equal to it.
 
-
-def _tie_count(x: ir.Value, y: ir.Value, maps, iters) -> ir.Value:
-    """How many elements of ``x`` equal the max ``y`` they reduce to (per
-    output element): max's derivative splits among ties."""
+    Built from ops with derivative rules of their own — a pointwise select
+    and a sum reduction — so a max's derivative can be differentiated again
+    (``grad(grad(max))``, ``jvp(grad(max))``): the select's condition
+    carries no derivative, its chosen branch does.
+    """
     elt = element_type(y)
+    rank = maps[0].n_dims
+    ins = [x, y] + ([value] if value is not None else [])
+    in_maps = [maps[0], maps[1]] + ([maps[0]] if value is not None else [])
 
     def body(a):
-        hit = _at_max(a[0], a[1], lambda: float_const(elt, 1.0))
-        return [create("arith.addf", [elt], [hit, a[2]]).result]
-    return make_generic([x, y], [ad.zeros_like(y)], [maps[0], maps[1], maps[1]], iters,
+        chosen = a[2] if value is not None else float_const(elt, 1.0)
+        return [select(cmpf(OEQ, a[0], a[1]), chosen, float_const(elt, 0.0))]
+    hits = make_generic(ins, [empty(shape_of(x), elt)],
+                        in_maps + [projection_map(rank, range(rank))], [PARALLEL] * rank,
                         body).result
+    return ad.reduce_to(hits, maps[1], shape_of(y))
 
 
 def _max_jvp(op, env, tangents):
@@ -184,15 +222,10 @@ def _max_jvp(op, env, tangents):
     if tx is None:
         return [ti]
     x = op.operands[0]
-    maps, iters = generic_maps(op), generic_iterators(op)
+    maps = generic_maps(op)
     y = env[op.results[0]]
-    elt = element_type(y)
-
-    def body(a):
-        return [create("arith.addf", [elt], [_at_max(a[0], a[2], a[1]), a[3]]).result]
-    picked = make_generic([env[x], tx, y], [ad.zeros_like(y)],
-                          [maps[0], maps[0], maps[1], maps[1]], iters, body).result
-    count = _tie_count(env[x], y, maps, iters)
+    picked = _at_max(env[x], y, maps, tx)
+    count = _at_max(env[x], y, maps)
     picked = create("arith.divf", [y.type], [picked, count]).result
     return [picked if ti is None else create("arith.addf", [y.type], [ti, picked]).result]
 
@@ -206,11 +239,15 @@ def _max_vjp(op, env, ybars, cts):
         xs, elt = shape_of(x), element_type(x)
         rank = len(xs)
         y = env[op.results[0]]
-        count = _tie_count(env[x], y, maps, generic_iterators(op))
+        count = _at_max(env[x], y, maps)
 
         def body(a):
+            # hit * (g / count), not select(hit, g / count, 0): where the
+            # max is NaN no element equals it (count 0), and 0 * inf gives
+            # NaN: NaN in, NaN out.
             share = create("arith.divf", [elt], [a[2], a[3]]).result
-            return [_at_max(a[0], a[1], share)]
+            hit = select(cmpf(OEQ, a[0], a[1]), float_const(elt, 1.0), float_const(elt, 0.0))
+            return [create("arith.mulf", [elt], [hit, share]).result]
         cts.add(x, make_generic([env[x], y, g, count], [empty(xs, elt)],
                                 [identity_map(rank), maps[1], maps[1], maps[1],
                                  identity_map(rank)], [PARALLEL] * rank, body).result)
@@ -261,6 +298,17 @@ def _matmul_vjp(op, env, ybars, cts):
         cts.add(c, g)
 
 
+# -- scan (runs its step function: rules in scan_ad.py) ---------------------------
+
+SCAN = FunctionOpRule(
+    jvp=lambda ctx, op, env, tan, K: scan_ad.jvp(ctx.module_op, op, env, tan, K,
+                                                ctx.derivative_function),
+    vjp_forward=lambda ctx, op, env, active: scan_ad.forward(
+        ctx.module_op, op, env, active, ctx.derivative_function, ctx.strategy),
+    vjp_backward=lambda ctx, op, env, cts, active, residuals: scan_ad.backward(
+        ctx.module_op, op, env, cts, active, residuals))
+
+
 # -- the table -----------------------------------------------------------------------
 
 _NO_DERIVATIVE = OpRule(_no_tangent, _no_cotangent)
@@ -274,12 +322,13 @@ RULES = {
     "linalg.generic:max": OpRule(_max_jvp, _max_vjp),
     "linalg.matmul": OpRule(_matmul_jvp, _matmul_vjp),
     "linalg.batch_matmul": OpRule(_matmul_jvp, _matmul_vjp),
+    "ad.scan": SCAN,
     "tensor.empty": _NO_DERIVATIVE,
     "arith.constant": _NO_DERIVATIVE,
 }
 
 
-def rule_for(op: ir.Operation) -> Optional[OpRule]:
+def rule_for(op: ir.Operation) -> Optional[Rule]:
     """``op``'s entry in :data:`RULES` (a ``linalg.generic`` reduction is
     keyed ``linalg.generic:<kind>``), or None."""
     if op.name == "linalg.generic":

@@ -145,7 +145,9 @@ def forward_with_partials(op, env, active) -> Dict[Tuple[int, int], ir.Value]:
         return prim + parts
 
     inits = [env[v] for v in list(op.operands)[n_in:]]
-    p_inits = [empty(dom, element_type(op.results[j])) for i, j in pairs]
+    # ∂y_j/∂x_i is an adjoint of x_i: it has x_i's element type (they differ
+    # across a cast in the body).
+    p_inits = [empty(dom, element_type(ins[i])) for i, j in pairs]
     new = make_generic([env[v] for v in ins], inits + p_inits,
                        maps[:n_in] + [identity_map(rank)] * (len(inits) + len(p_inits)),
                        [PARALLEL] * rank, body)
@@ -153,6 +155,14 @@ def forward_with_partials(op, env, active) -> Dict[Tuple[int, int], ir.Value]:
     for r, nr in zip(op.results, list(new.results)[:n_out]):
         env[r] = nr
     return dict(zip(pairs, list(new.results)[n_out:]))
+
+
+def _cast(v: ir.Value, t: ir.Type) -> ir.Value:
+    """Scalar ``v`` as float type ``t`` (extf/truncf; ``v`` if it has it)."""
+    if v.type == t:
+        return v
+    wider = isinstance(t, ir.F64Type)
+    return create("arith.extf" if wider else "arith.truncf", [t], [v]).result
 
 
 def reverse_stored(op, env, cts, active, ybars, partials) -> None:
@@ -166,17 +176,19 @@ def reverse_stored(op, env, cts, active, ybars, partials) -> None:
     reads = [ybars[j] for j in live] + [partials[(i, j)] for i in want for j in live]
     L = len(live)
 
+    ins = list(op.operands)
+
     def body(a):
         out = []
         for k, i in enumerate(want):
             acc = None
             for m, j in enumerate(live):
-                term = create("arith.mulf", [a[m].type], [a[m], a[L + k * L + m]]).result
+                part = a[L + k * L + m]
+                term = create("arith.mulf", [part.type], [_cast(a[m], part.type), part]).result
                 acc = term if acc is None else create("arith.addf", [term.type], [acc, term]).result
             out.append(acc)
         return out
 
-    ins = list(op.operands)
     inits = [empty(dom, element_type(ins[i])) for i in want]
     new = make_generic(reads, inits, [identity_map(rank)] * (len(reads) + len(inits)),
                        [PARALLEL] * rank, body)

@@ -13,7 +13,7 @@ from typing import Callable, Dict, List, Optional
 
 from mlir import ir
 
-from ...dialect.ir_utils import OEQ, OGE, OGT, OLE, OLT, create
+from ...dialect.ir_utils import OEQ, OGT, OLT, create
 from ...dialect.ir_utils import cmpf as _cmp
 from ...dialect.ir_utils import float_const as const
 from ...dialect.ir_utils import select as _select
@@ -32,25 +32,40 @@ def _op(name, *xs, attrs=None):
     return create(name, [xs[0].type], list(xs), attrs).result
 
 
+_NAN = float("nan")
+
+
 def _div(op, a, r):
     x, y = a
     inv = _op("arith.divf", const(y.type, 1.0), y)
     return [inv, _op("arith.negf", _op("arith.mulf", r, inv))]
 
 
-def _choice(pred):
+def _choice(picks_x: str):
+    """maximum/minimum: the operand chosen gets the whole derivative; a tie
+    splits it evenly (as JAX and PyTorch do); a NaN operand gives NaN
+    partials (NaN in, NaN out). ``picks_x``: the predicate under which x is
+    the result (OGT for maximum, OLT for minimum)."""
+    picks_y = OLT if picks_x == OGT else OGT
+
     def rule(op, a, r):
         x, y = a
-        c = _cmp(pred, x, y)
-        one, zero = const(x.type, 1.0), const(x.type, 0.0)
-        return [_select(c, one, zero), _select(c, zero, one)]
+        t = x.type
+        px = _select(_cmp(OEQ, x, y), const(t, 0.5),
+                     _select(_cmp(picks_x, x, y), const(t, 1.0),
+                             _select(_cmp(picks_y, x, y), const(t, 0.0), const(t, _NAN))))
+        return [px, _op("arith.subf", const(t, 1.0), px)]
     return rule
 
 
 def _abs(op, a, r):
+    """sign(x): abs'(0) = 0 (as JAX and PyTorch), NaN at NaN."""
     x = a[0]
-    zero, one, mone = const(x.type, 0.0), const(x.type, 1.0), const(x.type, -1.0)
-    return [_select(_cmp(OLT, x, zero), mone, _select(_cmp(OGT, x, zero), one, zero))]
+    t = x.type
+    zero = const(t, 0.0)
+    return [_select(_cmp(OLT, x, zero), const(t, -1.0),
+                    _select(_cmp(OGT, x, zero), const(t, 1.0),
+                            _select(_cmp(OEQ, x, zero), zero, const(t, _NAN))))]
 
 
 def _pow(op, a, r):
@@ -80,8 +95,8 @@ RULES: Dict[str, Callable[[ir.Operation, List[ir.Value], ir.Value], List]] = {
     "arith.negf": lambda op, a, r: [NEG_ONE],
     "arith.mulf": lambda op, a, r: [a[1], a[0]],
     "arith.divf": _div,
-    "arith.maximumf": _choice(OGE),
-    "arith.minimumf": _choice(OLE),
+    "arith.maximumf": _choice(OGT),
+    "arith.minimumf": _choice(OLT),
     "arith.select": _select_rule,
     "math.exp": lambda op, a, r: [r],
     "math.expm1": lambda op, a, r: [_op("arith.addf", r, const(r.type, 1.0))],

@@ -10,6 +10,8 @@ process — and fails once upstream no longer misbehaves: then the workaround
 * ``distinct-results`` — ``buffer-results-to-out-params`` crashes on a value
   returned twice;
 * ``widen-bools`` — ``finalize-memref-to-llvm`` aborts on ``i1`` buffers;
+* ``widen-bool-buffers`` — the same, for the ``i1`` ownership flags the
+  deallocation pipeline creates around loops (``scan``);
 * ``copy-to-linalg`` — ``finalize-memref-to-llvm`` lowers strided copies to
   a runner-library call (``memrefCopy``).
 
@@ -20,4 +22,4 @@ behaviour the same way, with checks in the same test file:
 LLVM exit).
 """
 
-from . import copy_to_linalg, distinct_results, widen_bools  # noqa: F401 (registers them)
+from . import copy_to_linalg, distinct_results, widen_bool_buffers, widen_bools  # noqa: F401 (registers them)

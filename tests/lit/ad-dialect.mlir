@@ -3,6 +3,8 @@
 // ERR: bad-ad-op.mlir:3:{{[0-9]+}}: error: unregistered operation 'ad.bogus'
 // RUN: not ferrule-opt %S/Inputs/bad-ad-types.mlir 2>&1 | FileCheck %s --check-prefix=TYPES
 // TYPES: bad-ad-types.mlir:6:{{[0-9]+}}: error: 'ad.vjp' operand types (tensor<4xf32>, tensor<f32>) do not match @sq's signature, which needs (tensor<4xf32>, tensor<4xf32>)
+// RUN: not ferrule-opt %S/Inputs/bad-scan-types.mlir 2>&1 | FileCheck %s --check-prefix=SCAN
+// SCAN: bad-scan-types.mlir:6:{{[0-9]+}}: error: 'ad.scan' operand types (tensor<4xf32>, tensor<3x4xf32>) do not match @step's signature, which needs (tensor<4xf32>, tensor<5x4xf32>)
 
 // Every `ad` op round-trips through the IRDL-defined dialect (generic form).
 
@@ -63,4 +65,17 @@ func.func private @sq4_pb(%x: tensor<4xf32>, %ct: tensor<4xf32>) -> tensor<4xf32
 func.func @uses_custom_rrule(%x: tensor<4xf32>) -> tensor<4xf32> {
   %0 = "ad.custom_rrule"(%x) {callee = @sq4, forward = @sq4_fwd, pullback = @sq4_pb, rule = "sq4_rrule", num_residuals = 1 : i64} : (tensor<4xf32>) -> tensor<4xf32>
   return %0 : tensor<4xf32>
+}
+
+// -----
+
+// CHECK-LABEL: func.func @uses_scan
+// CHECK: "ad.scan"(%arg0, %arg1) {callee = @acc, length = 3 : i64, operandSegmentSizes = array<i32: 1, 1, 0>, reverse = 0 : i64}
+func.func private @acc(%c: tensor<2xf32>, %x: tensor<2xf32>) -> (tensor<2xf32>, tensor<2xf32>) {
+  %s = arith.addf %c, %x : tensor<2xf32>
+  return %s, %s : tensor<2xf32>, tensor<2xf32>
+}
+func.func @uses_scan(%c: tensor<2xf32>, %xs: tensor<3x2xf32>) -> (tensor<2xf32>, tensor<3x2xf32>) {
+  %0:2 = "ad.scan"(%c, %xs) {callee = @acc, length = 3 : i64, reverse = 0 : i64, operandSegmentSizes = array<i32: 1, 1, 0>} : (tensor<2xf32>, tensor<3x2xf32>) -> (tensor<2xf32>, tensor<3x2xf32>)
+  return %0#0, %0#1 : tensor<2xf32>, tensor<3x2xf32>
 }

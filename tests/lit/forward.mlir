@@ -73,3 +73,33 @@ func.func @jvp_cube(%x: tensor<4xf32>, %dx: tensor<4xf32>) -> (tensor<4xf32>, te
   %0:2 = "ad.jvp"(%x, %dx) {callee = @uses_cube, num_directions = 1 : i64, operandSegmentSizes = array<i32: 1, 1>} : (tensor<4xf32>, tensor<4xf32>) -> (tensor<4xf32>, tensor<4xf32>)
   return %0#0, %0#1 : tensor<4xf32>, tensor<4xf32>
 }
+
+// -----
+
+// Forward mode of a scan: one scan of a new step that computes the step and
+// its tangents together; the tangents of the carry join the carries, the
+// tangents of the xs join the xs.
+// CHECK-LABEL: func.func @rnn_jvp(
+// CHECK-LABEL: func.func private @rnn_jvp1(
+// CHECK: "ad.scan"(%arg0, %arg3, %arg1, %arg4, %arg2) {callee = @step_scan_jvp, length = 5 : i64, operandSegmentSizes = array<i32: 2, 2, 1>, reverse = 0 : i64}
+// CHECK-LABEL: func.func private @step_jvp1
+// CHECK: linalg.matmul
+// CHECK: math.tanh
+// CHECK-LABEL: func.func private @step_scan_jvp
+// CHECK: call @step_jvp1
+func.func private @step(%h: tensor<4x8xf32>, %x: tensor<4x8xf32>, %w: tensor<8x8xf32>) -> (tensor<4x8xf32>, tensor<4x8xf32>) {
+  %z = arith.constant dense<0.0> : tensor<4x8xf32>
+  %m = linalg.matmul ins(%h, %w : tensor<4x8xf32>, tensor<8x8xf32>) outs(%z : tensor<4x8xf32>) -> tensor<4x8xf32>
+  %a = arith.addf %m, %x : tensor<4x8xf32>
+  %t = math.tanh %a : tensor<4x8xf32>
+  return %t, %t : tensor<4x8xf32>, tensor<4x8xf32>
+}
+func.func private @rnn(%h0: tensor<4x8xf32>, %xs: tensor<5x4x8xf32>, %w: tensor<8x8xf32>) -> tensor<5x4x8xf32> {
+  %r:2 = "ad.scan"(%h0, %xs, %w) {callee = @step, length = 5 : i64, reverse = 0 : i64, operandSegmentSizes = array<i32: 1, 1, 1>} : (tensor<4x8xf32>, tensor<5x4x8xf32>, tensor<8x8xf32>) -> (tensor<4x8xf32>, tensor<5x4x8xf32>)
+  return %r#1 : tensor<5x4x8xf32>
+}
+func.func @rnn_jvp(%h0: tensor<4x8xf32>, %xs: tensor<5x4x8xf32>, %w: tensor<8x8xf32>, %th: tensor<4x8xf32>, %txs: tensor<5x4x8xf32>) -> (tensor<5x4x8xf32>, tensor<5x4x8xf32>) {
+  %zw = arith.constant dense<0.0> : tensor<8x8xf32>
+  %0:2 = "ad.jvp"(%h0, %xs, %w, %th, %txs, %zw) {callee = @rnn, num_directions = 1 : i64, operandSegmentSizes = array<i32: 3, 3>} : (tensor<4x8xf32>, tensor<5x4x8xf32>, tensor<8x8xf32>, tensor<4x8xf32>, tensor<5x4x8xf32>, tensor<8x8xf32>) -> (tensor<5x4x8xf32>, tensor<5x4x8xf32>)
+  return %0#0, %0#1 : tensor<5x4x8xf32>, tensor<5x4x8xf32>
+}

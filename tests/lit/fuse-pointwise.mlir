@@ -72,3 +72,58 @@ func.func @two_domains(%a: tensor<4xf32>, %b: tensor<8xf32>) -> (tensor<4xf32>, 
   %y = math.exp %b : tensor<8xf32>
   return %x, %y : tensor<4xf32>, tensor<8xf32>
 }
+
+// -----
+
+// A value and its own transpose: the transpose reads %p through a
+// permutation map, so %p and the transpose can never share one region
+// (the fused loop would read %p's element (j, i) at iteration (i, j),
+// computed at another iteration). Regression: fusing them erased %p while
+// the region still read it (LLVM ERROR: operation destroyed but still has
+// uses).
+// CHECK-LABEL: func.func @self_transpose
+// CHECK: %[[P:.+]] = linalg.generic
+// CHECK: arith.addf
+// CHECK: linalg.generic
+// CHECK-SAME: ins(%[[P]], %[[P]] :
+// CHECK-NOT: linalg.generic
+#t = affine_map<(d0, d1) -> (d1, d0)>
+#i = affine_map<(d0, d1) -> (d0, d1)>
+func.func @self_transpose(%a: tensor<2x2xf32>) -> tensor<2x2xf32> {
+  %one = arith.constant dense<1.0> : tensor<2x2xf32>
+  %p = arith.addf %a, %one : tensor<2x2xf32>
+  %e = tensor.empty() : tensor<2x2xf32>
+  %pt = linalg.generic {indexing_maps = [#t, #i], iterator_types = ["parallel", "parallel"]} ins(%p : tensor<2x2xf32>) outs(%e : tensor<2x2xf32>) {
+  ^bb0(%in: f32, %out: f32):
+    linalg.yield %in : f32
+  } -> tensor<2x2xf32>
+  %r = arith.addf %p, %pt : tensor<2x2xf32>
+  return %r : tensor<2x2xf32>
+}
+
+// -----
+
+// Two groups that are each convex but feed each other: {%a1, %a2} (both
+// read %x) reaches %b2 through %m1, and {%b1, %b2} (both read %y) reaches
+// %a2 through %m2. Merging both sibling pairs would make the two regions
+// depend on each other. Regression: topo_sort_block found a dependence
+// cycle. Now the second pair stays apart, so the regions can be ordered.
+// CHECK-LABEL: func.func @crossing_groups
+// CHECK: %[[B1:.+]] = linalg.generic {{.+}} ins(%arg1 :
+// CHECK: math.tanh
+// CHECK: %[[M2:.+]] = linalg.matmul ins(%[[B1]],
+// CHECK: %[[A:.+]]:2 = linalg.generic {{.+}} ins(%arg0, %[[M2]] :
+// CHECK: math.exp
+// CHECK: %[[M1:.+]] = linalg.matmul ins(%[[A]]#0,
+// CHECK: %[[B2:.+]] = linalg.generic {{.+}} ins(%arg1, %[[M1]] :
+// CHECK: return %[[A]]#1, %[[B2]]
+func.func @crossing_groups(%x: tensor<4x4xf32>, %y: tensor<4x4xf32>, %w: tensor<4x4xf32>) -> (tensor<4x4xf32>, tensor<4x4xf32>) {
+  %z = arith.constant dense<0.0> : tensor<4x4xf32>
+  %a1 = math.exp %x : tensor<4x4xf32>
+  %b1 = math.tanh %y : tensor<4x4xf32>
+  %m1 = linalg.matmul ins(%a1, %w : tensor<4x4xf32>, tensor<4x4xf32>) outs(%z : tensor<4x4xf32>) -> tensor<4x4xf32>
+  %m2 = linalg.matmul ins(%b1, %w : tensor<4x4xf32>, tensor<4x4xf32>) outs(%z : tensor<4x4xf32>) -> tensor<4x4xf32>
+  %a2 = arith.mulf %x, %m2 : tensor<4x4xf32>
+  %b2 = arith.mulf %y, %m1 : tensor<4x4xf32>
+  return %a2, %b2 : tensor<4x4xf32>, tensor<4x4xf32>
+}

@@ -76,3 +76,42 @@ func.func @stored(%a: tensor<4xf32>, %b: tensor<4xf32>, %ct: tensor<4xf32>) -> (
   %0:3 = "ad.vjp"(%a, %b, %ct) {callee = @gs, operandSegmentSizes = array<i32: 2, 1>} : (tensor<4xf32>, tensor<4xf32>, tensor<4xf32>) -> (tensor<4xf32>, tensor<4xf32>, tensor<4xf32>)
   return %0#1, %0#2 : tensor<4xf32>, tensor<4xf32>
 }
+
+// -----
+
+// Reverse mode of a scan: a forward scan of the step that also stacks what
+// the backward needs (the matmul's output and the carry entering each step:
+// the pointwise tanh is recomputed), then a backward scan in the other
+// direction whose carries are the carry's cotangent and the running sum of
+// the weight's cotangent. The transposed weight (dh = dG @ W^T) depends on
+// the weight alone: it is computed once, outside both loops.
+// CHECK-LABEL: func.func private @rnn_vjp
+// CHECK: %[[WT:.+]] = linalg.generic
+// CHECK: %[[F:.+]]:4 = "ad.scan"(%arg0, %arg1, %arg2) {callee = @step_scan_fwd, length = 5 : i64
+// CHECK-SAME: reverse = 0 : i64
+// CHECK-SAME: -> (tensor<4x8xf32>, tensor<5x4x8xf32>, tensor<5x4x8xf32>, tensor<5x4x8xf32>)
+// CHECK: "ad.scan"({{.+}}, %[[F]]#2, %[[F]]#3, {{.+}}, %arg2, %[[WT]]) {callee = @step_scan_bwd, length = 5 : i64
+// CHECK-SAME: reverse = 1 : i64
+// CHECK-LABEL: func.func private @step_scan_fwd
+// CHECK: linalg.matmul
+// CHECK: math.tanh
+// CHECK-LABEL: func.func private @step_scan_bwd
+// CHECK-NOT: func.func
+// CHECK: math.tanh
+// CHECK: linalg.matmul
+// CHECK: linalg.matmul
+func.func private @step(%h: tensor<4x8xf32>, %x: tensor<4x8xf32>, %w: tensor<8x8xf32>) -> (tensor<4x8xf32>, tensor<4x8xf32>) {
+  %z = arith.constant dense<0.0> : tensor<4x8xf32>
+  %m = linalg.matmul ins(%h, %w : tensor<4x8xf32>, tensor<8x8xf32>) outs(%z : tensor<4x8xf32>) -> tensor<4x8xf32>
+  %a = arith.addf %m, %x : tensor<4x8xf32>
+  %t = math.tanh %a : tensor<4x8xf32>
+  return %t, %t : tensor<4x8xf32>, tensor<4x8xf32>
+}
+func.func private @rnn(%h0: tensor<4x8xf32>, %xs: tensor<5x4x8xf32>, %w: tensor<8x8xf32>) -> tensor<5x4x8xf32> {
+  %r:2 = "ad.scan"(%h0, %xs, %w) {callee = @step, length = 5 : i64, reverse = 0 : i64, operandSegmentSizes = array<i32: 1, 1, 1>} : (tensor<4x8xf32>, tensor<5x4x8xf32>, tensor<8x8xf32>) -> (tensor<4x8xf32>, tensor<5x4x8xf32>)
+  return %r#1 : tensor<5x4x8xf32>
+}
+func.func @rnn_grad(%h0: tensor<4x8xf32>, %xs: tensor<5x4x8xf32>, %w: tensor<8x8xf32>, %ct: tensor<5x4x8xf32>) -> (tensor<4x8xf32>, tensor<5x4x8xf32>, tensor<8x8xf32>) {
+  %0:4 = "ad.vjp"(%h0, %xs, %w, %ct) {callee = @rnn, operandSegmentSizes = array<i32: 3, 1>} : (tensor<4x8xf32>, tensor<5x4x8xf32>, tensor<8x8xf32>, tensor<5x4x8xf32>) -> (tensor<5x4x8xf32>, tensor<4x8xf32>, tensor<5x4x8xf32>, tensor<8x8xf32>)
+  return %0#1, %0#2, %0#3 : tensor<4x8xf32>, tensor<5x4x8xf32>, tensor<8x8xf32>
+}

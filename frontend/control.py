@@ -1,0 +1,125 @@
+"""``ferrule.scan``: a loop over a sequence, traced once, compiled once.
+
+``scan(f, init, xs)`` runs ``carry, y = f(carry, x)`` for every slice ``x``
+of ``xs`` along its leading axis and returns the final carry and the ``y``s
+stacked along a new leading axis — JAX's ``lax.scan``. The step ``f`` is
+traced once into its own function and the loop is one ``ad.scan`` op that
+refers to it, so the IR (and compile time) does not grow with the number of
+steps. The AD passes differentiate the op by rule; ``lower-scan`` turns it
+into a loop.
+"""
+
+from mlir import ir
+
+from .core import asarray_traced, trace_into
+from .dialect import builders
+from .errors import ShapeError, TracingError
+from .pytree import flatten, unflatten
+from .tracing import Tracer, current_trace, user_location, where_str
+from .transforms import compiled_once
+
+
+def _describe(t: Tracer) -> str:
+    return f"{t.dtype}{list(t.shape)}"
+
+
+def scan(f, init, xs=None, length=None, reverse=False):
+    """Loop ``f`` over the leading axis of ``xs``, threading a carry.
+
+    ``f(carry, x) -> (carry, y)``. ``init`` and the carry are arrays or
+    tuples/lists of arrays (the carry keeps ``init``'s structure, shapes and
+    dtypes); ``xs`` is an array, a tuple/list of arrays with one leading
+    length, or ``None`` (then ``length`` gives the number of steps and ``f``
+    gets ``x = None``); ``y`` may be an array, a tuple/list, or ``None``.
+    Returns ``(final carry, ys)`` with each ``y`` stacked along a new leading
+    axis. ``reverse=True`` runs from the last slice to the first (``ys[t]``
+    is still step ``t``'s output), as ``jax.lax.scan``.
+
+    Arrays of an enclosing traced function that ``f`` uses are passed to
+    every step unchanged (and differentiated as such). Called outside a
+    traced function, ``scan`` compiles and runs itself.
+    """
+    if current_trace() is None:
+        return _compiled_scan(f, length, reverse)(init, xs)
+    init_leaves, init_struct = flatten(init)
+    carry = [asarray_traced(c) for c in init_leaves]
+    x_leaves, x_struct = flatten(xs) if xs is not None else ([], None)
+    xs_t = [asarray_traced(x) for x in x_leaves]
+    for x in xs_t:
+        if x.ndim == 0:
+            raise ShapeError(f"{where_str()}: scan: every xs must have a leading axis to "
+                             f"scan over; got a 0-d array")
+    lengths = {x.shape[0] for x in xs_t}
+    if len(lengths) > 1:
+        raise ShapeError(f"{where_str()}: scan: xs have different leading lengths "
+                         f"{sorted(lengths)}; they are sliced together")
+    if length is None:
+        if not lengths:
+            raise TracingError(f"{where_str()}: scan: with xs=None, give length=")
+        length = lengths.pop()
+    elif lengths and lengths != {int(length)}:
+        raise ShapeError(f"{where_str()}: scan: length={length} but xs have leading "
+                         f"length {lengths.pop()}")
+    length = int(length)
+    if length < 0:
+        raise ShapeError(f"{where_str()}: scan: length must be >= 0, got {length}")
+    name = getattr(f, "__name__", "step").replace("<", "").replace(">", "")
+    n_c = len(carry)
+    y_info = {}
+
+    def step(*flat):
+        c = unflatten(init_struct, list(flat[:n_c]))
+        x = unflatten(x_struct, list(flat[n_c:])) if xs is not None else None
+        out = f(c, x)
+        if not isinstance(out, (tuple, list)) or len(out) != 2:
+            raise TracingError(f"{where_str()}: scan: the step function {name} must return "
+                               f"(carry, y); got {type(out).__name__}")
+        new_c, y = out
+        c_leaves, c_struct = flatten(new_c)
+        if repr(c_struct) != repr(init_struct) or len(c_leaves) != n_c:
+            raise TracingError(f"{where_str()}: scan: {name} returned a carry whose structure "
+                               f"differs from init's ({len(c_leaves)} arrays for {n_c})")
+        c_leaves = [asarray_traced(v) for v in c_leaves]
+        for k, (got, want) in enumerate(zip(c_leaves, flat[:n_c])):
+            if got.shape != want.shape or got.dtype != want.dtype:
+                raise TracingError(
+                    f"{where_str()}: scan: {name} returned carry {k} as {_describe(got)}, but "
+                    f"the carry is {_describe(want)} (from init): a carry keeps its shape "
+                    f"and dtype from step to step (convert init or the new carry)")
+        y_leaves, y_struct = flatten(y) if y is not None else ([], None)
+        y_info["struct"] = y_struct
+        y_info["none"] = y is None
+        return (*c_leaves, *[asarray_traced(v) for v in y_leaves])
+
+    tr = current_trace()
+    arg_types = tuple([c.value.type for c in carry]
+                      + [ir.RankedTensorType.get(list(x.shape[1:]),
+                                                 ir.RankedTensorType(x.value.type).element_type)
+                         for x in xs_t])
+    res = trace_into(tr.module, step, arg_types, name, private=True)
+    callee, _, out_types = res
+    consts = [c.value for c in res.captures]
+    y_types = out_types[n_c:]
+    stacked = [ir.RankedTensorType.get([length, *ir.RankedTensorType(t).shape],
+                                       ir.RankedTensorType(t).element_type) for t in y_types]
+    with ir.InsertionPoint(tr.block), user_location():
+        op = builders.scan(callee, [c.value for c in carry], [x.value for x in xs_t], consts,
+                           list(out_types[:n_c]) + stacked, length, reverse)
+    results = [Tracer(r, tr) for r in op.results]
+    final = unflatten(init_struct, results[:n_c])
+    ys = None if y_info["none"] else unflatten(y_info["struct"], results[n_c:])
+    return final, ys
+
+
+def _compiled_scan(f, length, reverse):
+    """``scan(f, ...)`` as a jitted function of ``(init, xs)``, made once per
+    ``(f, length, reverse)`` so repeated calls reuse the compilation."""
+    def transform(g):
+        def run(init, xs):
+            return scan(g, init, xs, length=length, reverse=reverse)
+        run.__name__ = run.__qualname__ = g.__name__
+        return run
+    return compiled_once(f, ("scan", length, bool(reverse)), transform)
+
+
+__all__ = ["scan"]
