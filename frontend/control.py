@@ -11,6 +11,7 @@ into a loop.
 
 from mlir import ir
 
+from . import numpy as fnp
 from .core import asarray_traced, trace_into
 from .dialect import builders
 from .errors import ShapeError, TracingError
@@ -23,7 +24,7 @@ def _describe(t: Tracer) -> str:
     return f"{t.dtype}{list(t.shape)}"
 
 
-def scan(f, init, xs=None, length=None, reverse=False):
+def scan(f, init, xs=None, length=None, reverse=False, checkpoint=None):
     """Loop ``f`` over the leading axis of ``xs``, threading a carry.
 
     ``f(carry, x) -> (carry, y)``. ``init`` and the carry are arrays or
@@ -38,9 +39,22 @@ def scan(f, init, xs=None, length=None, reverse=False):
     Arrays of an enclosing traced function that ``f`` uses are passed to
     every step unchanged (and differentiated as such). Called outside a
     traced function, ``scan`` compiles and runs itself.
+
+    ``checkpoint=k`` trades compute for memory in reverse mode: the steps
+    run as segments of ``k``; only the carry entering each segment is
+    stored, and a segment's steps are recomputed (storing their residuals
+    for k steps only) when the backward sweep reaches it. Memory for
+    residuals goes from ``length`` steps' worth to about ``length / k``
+    carries plus ``k`` steps' worth; the forward work is done twice.
     """
     if current_trace() is None:
-        return _compiled_scan(f, length, reverse)(init, xs)
+        return _compiled_scan(f, length, reverse, checkpoint)(init, xs)
+    if checkpoint is not None:
+        return _checkpointed(f, init, xs, length, reverse, int(checkpoint))
+    return _scan(f, init, xs, length, reverse, remat=False)
+
+
+def _scan(f, init, xs, length, reverse, remat):
     init_leaves, init_struct = flatten(init)
     carry = [asarray_traced(c) for c in init_leaves]
     x_leaves, x_struct = flatten(xs) if xs is not None else ([], None)
@@ -104,22 +118,67 @@ def scan(f, init, xs=None, length=None, reverse=False):
                                        ir.RankedTensorType(t).element_type) for t in y_types]
     with ir.InsertionPoint(tr.block), user_location():
         op = builders.scan(callee, [c.value for c in carry], [x.value for x in xs_t], consts,
-                           list(out_types[:n_c]) + stacked, length, reverse)
+                           list(out_types[:n_c]) + stacked, length, reverse, remat)
     results = [Tracer(r, tr) for r in op.results]
     final = unflatten(init_struct, results[:n_c])
     ys = None if y_info["none"] else unflatten(y_info["struct"], results[n_c:])
     return final, ys
 
 
-def _compiled_scan(f, length, reverse):
+def _checkpointed(f, init, xs, length, reverse, k):
+    """``scan`` as segments of ``k`` steps: an outer scan (recomputed in the
+    backward sweep) over inner scans, and a plain scan of the remaining
+    ``length % k`` steps."""
+    if k < 1:
+        raise ShapeError(f"{where_str()}: scan: checkpoint must be a positive number of "
+                         f"steps, got {k}")
+    x_leaves, x_struct = flatten(xs) if xs is not None else ([], None)
+    x_leaves = [asarray_traced(x) for x in x_leaves]
+    if length is None:
+        if not x_leaves:
+            raise TracingError(f"{where_str()}: scan: with xs=None, give length=")
+        length = x_leaves[0].shape[0]
+    n, r = divmod(int(length), k)
+    if n <= 1 and r == 0 or n == 0:
+        return _scan(f, init, xs, length, reverse, remat=False)
+    main = [fnp.reshape(x[:n * k], (n, k) + x.shape[1:]) for x in x_leaves]
+    tail = [x[n * k:] for x in x_leaves]
+    pack = (lambda ls: unflatten(x_struct, ls)) if xs is not None else (lambda ls: None)
+
+    def segment(c, xseg):
+        return _scan(f, c, xseg, k, reverse, remat=False)
+
+    def run_main(c):
+        return _scan(segment, c, pack(main), n, reverse, remat=True)
+
+    def run_tail(c):
+        return _scan(f, c, pack(tail), r, reverse, remat=False) if r else (c, None)
+    if reverse:   # the last steps (the tail) run first
+        c, ys_tail = run_tail(init)
+        c, ys_main = run_main(c)
+    else:
+        c, ys_main = run_main(init)
+        c, ys_tail = run_tail(c)
+    if ys_main is None:
+        return c, None
+    m_leaves, y_struct = flatten(ys_main)
+    m_leaves = [fnp.reshape(y, (n * k,) + y.shape[2:]) for y in m_leaves]
+    if r:
+        m_leaves = [fnp.concatenate([a, b], axis=0)
+                    for a, b in zip(m_leaves, flatten(ys_tail)[0])]
+    return c, unflatten(y_struct, m_leaves)
+
+
+def _compiled_scan(f, length, reverse, checkpoint=None):
     """``scan(f, ...)`` as a jitted function of ``(init, xs)``, made once per
-    ``(f, length, reverse)`` so repeated calls reuse the compilation."""
+    ``(f, length, reverse, checkpoint)`` so repeated calls reuse the
+    compilation."""
     def transform(g):
         def run(init, xs):
-            return scan(g, init, xs, length=length, reverse=reverse)
+            return scan(g, init, xs, length=length, reverse=reverse, checkpoint=checkpoint)
         run.__name__ = run.__qualname__ = g.__name__
         return run
-    return compiled_once(f, ("scan", length, bool(reverse)), transform)
+    return compiled_once(f, ("scan", length, bool(reverse), checkpoint), transform)
 
 
 __all__ = ["scan"]
