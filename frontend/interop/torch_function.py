@@ -253,27 +253,54 @@ class Function:
         return self.lower(*tensors).compile_cuda(target)
 
     def _forward_cuda(self, specs, xs, entry, dev):
-        from ..runtime import cuda
-        idx = dev.index if dev.index is not None else torch.cuda.current_device()
+        glue = _cuda_glue
+        idx = glue.index(dev)
         key = (specs, idx)
         gf = self._gpu.get(key)
         if gf is None:
-            target = self.cuda_target
-            if target is None:
-                major, minor = torch.cuda.get_device_capability(idx)
-                target = f"cuda:sm_{major}{minor}"
+            from ..runtime import cuda
+            target = self.cuda_target or "cuda:sm_%d%d" % glue.capability(idx)
             try:
                 gf = entry.lowered.compile_cuda(target).load(idx)
             except cuda.CudaUnavailable as e:
                 raise InteropError(f"ferrule.torch.function {self.__name__}: CUDA tensors "
-                                   f"given but ferrule's CUDA launcher cannot reach a GPU: "
+                                   f"given but ferrule's CUDA launcher cannot use the GPU: "
                                    f"{e}") from None
             self._gpu[key] = gf
-        outs = tuple(torch.empty(shape, dtype=_TORCH_OF_NP[dt], device=dev)
-                     for shape, dt in entry.out_specs)
-        stream = torch.cuda.current_stream(dev).cuda_stream
-        gf(*[t.detach().contiguous() for t in xs], out=outs, stream=stream, sync=False)
+        outs = tuple(glue.empty(shape, _TORCH_OF_NP[dt], dev) for shape, dt in entry.out_specs)
+        # On torch's current stream, without waiting: torch orders what follows.
+        gf(*[glue.view(t) for t in xs], out=[glue.view(o) for o in outs],
+           stream=glue.stream(dev), sync=False)
         return outs
+
+
+class _CudaGlue:
+    """What the CUDA path asks of torch (one place, so that tests can run it
+    on ferrule's emulated driver with CPU tensors)."""
+
+    @staticmethod
+    def index(dev: torch.device) -> int:
+        return dev.index if dev.index is not None else torch.cuda.current_device()
+
+    @staticmethod
+    def capability(idx: int) -> Tuple[int, int]:
+        return torch.cuda.get_device_capability(idx)
+
+    @staticmethod
+    def stream(dev: torch.device) -> int:
+        return torch.cuda.current_stream(dev).cuda_stream
+
+    @staticmethod
+    def empty(shape, dtype, dev) -> torch.Tensor:
+        return torch.empty(shape, dtype=dtype, device=dev)
+
+    @staticmethod
+    def view(t: torch.Tensor):
+        """An object with ``__cuda_array_interface__`` over ``t``'s memory."""
+        return t.detach().contiguous()
+
+
+_cuda_glue = _CudaGlue()
 
 
 class _Eager(torch.autograd.Function):
