@@ -162,3 +162,12 @@ def test_clear_errors():
     # forward mode is JAX's to refuse: a custom_vjp has no JVP
     with pytest.raises(TypeError, match="can't apply forward-mode autodiff"):
         jax.jvp(CELL, (G, c), (G, c))
+
+
+def test_the_docs_jax_example_runs():
+    import re
+    from pathlib import Path
+    text = (Path(__file__).resolve().parents[1] / "docs" / "interop.md").read_text()
+    blocks = [b for b in re.findall(r"```python\n(.*?)```", text, re.S) if "import ferrule.jax" in b]
+    assert len(blocks) == 1
+    exec(compile(blocks[0], "docs/interop.md", "exec"), {})

@@ -361,3 +361,16 @@ def test_cuda_tensors_on_a_gpu():   # pragma: no cover - needs a GPU
     want = torch.autograd.grad(hr.sum() + c2r.sum(), (G, c))
     for a, b in zip(got, want):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+def _doc_block(marker):
+    import re
+    from pathlib import Path
+    text = (Path(__file__).resolve().parents[1] / "docs" / "interop.md").read_text()
+    blocks = [b for b in re.findall(r"```python\n(.*?)```", text, re.S) if marker in b]
+    assert len(blocks) == 1
+    return blocks[0]
+
+
+def test_the_docs_torch_example_runs():
+    exec(compile(_doc_block("import ferrule.torch"), "docs/interop.md", "exec"), {})
