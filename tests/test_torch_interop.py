@@ -240,6 +240,27 @@ def test_torch_compile_inductor_forward_backward():
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
 
+_CACHED_COMPILE = """
+import torch, ferrule.numpy as fnp, ferrule.torch
+f = ferrule.torch.function(lambda x, y: fnp.tanh(x) * y, name="cached")
+model = torch.compile(lambda x, y: f(x * 2, y).sum(), fullgraph=True, dynamic=False)
+x = torch.ones(4, 3, requires_grad=True)
+model(x, torch.ones(4, 3)).backward()
+assert torch.allclose(x.grad, 2 * (1 - torch.tanh(torch.full((4, 3), 2.0)) ** 2))
+"""
+
+
+def test_torch_compile_caches_across_processes(tmp_path):
+    """A second process compiling the same model must not pick up the first
+    one's cached graph, which calls ops that only the first one registered."""
+    import os
+    env = dict(os.environ, TORCHINDUCTOR_CACHE_DIR=str(tmp_path / "inductor"))
+    for _ in range(2):
+        r = subprocess.run([sys.executable, "-c", _CACHED_COMPILE], env=env,
+                           capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr[-3000:]
+
+
 def test_clear_errors():
     G, c = _inputs(dtype=torch.float32)
     with pytest.raises(ferrule.DTypeError, match=r"argument 1 has dtype torch.int64.*float32"):

@@ -36,6 +36,7 @@ registered op.
 import itertools
 import re
 import threading
+import uuid
 from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import numpy as np
@@ -49,6 +50,12 @@ _TORCH_OF_NP = {v: k for k, v in _NP_OF_TORCH.items()}
 _NAMESPACE = "ferrule"
 
 _uids = itertools.count()
+# Op names carry a per-process token. Inductor's and AOTAutograd's on-disk
+# caches key a compiled graph by its code, which names the ops it calls; a
+# graph compiled in another process (where uid N may be another function,
+# and whose backward op is registered only while the backward is traced)
+# must never be found by this one.
+_TOKEN = uuid.uuid4().hex[:8]
 _REGISTRY: Dict[int, "Function"] = {}
 _registry_lock = threading.Lock()
 
@@ -85,16 +92,17 @@ def _spec(t, k: int, fname: str):
     return (tuple(t.shape), dt)
 
 
+try:
+    from torch.utils._python_dispatch import _get_current_dispatch_mode
+except ImportError:          # pragma: no cover - other torch versions
+    def _get_current_dispatch_mode():
+        return None
+
+
 def _tracing() -> bool:
     """True where calls must go through the registered op: under
     torch.compile, or inside make_fx/export/fake-tensor dispatch modes."""
-    if torch.compiler.is_compiling():
-        return True
-    try:
-        from torch.utils._python_dispatch import _get_current_dispatch_mode
-        return _get_current_dispatch_mode() is not None
-    except ImportError:      # pragma: no cover - older/newer torch
-        return False
+    return torch.compiler.is_compiling() or _get_current_dispatch_mode() is not None
 
 
 @torch.compiler.assume_constant_result
@@ -122,7 +130,7 @@ class Function:
         self._opbase = re.sub(r"\W", "_", base)
         if not self._opbase or self._opbase[0].isdigit():
             self._opbase = "fn_" + self._opbase
-        self._opbase = f"{self._opbase}_{self.uid}"
+        self._opbase = f"{self._opbase}_{_TOKEN}_{self.uid}"
         self._ops: Dict[Tuple[int, int], object] = {}
         self._pullbacks: Dict[Tuple[int, Tuple[int, ...]], "Function"] = {}
         self._gpu: Dict[object, object] = {}
@@ -145,7 +153,7 @@ class Function:
             opname, struct = _op_info(self.uid, specs)
             outs = getattr(getattr(torch.ops, _NAMESPACE), opname)(*args)
         else:
-            _, struct = self._op_info(specs)
+            struct = self.program.entry(specs).out_struct
             outs = _Eager.apply(self, specs, *args)
         if isinstance(outs, torch.Tensor):
             outs = (outs,)
@@ -211,9 +219,10 @@ class Function:
         op.register_autograd(backward, setup_context=setup_context)
         return op
 
-    def _forward(self, xs) -> tuple:
+    def _forward(self, xs, specs=None) -> tuple:
         """Run the compiled primal on concrete tensors; returns a tuple."""
-        specs = tuple(_spec(t, k, self.__name__) for k, t in enumerate(xs))
+        if specs is None:
+            specs = tuple(_spec(t, k, self.__name__) for k, t in enumerate(xs))
         entry = self.program.entry(specs)
         dev = _device_of(xs, self.__name__)
         if dev.type == "cpu":
@@ -311,7 +320,7 @@ class _Eager(torch.autograd.Function):
     def forward(ctx, fn: Function, specs, *xs):
         ctx.fn = fn
         ctx.save_for_backward(*xs)       # the inputs, nothing else
-        outs = fn._forward(xs)
+        outs = fn._forward(xs, specs)
         return outs[0] if len(outs) == 1 else outs
 
     @staticmethod
@@ -347,4 +356,7 @@ def _numpy_view(t: torch.Tensor) -> np.ndarray:
     t = t.detach()
     if not t.is_contiguous():
         t = t.contiguous()
-    return t.resolve_neg().resolve_conj().numpy()
+    try:
+        return t.numpy()
+    except RuntimeError:         # a lazily negated view (neg bit): materialise it
+        return t.resolve_neg().numpy()
