@@ -46,17 +46,6 @@ def lstm_torch_ops(G, c):
     return torch.sigmoid(o) * torch.tanh(c2), c2
 
 
-def median_us(fn, repeat, inner):
-    fn()
-    ts = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        for _ in range(inner):
-            fn()
-        ts.append((time.perf_counter() - t) / inner * 1e6)
-    return statistics.median(ts)
-
-
 def overhead(args):
     B, H = args.batch, args.hidden
     g = torch.Generator().manual_seed(0)
@@ -81,11 +70,16 @@ def overhead(args):
         ("custom op via dispatcher, fwd+bwd", lambda: _fwd_bwd(op, Gr, cr)),
         ("cell in torch ops, fwd+bwd", lambda: _fwd_bwd(lstm_torch_ops, Gr, cr)),
     ]
-    rows = {}
-    for _ in range(2):            # two interleaved passes, keep the better median
+    times = {label: [] for label, _ in cases}
+    for _, fn in cases:
+        fn()
+    for _ in range(args.repeat):          # interleaved rounds: load drifts alike
         for label, fn in cases:
-            t = median_us(fn, args.repeat, args.inner)
-            rows[label] = min(rows.get(label, t), t)
+            t = time.perf_counter()
+            for _ in range(args.inner):
+                fn()
+            times[label].append((time.perf_counter() - t) / args.inner * 1e6)
+    rows = {label: statistics.median(v) for label, v in times.items()}
     base = rows["ferrule compiled fn on numpy (no wrapper)"]
     print(f"\n## Per call, LSTM pointwise cell {B}x{H} float32 (G {B}x{4 * H}), medians")
     print("| call | us | vs. compiled fn alone |")
@@ -199,8 +193,8 @@ def language_model(args):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--repeat", type=int, default=30)
-    p.add_argument("--inner", type=int, default=200)
+    p.add_argument("--repeat", type=int, default=40)
+    p.add_argument("--inner", type=int, default=50)
     p.add_argument("--rounds", type=int, default=15)
     p.add_argument("--lm-inner", type=int, default=3)
     p.add_argument("--batch", type=int, default=64)

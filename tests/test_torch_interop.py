@@ -348,6 +348,7 @@ def test_cuda_path_on_the_emulated_driver(monkeypatch):
     monkeypatch.setattr(driver, "_init_error", None)
     glue = _EmulatedGlue(fake)
     monkeypatch.setattr(tf, "_cuda_glue", glue)
+    monkeypatch.setattr(tf, "_all_on_cpu", lambda xs: False)
     monkeypatch.setattr(tf, "_device_of", lambda xs, name: torch.device("cuda", 0))
     h, c2 = fn(G, c)
     assert glue._on_device(h) and len(fake.launches) >= 1
@@ -364,6 +365,7 @@ def test_cuda_tensors_without_a_usable_driver_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(driver, "_api", None)
     monkeypatch.setattr(driver, "_init_error", driver.CudaUnavailable("no CUDA driver (test)"))
     monkeypatch.setattr(tf, "_cuda_glue", _EmulatedGlue(None))
+    monkeypatch.setattr(tf, "_all_on_cpu", lambda xs: False)
     monkeypatch.setattr(tf, "_device_of", lambda xs, name: torch.device("cuda", 0))
     fn = ft.function(lstm, cuda_target="cuda:sm_90")
     with pytest.raises(ft.InteropError, match="CUDA tensors given but ferrule's CUDA launcher "

@@ -154,9 +154,14 @@ class Function:
             outs = getattr(getattr(torch.ops, _NAMESPACE), opname)(*args)
         else:
             struct = self.program.entry(specs).out_struct
-            outs = _Eager.apply(self, specs, *args)
+            if torch.is_grad_enabled() and any(t.requires_grad for t in args):
+                outs = _Eager.apply(self, specs, *args)
+            else:                       # nothing to differentiate: no graph node
+                outs = self._forward(args, specs)
         if isinstance(outs, torch.Tensor):
             outs = (outs,)
+        if struct == ("tuple", ((1, None),) * len(outs)):      # the usual flat tuple
+            return tuple(outs)
         return unflatten(struct, list(outs))
 
     def lower(self, *tensors):
@@ -224,13 +229,14 @@ class Function:
         if specs is None:
             specs = tuple(_spec(t, k, self.__name__) for k, t in enumerate(xs))
         entry = self.program.entry(specs)
-        dev = _device_of(xs, self.__name__)
-        if dev.type == "cpu":
+        if _all_on_cpu(xs):
             arrays = [_numpy_view(t) for t in xs]
-            outs = tuple(torch.empty(shape, dtype=_TORCH_OF_NP[dt]) for shape, dt in entry.out_specs)
-            entry.cpu()(*arrays, out=tuple(o.numpy() for o in outs))
-            return outs
-        return self._forward_cuda(specs, xs, entry, dev)
+            # Results: numpy buffers that the tensors then wrap (no copy;
+            # cheaper per call than torch.empty + .numpy()).
+            outs = tuple(np.empty(shape, dt) for shape, dt in entry.out_specs)
+            entry.cpu()(*arrays, out=outs)
+            return tuple(map(torch.from_numpy, outs))
+        return self._forward_cuda(specs, xs, entry, _device_of(xs, self.__name__))
 
     def _backward(self, saved, grads, needs) -> tuple:
         needed = tuple(k for k, n in enumerate(needs) if n)
@@ -338,6 +344,10 @@ def _fake_spec(t):
     return (shape, _NP_OF_TORCH[t.dtype])
 
 
+def _all_on_cpu(xs) -> bool:
+    return all(t.is_cpu for t in xs)
+
+
 def _device_of(xs, fname: str) -> torch.device:
     devs = {t.device for t in xs}
     if len(devs) > 1:
@@ -353,7 +363,8 @@ def _device_of(xs, fname: str) -> torch.device:
 def _numpy_view(t: torch.Tensor) -> np.ndarray:
     """A numpy array sharing ``t``'s memory (a contiguous copy if ``t`` is not
     contiguous: the compiled code reads C-contiguous arrays)."""
-    t = t.detach()
+    if t.requires_grad:
+        t = t.detach()
     if not t.is_contiguous():
         t = t.contiguous()
     try:
