@@ -224,6 +224,25 @@ def test_torch_compile_fullgraph_keeps_one_opaque_op():
         torch.testing.assert_close(a, b)
 
 
+@pytest.mark.parametrize("dynamic,warm", [(None, False), (True, True)])
+def test_torch_compile_with_changing_shapes(dynamic, warm):
+    """Default torch.compile marks a size dynamic when it changes, and
+    dynamic=True makes every size symbolic: ferrule's op specialises them
+    (one ferrule compilation per shape), fullgraph still holds."""
+    fn = ft.function(lstm)
+    if warm:       # with dynamic=True, the first call must not be a traced one
+        fn(*_inputs(B=2, requires_grad=False))
+    torch._dynamo.reset()
+    cm = torch.compile(lambda G, c: sum(o.sum() for o in fn(G, c)), fullgraph=True,
+                       backend="aot_eager", dynamic=dynamic)
+    for B in (4, 6, 8):
+        G, c = _inputs(B=B, dtype=torch.float32)
+        got = torch.autograd.grad(cm(G, c), (G, c))
+        want = torch.autograd.grad(sum(o.sum() for o in lstm_torch(G, c)), (G, c))
+        for a, b in zip(got, want):
+            torch.testing.assert_close(a, b)
+
+
 def test_torch_compile_inductor_forward_backward():
     """The default backend (inductor) compiles the graph around the op."""
     G, c = _inputs(B=8, H=4, dtype=torch.float32)

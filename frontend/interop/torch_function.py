@@ -22,9 +22,10 @@ callable on torch tensors:
 * **torch.compile**: the function is registered as a custom op
   (``torch.library.custom_op`` with ``register_fake`` and
   ``register_autograd``), so ``torch.compile(model, fullgraph=True)`` keeps
-  each call as one opaque node of the graph, forward and backward. Shapes
-  are static per compilation (ferrule specialises on them): compile with
-  ``dynamic=False``.
+  each call as one opaque node of the graph, forward and backward. ferrule
+  compiles per shape: the op's fake implementation specialises symbolic
+  sizes (a new shape recompiles the graph); with ``dynamic=True`` call the
+  function once before tracing it.
 
 Eager calls do not go through the dispatcher: they use a
 ``torch.autograd.Function`` running the same compiled code (a custom op's
@@ -56,7 +57,7 @@ _uids = itertools.count()
 # and whose backward op is registered only while the backward is traced)
 # must never be found by this one.
 _TOKEN = uuid.uuid4().hex[:8]
-_REGISTRY: Dict[int, "Function"] = {}
+_REGISTRY: Dict[str, "Function"] = {}
 _registry_lock = threading.Lock()
 
 
@@ -106,10 +107,23 @@ def _tracing() -> bool:
 
 
 @torch.compiler.assume_constant_result
-def _op_info(uid: int, specs) -> Tuple[str, object]:
-    """(op name, result structure) for a signature; run in Python even while
-    dynamo traces (its result is a constant of the graph)."""
-    return _REGISTRY[uid]._op_info(specs)
+def _arity_info(key: str, n_in: int):
+    """(op name, result structure) of a signature with ``n_in`` arguments
+    seen before, else None; run in Python even while dynamo traces (its
+    result is a constant of the graph)."""
+    fn = _REGISTRY[key]
+    known = fn._by_arity.get(n_in)
+    if known is None:             # called eagerly before: reuse that signature
+        seen = [k for k in list(fn.program._entries) if len(k) == n_in]
+        if seen:
+            return fn._op_info(seen[-1])
+    return known
+
+
+@torch.compiler.assume_constant_result
+def _op_info(key: str, specs) -> Tuple[str, object]:
+    """(op name, result structure) for a signature of static sizes."""
+    return _REGISTRY[key]._op_info(specs)
 
 
 class Function:
@@ -125,13 +139,16 @@ class Function:
         self.__doc__ = getattr(f, "__doc__", None)
         self.program = Program(f, pullback, base)
         with _registry_lock:
-            self.uid = next(_uids)
-            _REGISTRY[self.uid] = self
+            uid = next(_uids)
         self._opbase = re.sub(r"\W", "_", base)
         if not self._opbase or self._opbase[0].isdigit():
             self._opbase = "fn_" + self._opbase
-        self._opbase = f"{self._opbase}_{_TOKEN}_{self.uid}"
+        # A string key: dynamo keeps it a constant (with dynamic=True it
+        # would make an int attribute symbolic).
+        self.key = self._opbase = f"{self._opbase}_{_TOKEN}_{uid}"
+        _REGISTRY[self.key] = self
         self._ops: Dict[Tuple[int, int], object] = {}
+        self._by_arity: Dict[int, Tuple[str, object]] = {}
         self._pullbacks: Dict[Tuple[int, Tuple[int, ...]], "Function"] = {}
         self._gpu: Dict[object, object] = {}
         self._lock = threading.Lock()
@@ -150,7 +167,13 @@ class Function:
                                f"tensor argument")
         specs = tuple(_spec(t, k, self.__name__) for k, t in enumerate(args))
         if _tracing():
-            opname, struct = _op_info(self.uid, specs)
+            # The op and the result structure depend on the number of
+            # arguments only (once one signature is known): symbolic sizes
+            # (dynamic shapes) then never reach ferrule's tracer, and the
+            # op's fake implementation specialises them (ferrule compiles
+            # per shape).
+            info = _arity_info(self.key, len(args))
+            opname, struct = info if info is not None else _op_info(self.key, specs)
             outs = getattr(getattr(torch.ops, _NAMESPACE), opname)(*args)
         else:
             struct = self.program.entry(specs).out_struct
@@ -194,7 +217,8 @@ class Function:
             with self._lock:
                 if (n_in, n_out) not in self._ops:
                     self._ops[(n_in, n_out)] = self._register(n_in, n_out)
-        return f"{self._opbase}_{n_in}_{n_out}", entry.out_struct
+        info = self._by_arity[n_in] = (f"{self._opbase}_{n_in}_{n_out}", entry.out_struct)
+        return info
 
     def _register(self, n_in: int, n_out: int):
         """Define ``ferrule::<name>_<n_in>_<n_out>`` with its fake and autograd."""
