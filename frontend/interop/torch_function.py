@@ -11,8 +11,9 @@ callable on torch tensors:
   set of needed inputs; the others are dead code). The pullback is itself a
   wrapped function, so double backward (``create_graph=True``) works.
 * **zero-copy** on the CPU: inputs reach the compiled code as numpy views of
-  the tensors' memory (``Tensor.numpy()``), and the results are allocated by
-  torch (``torch.empty``) and handed to the compiled code as ``out=``.
+  the tensors' memory (``Tensor.numpy()``), and the results are numpy
+  buffers handed to the compiled code as ``out=`` and then wrapped by
+  ``torch.from_numpy`` (CUDA: ``torch.empty`` on the device).
   Non-contiguous inputs are made contiguous first (one copy: the compiled
   code reads C-contiguous arrays).
 * **CUDA** tensors run through ferrule's CUDA launcher
