@@ -92,7 +92,12 @@ def _arg_spec(x):
 
 
 class Lowered:
-    """One specialisation's IR at each stage, and its compiled function."""
+    """One specialisation's IR at each stage, and its compiled function.
+
+    ``out_shapes``: the results as :class:`ShapeDtype`, in the results'
+    structure — known once traced, before anything is compiled (what
+    ``ferrule.torch``/``ferrule.jax`` tell their frameworks about a call).
+    """
 
     def __init__(self, name: str, ctx: ir.Context, traced: str, out_struct,
                  timings: Dict[str, float], pullback: str = "auto"):
@@ -226,8 +231,10 @@ class Jitted:
                 else:
                     arg_leaves.append(l.value if isinstance(l, StaticArg) else l)
             tree = unflatten(struct, arg_leaves)
-            name, out_struct, _ = trace_into(module, self.fun, tuple(tree),
-                                             getattr(self.fun, "__name__", "fn"))
+            name, out_struct, out_types = trace_into(module, self.fun, tuple(tree),
+                                                     getattr(self.fun, "__name__", "fn"))
+            out_shapes = [ShapeDtype(s.shape, s.dtype)
+                          for s in map(cpu.TensorSpec.of_type, out_types)]
             try:
                 verify_module(module)
             except (VerificationError, ir.MLIRError) as e:
@@ -235,6 +242,7 @@ class Jitted:
             traced = str(module.operation.get_asm(enable_debug_info=True))
         low = Lowered(name, ctx, traced, out_struct, {"trace": time.perf_counter() - t0},
                       self.pullback)
+        low.out_shapes = unflatten(out_struct, out_shapes)
         self._cache[key] = low
         return low
 
