@@ -27,6 +27,7 @@ from .runtime import cpu, pipelines
 from .runtime.cpu import CpuOptions
 from .runtime.cuda import GpuFunction
 from .runtime.cuda_compile import compile_cuda
+from .runtime.signature import TensorSpec
 from .tracing import current_trace, mlir_element_type, where_str
 
 
@@ -234,7 +235,7 @@ class Jitted:
             name, out_struct, out_types = trace_into(module, self.fun, tuple(tree),
                                                      getattr(self.fun, "__name__", "fn"))
             out_shapes = [ShapeDtype(s.shape, s.dtype)
-                          for s in map(cpu.TensorSpec.of_type, out_types)]
+                          for s in map(TensorSpec.of_type, out_types)]
             try:
                 verify_module(module)
             except (VerificationError, ir.MLIRError) as e:

@@ -135,7 +135,17 @@ def _cuda_cli(cmd, tmp_path):
         _ok(_run(mod + ["run", str(tmp_path / "step.json"), "-n", "2"]))
 
 
+def _run_by_test_distributed(cmd, tmp_path):
+    """docs/interop.md's DDP and bench commands start processes and train:
+    tests/test_distributed.py runs each of them as written; here, that it
+    knows the command."""
+    import test_distributed
+    assert " ".join(cmd.split()) in test_distributed.doc_commands()
+
+
 CHECKS = [
+    (r"(python (examples/ddp_lstm|bench/torch_interop)\.py|torchrun) .*|python bench/torch_interop\.py",
+     _run_by_test_distributed),
     (r"make (example|test|bench)", _make),
     (r"\.venv/bin/python (-m pytest )?\S+( .*)?", _venv_python),
     (r"\.venv/bin/lit .*", _venv_lit),
