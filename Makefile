@@ -11,7 +11,7 @@ STAMP  := $(VENV)/.ferrule-installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[test]"
+	$(BIN)/pip install --quiet -e ".[test,torch,jax]"
 	touch $(STAMP)
 
 example: $(STAMP)
@@ -34,6 +34,7 @@ lit: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/pointwise_ad.py
 	$(BIN)/python bench/cpu_linalg.py
+	$(BIN)/python bench/torch_interop.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info tests/lit/Output

@@ -9,7 +9,7 @@ Writes, under ``--out`` (git-ignored; carry it to the GPU machine):
 * ``mlp_step_{B}x{H}.json`` — loss and weight gradients of a 2-layer MLP
   (``value_and_grad``) at B×H = 4096×1024: matmuls, pointwise code and a
   loss reduction;
-* ``tests/*.json`` — small artifacts for tests/test_cuda_launcher.py;
+* ``tests/*.json`` — small artifacts for tests/cuda/test_cuda_launcher.py;
 * ``manifest.json`` — what each artifact is (cell, shapes, argument roles).
 
 Where the MLIR comes from: :func:`cell_source` traces the cells with
@@ -17,7 +17,7 @@ ferrule's frontend (``ferrule.jit`` + ``ferrule.vjp``) and takes the
 tensor-level IR after the AD passes (stage "ad"). To benchmark other IR
 (hand-written, or a newer frontend's), replace that one function: it must
 return ``(module_text, func_name)`` for a function whose arguments and
-results follow ``tests/cuda_cases.CELLS`` (LSTM: ``(G, c, dh, dc) ->
+results follow ``tests/cuda/cuda_cases.CELLS`` (LSTM: ``(G, c, dh, dc) ->
 (h, c2, dG, dc_prev)``; GRU: ``(x, h, dout) -> (out, dx, dh)``).
 """
 
@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "cuda"))
 sys.path.insert(0, str(ROOT / "tests"))
 
 import cuda_cases  # noqa: E402
@@ -44,28 +45,7 @@ def ferrule_cells():
     frontend pulls in MLIR)."""
     import ferrule
     import ferrule.numpy as fnp
-    from ferrule.nn import sigmoid
-
-    def lstm(G, c):
-        i, f, g, o = fnp.split(G, 4, axis=1)
-        c2 = sigmoid(f) * c + sigmoid(i) * fnp.tanh(g)
-        return sigmoid(o) * fnp.tanh(c2), c2
-
-    def lstm_fb(G, c, dh, dc):
-        (h, c2), pb = ferrule.vjp(lstm, G, c)
-        dG, dcp = pb((dh, dc))
-        return h, c2, dG, dcp
-
-    def gru(x, h):
-        r, z, n = fnp.split(x, 3, axis=1)
-        r, z = sigmoid(r), sigmoid(z)
-        n = fnp.tanh(n + r * h)
-        return (1.0 - z) * n + z * h
-
-    def gru_fb(x, h, dout):
-        out, pb = ferrule.vjp(gru, x, h)
-        dx, dh = pb(dout)
-        return out, dx, dh
+    from models import gru_fb, lstm_fb    # tests/models.py: the cells the suites check
 
     def mlp_loss(w1, w2, x, y):
         return fnp.mean((fnp.tanh(x @ w1) @ w2 - y) ** 2)
@@ -87,7 +67,7 @@ def cell_source(cell: str, B: int, H: int, dtype=np.float32):
     return low.as_text("ad"), low.name
 
 
-# The artifacts tests/test_cuda_launcher.py loads: name -> () -> (MLIR, func, fast_math).
+# The artifacts tests/cuda/test_cuda_launcher.py loads: name -> () -> (MLIR, func, fast_math).
 TEST_ARTIFACTS = {
     "lstm_forward_37x29": lambda: (cuda_cases.lstm_forward_mlir(37, 29), "lstm", False),
     "lstm_forward_37x29_fast": lambda: (cuda_cases.lstm_forward_mlir(37, 29), "lstm", True),

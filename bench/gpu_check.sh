@@ -41,10 +41,10 @@ PYEOF
 
 echo "== (1) launcher tests on the GPU"
 if "$PY" -c "import pytest" 2>/dev/null; then
-    "$PY" -m pytest -q -rs -p no:cacheprovider tests/test_cuda_launcher.py 2>&1 \
+    "$PY" -m pytest -q -rs -p no:cacheprovider tests/cuda/test_cuda_launcher.py 2>&1 \
         | tee "$OUT/launcher_tests.log"
 else
-    "$PY" tests/test_cuda_launcher.py 2>&1 | tee "$OUT/launcher_tests.log"
+    "$PY" tests/cuda/test_cuda_launcher.py 2>&1 | tee "$OUT/launcher_tests.log"
 fi
 rc_tests=$?
 

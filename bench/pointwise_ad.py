@@ -8,40 +8,17 @@ and the backward sweep. Not a test: numbers depend on the machine.
 """
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
 import ferrule
-import ferrule.numpy as fnp
-from ferrule.nn import sigmoid
 
-
-# -- the models, for ferrule ------------------------------------------------------
-
-def lstm(G, c):
-    i, f, g, o = fnp.split(G, 4, axis=1)
-    c2 = sigmoid(f) * c + sigmoid(i) * fnp.tanh(g)
-    return sigmoid(o) * fnp.tanh(c2), c2
-
-
-def gru(X, h):
-    r, z, n = fnp.split(X, 3, axis=1)
-    r, z = sigmoid(r), sigmoid(z)
-    n = fnp.tanh(n + r * h)
-    return (1.0 - z) * n + z * h
-
-
-def lstm_fb(G, c, dh, dc):
-    (h2, c2), pb = ferrule.vjp(lstm, G, c)
-    dG, dc_prev = pb((dh, dc))
-    return h2, c2, dG, dc_prev
-
-
-def gru_fb(X, h, dh):
-    h2, pb = ferrule.vjp(gru, X, h)
-    dX, dh_prev = pb(dh)
-    return h2, dX, dh_prev
+# The models, for ferrule: the cells the test suites check (tests/models.py).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from models import gru_fb, lstm_fb  # noqa: E402
 
 
 # -- the same, as a numpy tape ---------------------------------------------------------

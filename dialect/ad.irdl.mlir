@@ -89,13 +89,16 @@ irdl.dialect @ad {
   // grow with `length`. The AD passes differentiate it by rule (a scan of
   // the step's JVP; a forward scan stacking residuals and a backward scan
   // over them); lower-scan turns it into an scf.for calling @callee.
+  // remat = 1 asks reverse mode to keep only what enters each step (the
+  // carries) and to recompute the step in the backward sweep (used by
+  // scan(checkpoint=k) for the loop over segments).
   irdl.operation @scan {
     %t = irdl.any
     %sym = irdl.base "#builtin.symbol_ref"
     %i = irdl.base "#builtin.integer"
     irdl.operands(init: variadic %t, xs: variadic %t, consts: variadic %t)
     irdl.results(outs: variadic %t)
-    irdl.attributes { "callee" = %sym, "length" = %i, "reverse" = %i }
+    irdl.attributes { "callee" = %sym, "length" = %i, "reverse" = %i, "remat" = %i }
   }
 
   // A gather along `axis` (numpy's take): for a table of shape

@@ -89,13 +89,15 @@ def custom_frule(callee: str, frule: str, rule: str, args: Sequence[ir.Value],
 
 def scan(callee: str, init: Sequence[ir.Value], xs: Sequence[ir.Value],
          consts: Sequence[ir.Value], result_types: Sequence[ir.Type], length: int,
-         reverse: bool = False) -> ir.Operation:
+         reverse: bool = False, remat: bool = False) -> ir.Operation:
     """``ad.scan``: ``length`` steps of ``callee(carries, x_t, consts) ->
-    (carries, y_t)``; results are the final carries, then the stacked ys."""
+    (carries, y_t)``; results are the final carries, then the stacked ys.
+    ``remat``: reverse mode recomputes each step instead of storing its
+    residuals."""
     return ir.Operation.create(
         "ad.scan", results=list(result_types), operands=[*init, *xs, *consts],
         attributes={"callee": _sym(callee), "length": _i64(length),
-                    "reverse": _i64(1 if reverse else 0),
+                    "reverse": _i64(1 if reverse else 0), "remat": _i64(1 if remat else 0),
                     "operandSegmentSizes": _segments(len(init), len(xs), len(consts))})
 
 

@@ -5,6 +5,7 @@ from typing import List
 from mlir import ir
 
 from .context import ad_op_specs
+from .ir_utils import find_symbol, func_type
 
 _REGISTERED_PREFIXES = ("ad.",)
 
@@ -19,12 +20,11 @@ class VerificationError(Exception):
 
 
 def _func_types(module_op, name):
-    for op in module_op.regions[0].blocks[0].operations:
-        op = op.operation
-        if op.name == "func.func" and ir.StringAttr(op.attributes["sym_name"]).value == name:
-            ft = ir.FunctionType(ir.TypeAttr(op.attributes["function_type"]).value)
-            return list(ft.inputs), list(ft.results)
-    return None
+    fn = find_symbol(module_op, name)
+    if fn is None:
+        return None
+    ft = func_type(fn)
+    return list(ft.inputs), list(ft.results)
 
 
 def _scan_types(op, ins, outs, callee, sizes):

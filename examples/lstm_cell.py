@@ -17,6 +17,9 @@ import ferrule.numpy as fnp
 from ferrule.nn import sigmoid
 
 
+# The cell is written here rather than imported from tests/models.py (which
+# the tests and benchmarks share): this is the README's runnable example, and
+# it must read on its own.
 def lstm_pointwise(G, c):
     """G: pre-activation gates (B, 4H); c: cell state (B, H)."""
     i, f, g, o = fnp.split(G, 4, axis=1)

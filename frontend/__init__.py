@@ -3,22 +3,53 @@
 ``jit`` traces a function into MLIR; ``grad``/``vjp``/``jvp`` insert ``ad``
 ops that compiler passes differentiate (forward mode for pointwise regions,
 reverse mode for the rest); LLVM generates the code.
+
+Everything but the error classes is imported on first use (PEP 562
+``__getattr__``): ``import ferrule`` alone loads no MLIR and no LLVM, so the
+CUDA launcher (``from ferrule.runtime import cuda``) runs on a machine that
+has only numpy and the NVIDIA driver, and ``ferrule.runtime.cuda.load(...)``
+works after a plain ``import ferrule``.
 """
 
-from . import errors, nn, numpy
-from .api import CudaCompiled, Jitted, Lowered, ShapeDtype, compile, jit
-from .transforms import grad, jvp, value_and_grad, vjp
-from .control import scan
-from .stop_gradient import stop_gradient
-from .tracing import FLOAT0 as float0
-from . import random
+import importlib
+
+from . import errors
 from .errors import (CompileError, ConcretizationError, DTypeError, FerruleError,
                      ShapeError, TracerBoolConversionError, TracingError,
                      UnsupportedOperationError)
 
 __version__ = "0.1.0"
 
-__all__ = ["jit", "compile", "scan", "stop_gradient", "float0", "random", "ShapeDtype", "CudaCompiled", "grad", "value_and_grad", "vjp", "jvp", "Jitted", "Lowered", "numpy", "nn", "errors",
+__all__ = ["jit", "compile", "scan", "stop_gradient", "float0", "random", "ShapeDtype", "CudaCompiled", "grad", "value_and_grad", "vjp", "jvp", "Jitted", "Lowered", "numpy", "nn", "errors", "pytree",
            "FerruleError", "TracingError", "UnsupportedOperationError",
            "ConcretizationError", "TracerBoolConversionError", "ShapeError",
            "DTypeError", "CompileError"]
+
+_FROM_API = {"jit", "compile", "ShapeDtype", "CudaCompiled", "Jitted", "Lowered"}
+_FROM_TRANSFORMS = {"grad", "value_and_grad", "vjp", "jvp"}
+_SUBPACKAGES = {"numpy", "nn", "pytree", "random", "rules", "eager", "runtime"}
+
+
+def __getattr__(name):
+    if name in _FROM_API:
+        from . import api as module
+        value = getattr(module, name)
+    elif name in _FROM_TRANSFORMS:
+        from . import transforms as module
+        value = getattr(module, name)
+    elif name == "scan":
+        from .control import scan as value
+    elif name == "stop_gradient":
+        from .stop_gradient_op import stop_gradient as value
+    elif name == "float0":
+        from .pytree import FLOAT0 as value
+    elif name in _SUBPACKAGES:
+        value = importlib.import_module(f".{name}", __name__)
+    else:
+        raise AttributeError(f"module 'ferrule' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | _FROM_API | _FROM_TRANSFORMS | _SUBPACKAGES | {"scan", "stop_gradient", "float0"})

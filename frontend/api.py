@@ -16,12 +16,19 @@ from typing import Any, Dict, Optional, Sequence
 import numpy as np
 from mlir import ir
 
+from . import numpy as _ops  # noqa: F401  (installs the Tracer's operators)
+from .core import trace_into
 from .dialect import VerificationError, make_context, verify_module
-from .passes import PassError, run_pipeline
-from .runtime import cpu, pipelines, rowsplit
 from .errors import CompileError, DTypeError, TracingError
-from .tracing import (TypedArg, current_trace, flatten, mlir_element_type, trace_into,
-                      unflatten, where_str)
+from .passes import PassError, run_pipeline
+from .pytree import flatten, unflatten
+from .report import explain as _explain
+from .runtime import cpu, pipelines
+from .runtime.cpu import CpuOptions
+from .runtime.cuda import GpuFunction
+from .runtime.cuda_compile import compile_cuda
+from .runtime.signature import TensorSpec
+from .tracing import TypedArg, current_trace, mlir_element_type, where_str
 
 # Argument dtypes jit compiles for (besides Python floats, traced as weakly
 # typed float64 0-d values).
@@ -96,9 +103,16 @@ def _arg_spec(x):
 
 
 class Lowered:
-    """One specialisation's IR at each stage, and its compiled function."""
+    """One specialisation's IR at each stage, and its compiled function.
 
-    uint32_outs: Sequence[int] = ()   # results that are uint32 (i32 in the IR)
+    ``out_shapes``: the results as :class:`ShapeDtype`, in the results'
+    structure — known once traced, before anything is compiled (what
+    ``ferrule.torch``/``ferrule.jax`` tell their frameworks about a call).
+    ``uint32_outs``: the positions of the results that are uint32 (``i32``
+    in the IR: the compiled function's int32 arrays are viewed as uint32).
+    """
+
+    uint32_outs: Sequence[int] = ()
 
     def __init__(self, name: str, ctx: ir.Context, traced: str, out_struct,
                  timings: Dict[str, float], pullback: str = "auto"):
@@ -108,7 +122,7 @@ class Lowered:
         self.out_struct = out_struct
         self.timings = dict(timings)
         self._stages: Dict[str, str] = {"traced": traced}
-        self._compiled: Optional[cpu.CpuFunction] = None
+        self._compiled: Dict[CpuOptions, Any] = {}   # per CPU options
 
     def _run_ad(self):
         if "ad" in self._stages:
@@ -130,12 +144,11 @@ class Lowered:
         if stage == "ad":
             self._run_ad()
         elif stage in ("llvm", "llvm-ir"):
-            self.compile()
+            return self.compile().stages[stage]
         return self._stages[stage]
 
     def compile_cuda(self, target: str = "cuda:sm_90", fast_math: bool = False):
         """Compile this specialisation for an NVIDIA GPU (see :func:`compile`)."""
-        from .runtime.cuda_compile import compile_cuda  # imported only when used
         self._run_ad()
         if '"ad.scan"' in self._stages["ad"]:
             raise CompileError(f"{self.name}: ferrule.scan is not supported for target "
@@ -156,95 +169,27 @@ class Lowered:
     def explain(self) -> str:
         """Per call site: which rule or built-in mode differentiated it, whether
         forward mode ran, and what is kept between forward and backward."""
-        from .report import explain
         self._run_ad()
-        text = explain(self._stages["traced"], self._ctx, self._stages["ad"])
-        if getattr(self, "threads_note", None):
-            text += f"\nCPU: {self.threads_note}"
+        text = _explain(self._stages["traced"], self._ctx, self._stages["ad"])
+        compiled = self._compiled.get(cpu.defaults())
+        if compiled is not None:
+            text += f"\nCPU: {compiled.threads_note}"
         return text
 
-    def compile(self) -> cpu.CpuFunction:
-        if self._compiled is None:
+    def compile(self, options: Optional[CpuOptions] = None):
+        """The CPU function (:func:`ferrule.runtime.cpu.compile_function`),
+        compiled once per ``options`` (default: :func:`ferrule.runtime.cpu.defaults`)."""
+        options = options or cpu.defaults()
+        fn = self._compiled.get(options)
+        if fn is None:
             self._run_ad()
-            t = time.perf_counter()
             try:
-                ll_mlir, ll_ir = cpu.lower_to_llvm_ir(self._stages["ad"], self.name, self._ctx)
+                fn = cpu.compile_function(self._stages["ad"], self.name, self._ctx, options)
             except (ir.MLIRError, PassError) as e:
                 raise CompileError(f"lowering {self.name} failed: {e}") from None
-            self._stages["llvm"], self._stages["llvm-ir"] = ll_mlir, ll_ir
-            self.timings["lowering"] = time.perf_counter() - t
-            with self._ctx:
-                ins, outs = cpu.function_specs(ir.Module.parse(self._stages["ad"]), self.name)
-            t = time.perf_counter()
-            self._compiled = self._row_split(ins, outs) or cpu.CpuFunction(
-                ll_ir, self.name, ins, outs)
-            self.timings["codegen"] = time.perf_counter() - t
-        return self._compiled
-
-    def _row_split(self, ins, outs):
-        """A :class:`~ferrule.runtime.cpu.RowSplitFunction` over the CPU's
-        cores when the function is row-separable and large enough; else None
-        (``self.threads_note`` says why)."""
-        threads = _num_threads()
-        size = sum(int(np.prod(s.shape, dtype=np.int64)) for s in [*ins, *outs])
-        if threads < 2:
-            self.threads_note = "1 thread (FERRULE_NUM_THREADS or the CPU count is 1)"
-            return None
-        if size < _ROW_SPLIT_MIN_ELEMENTS:
-            self.threads_note = f"1 thread ({size} elements: too small to split)"
-            return None
-        plan, why = rowsplit.plan_split(self._stages["ad"], self.name, self._ctx)
-        if plan is None:
-            self.threads_note = f"1 thread (not splittable over rows: {why})"
-            return None
-        sums = sum(1 for lay in plan["results"] if lay == "sum")
-        if sums and plan["rows"] // threads < _MIN_ROWS_PER_CHUNK_WITH_SUMS:
-            # Each chunk writes a full copy of every summed result (a weight
-            # gradient) to be added up: worth it only for enough rows.
-            self.threads_note = (f"1 thread ({plan['rows']} rows: too few to split a function "
-                                 f"whose results are summed over the chunks)")
-            return None
-        n = plan["rows"]
-        threads = min(threads, n)
-        bounds = [n * k // threads for k in range(threads + 1)]
-        sizes = {hi - lo for lo, hi in zip(bounds[:-1], bounds[1:])}
-        compiled = {}
-        for rows in sizes:
-            text = rowsplit.chunk_module(self._stages["ad"], self.name, self._ctx, rows, plan)
-            _, ll = cpu.lower_to_llvm_ir(text, self.name, self._ctx)
-            with self._ctx:
-                cins, couts = cpu.function_specs(ir.Module.parse(text), self.name)
-            compiled[rows] = cpu.CpuFunction(ll, self.name, cins, couts)
-        self.threads_note = (f"{threads} threads over row chunks of {sorted(sizes)} rows"
-                             + (f"; {sums} result(s) summed over the chunks" if sums else ""))
-        return cpu.RowSplitFunction(
-            _Specs(ins, outs, self.name),
-            [(lo, hi, compiled[hi - lo]) for lo, hi in zip(bounds[:-1], bounds[1:])], plan)
-
-
-# Below this many elements (inputs + outputs) a call is too short for threads.
-_ROW_SPLIT_MIN_ELEMENTS = 1 << 20   # a thread-pool round trip costs ~50-80 us
-# A function with results summed over the chunks (weight gradients: each
-# chunk writes a full copy to be added) is split only into chunks of at
-# least this many rows. Measured (2 cores, an MLP step with 784x1024
-# weights): 128-row chunks already run 1.8x faster than one thread.
-_MIN_ROWS_PER_CHUNK_WITH_SUMS = 32
-
-
-def _num_threads() -> int:
-    import os
-    env = os.environ.get("FERRULE_NUM_THREADS", "")
-    if env:
-        try:
-            return max(1, int(env))
-        except ValueError:
-            raise ValueError(f"FERRULE_NUM_THREADS must be an integer, got {env!r}") from None
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
-class _Specs:
-    def __init__(self, inputs, outputs, name):
-        self.inputs, self.outputs, self.func_name = inputs, outputs, name
+            self._compiled[options] = fn
+            self.timings.update(fn.timings)
+        return fn
 
 
 class Jitted:
@@ -261,6 +206,7 @@ class Jitted:
                                else tuple(static_argnums))
         self.target = _check_target(target)
         self._cache: Dict[Any, Lowered] = {}
+        self.trace_count = 0    # how many signatures were traced (tests, the example)
         self._gpu: Dict[Any, Any] = {}
 
     def _key(self, args):
@@ -292,6 +238,7 @@ class Jitted:
 
     def _lower(self, key, leaves, struct) -> Lowered:
         t0 = time.perf_counter()
+        self.trace_count += 1
         ctx = make_context()
         with ctx, ir.Location.unknown():
             module = ir.Module.create()
@@ -308,7 +255,10 @@ class Jitted:
                     arg_leaves.append(l.value if isinstance(l, StaticArg) else l)
             tree = unflatten(struct, arg_leaves)
             res = trace_into(module, self.fun, tuple(tree), getattr(self.fun, "__name__", "fn"))
-            name, out_struct, _ = res
+            name, out_struct, out_types = res
+            # the frontend's dtypes: uint32 results are i32 in the IR
+            out_shapes = [ShapeDtype(s.shape, d)
+                          for s, d in zip(map(TensorSpec.of_type, out_types), res.out_dtypes)]
             try:
                 verify_module(module)
             except (VerificationError, ir.MLIRError) as e:
@@ -316,6 +266,7 @@ class Jitted:
             traced = str(module.operation.get_asm(enable_debug_info=True))
         low = Lowered(name, ctx, traced, out_struct, {"trace": time.perf_counter() - t0},
                       self.pullback)
+        low.out_shapes = unflatten(out_struct, out_shapes)
         # uint32 is i32 in the IR: the caller's arrays are viewed across.
         low.uint32_outs = [k for k, d in enumerate(res.out_dtypes) if d == np.uint32]
         self._cache[key] = low
@@ -419,11 +370,4 @@ class CudaCompiled:
 
     def load(self, device: int = 0):
         """Load onto a GPU of this machine (``CudaUnavailable`` if none)."""
-        import os
-        import tempfile
-
-        from .runtime import cuda
-        with tempfile.TemporaryDirectory() as d:
-            path = os.path.join(d, "artifact.json")
-            self.save(path)
-            return cuda.load(path, device)
+        return GpuFunction(self.program.to_artifact(), device)

@@ -9,25 +9,23 @@ steps. The AD passes differentiate the op by rule; ``lower-scan`` turns it
 into a loop.
 """
 
-import functools
-import weakref
-from typing import Any
-
 import numpy as np
 from mlir import ir
 
 from . import numpy as fnp
+from .core import asarray_traced, strong, trace_into
 from .dialect import builders
 from .errors import ShapeError, TracingError
-from .tracing import (Tracer, TypedArg, current_trace, flatten, strong, trace_into,
-                      typed_arg, unflatten, user_location, where_str)
+from .pytree import flatten, unflatten
+from .tracing import Tracer, TypedArg, current_trace, typed_arg, user_location, where_str
+from .transforms import compiled_once
 
 
 def _describe(t: Tracer) -> str:
     return f"{t.dtype}{list(t.shape)}"
 
 
-def scan(f, init, xs=None, length=None, reverse=False):
+def scan(f, init, xs=None, length=None, reverse=False, checkpoint=None):
     """Loop ``f`` over the leading axis of ``xs``, threading a carry.
 
     ``f(carry, x) -> (carry, y)``. ``init`` and the carry are arrays or
@@ -42,13 +40,26 @@ def scan(f, init, xs=None, length=None, reverse=False):
     Arrays of an enclosing traced function that ``f`` uses are passed to
     every step unchanged (and differentiated as such). Called outside a
     traced function, ``scan`` compiles and runs itself.
+
+    ``checkpoint=k`` trades compute for memory in reverse mode: the steps
+    run as segments of ``k``; only the carry entering each segment is
+    stored, and a segment's steps are recomputed (storing their residuals
+    for k steps only) when the backward sweep reaches it. Memory for
+    residuals goes from ``length`` steps' worth to about ``length / k``
+    carries plus ``k`` steps' worth; the forward work is done twice.
     """
     if current_trace() is None:
-        return _compiled_scan(f, length, reverse)(init, xs)
+        return _compiled_scan(f, length, reverse, checkpoint)(init, xs)
+    if checkpoint is not None:
+        return _checkpointed(f, init, xs, length, reverse, int(checkpoint))
+    return _scan(f, init, xs, length, reverse, remat=False)
+
+
+def _scan(f, init, xs, length, reverse, remat):
     init_leaves, init_struct = flatten(init)
-    carry = [strong(fnp.asarray_traced(c)) for c in init_leaves]
+    carry = [strong(asarray_traced(c)) for c in init_leaves]
     x_leaves, x_struct = flatten(xs) if xs is not None else ([], None)
-    xs_t = [strong(fnp.asarray_traced(x)) for x in x_leaves]
+    xs_t = [strong(asarray_traced(x)) for x in x_leaves]
     for x in xs_t:
         if x.ndim == 0:
             raise ShapeError(f"{where_str()}: scan: every xs must have a leading axis to "
@@ -83,7 +94,7 @@ def scan(f, init, xs=None, length=None, reverse=False):
         if repr(c_struct) != repr(init_struct) or len(c_leaves) != n_c:
             raise TracingError(f"{where_str()}: scan: {name} returned a carry whose structure "
                                f"differs from init's ({len(c_leaves)} arrays for {n_c})")
-        c_leaves = [fnp.asarray_traced(v) for v in c_leaves]
+        c_leaves = [asarray_traced(v) for v in c_leaves]
         for k, (got, want) in enumerate(zip(c_leaves, flat[:n_c])):
             if got.shape != want.shape or got.dtype != want.dtype:
                 raise TracingError(
@@ -93,9 +104,10 @@ def scan(f, init, xs=None, length=None, reverse=False):
         y_leaves, y_struct = flatten(y) if y is not None else ([], None)
         y_info["struct"] = y_struct
         y_info["none"] = y is None
-        return (*c_leaves, *[fnp.asarray_traced(v) for v in y_leaves])
+        return (*c_leaves, *[asarray_traced(v) for v in y_leaves])
 
     tr = current_trace()
+
     def slice_arg(x):
         t = ir.RankedTensorType.get(list(x.shape[1:]),
                                     ir.RankedTensorType(x.value.type).element_type)
@@ -109,7 +121,7 @@ def scan(f, init, xs=None, length=None, reverse=False):
                                        ir.RankedTensorType(t).element_type) for t in y_types]
     with ir.InsertionPoint(tr.block), user_location():
         op = builders.scan(callee, [c.value for c in carry], [x.value for x in xs_t], consts,
-                           list(out_types[:n_c]) + stacked, length, reverse)
+                           list(out_types[:n_c]) + stacked, length, reverse, remat)
     dtypes = [c.dtype for c in carry] + list(res.out_dtypes[n_c:])
     results = [Tracer(r, tr, d) for r, d in zip(op.results, dtypes)]
     final = unflatten(init_struct, results[:n_c])
@@ -117,24 +129,60 @@ def scan(f, init, xs=None, length=None, reverse=False):
     return final, ys
 
 
-_COMPILED: Any = weakref.WeakKeyDictionary()
+def _checkpointed(f, init, xs, length, reverse, k):
+    """``scan`` as segments of ``k`` steps: an outer scan (recomputed in the
+    backward sweep) over inner scans, and a plain scan of the remaining
+    ``length % k`` steps."""
+    if k < 1:
+        raise ShapeError(f"{where_str()}: scan: checkpoint must be a positive number of "
+                         f"steps, got {k}")
+    x_leaves, x_struct = flatten(xs) if xs is not None else ([], None)
+    x_leaves = [asarray_traced(x) for x in x_leaves]
+    if length is None:
+        if not x_leaves:
+            raise TracingError(f"{where_str()}: scan: with xs=None, give length=")
+        length = x_leaves[0].shape[0]
+    n, r = divmod(int(length), k)
+    if n <= 1 and r == 0 or n == 0:
+        return _scan(f, init, xs, length, reverse, remat=False)
+    main = [fnp.reshape(x[:n * k], (n, k) + x.shape[1:]) for x in x_leaves]
+    tail = [x[n * k:] for x in x_leaves]
+    pack = (lambda ls: unflatten(x_struct, ls)) if xs is not None else (lambda ls: None)
+
+    def segment(c, xseg):
+        return _scan(f, c, xseg, k, reverse, remat=False)
+
+    def run_main(c):
+        return _scan(segment, c, pack(main), n, reverse, remat=True)
+
+    def run_tail(c):
+        return _scan(f, c, pack(tail), r, reverse, remat=False) if r else (c, None)
+    if reverse:   # the last steps (the tail) run first
+        c, ys_tail = run_tail(init)
+        c, ys_main = run_main(c)
+    else:
+        c, ys_main = run_main(init)
+        c, ys_tail = run_tail(c)
+    if ys_main is None:
+        return c, None
+    m_leaves, y_struct = flatten(ys_main)
+    m_leaves = [fnp.reshape(y, (n * k,) + y.shape[2:]) for y in m_leaves]
+    if r:
+        m_leaves = [fnp.concatenate([a, b], axis=0)
+                    for a, b in zip(m_leaves, flatten(ys_tail)[0])]
+    return c, unflatten(y_struct, m_leaves)
 
 
-def _compiled_scan(f, length, reverse):
+def _compiled_scan(f, length, reverse, checkpoint=None):
     """``scan(f, ...)`` as a jitted function of ``(init, xs)``, made once per
-    ``(f, length, reverse)`` so repeated calls reuse the compilation."""
-    from .api import jit
-    try:
-        per_f = _COMPILED.setdefault(f, {})
-    except TypeError:  # not weak-referenceable: compile per call
-        per_f = {}
-    key = (length, bool(reverse))
-    if key not in per_f:
-        @functools.wraps(f)
+    ``(f, length, reverse, checkpoint)`` so repeated calls reuse the
+    compilation."""
+    def transform(g):
         def run(init, xs):
-            return scan(f, init, xs, length=length, reverse=reverse)
-        per_f[key] = jit(run)
-    return per_f[key]
+            return scan(g, init, xs, length=length, reverse=reverse, checkpoint=checkpoint)
+        run.__name__ = run.__qualname__ = g.__name__
+        return run
+    return compiled_once(f, ("scan", length, bool(reverse), checkpoint), transform)
 
 
 __all__ = ["scan"]

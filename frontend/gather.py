@@ -2,7 +2,7 @@
 
 Each is one ``ad.gather`` op (``out[p, j, q] = table[p, idx[j], q]``), whose
 derivative rules (a gather of the tangent; an ``ad.scatter_add`` of the
-cotangent) live in ``passes/support/gather_ad.py``. Indexing with several
+cotangent) are entries of ``passes/support/op_rules.py``. Indexing with several
 integer arrays, and ``take_along_axis``, gather from the table reshaped so
 that the indexed axes are one, at a linear index computed here.
 
@@ -19,12 +19,13 @@ import builtins
 
 import numpy as _onp
 
-from . import numpy as fnp
+from .core import asarray_traced, astype, broadcast_to, check_trace, constant, traced, wrap
 from .dialect import builders
+from .dtypes import I64
+from .elementwise import add, greater, less, multiply, not_equal, where
 from .errors import DTypeError, ShapeError, UnsupportedOperationError
+from .layout import reshape, transpose
 from .tracing import Tracer, user_location, where_str
-
-I64 = _onp.dtype(_onp.int64)
 
 
 class IndexOutOfBounds(ShapeError, IndexError):
@@ -41,7 +42,7 @@ def _index_array(i, what="index"):
         if i.dtype.kind not in "iu":
             raise DTypeError(f"{where_str()}: arrays used as indices must be of integer type, "
                              f"got {i.dtype}")
-        return fnp.astype(i, I64) if i.dtype == _onp.uint32 else i
+        return astype(i, I64) if i.dtype == _onp.uint32 else i
     arr = _onp.asarray(i)
     if arr.dtype == _onp.bool_:
         raise UnsupportedOperationError(
@@ -71,16 +72,16 @@ def _gather(table: Tracer, idx, axis: int, user_axis=None) -> Tracer:
     n = table.shape[axis]
     if not isinstance(idx, Tracer):
         idx = _static_normalised(idx, n, axis if user_axis is None else user_axis)
-        idx = fnp.constant(idx, idx.shape, I64)
+        idx = constant(idx, idx.shape, I64)
     elif n == 0 and idx.size:
         raise IndexOutOfBounds(f"{where_str()}: cannot take from axis {axis} of size 0")
     if table.dtype == _onp.bool_:   # bools are gathered as int32 (i1 tensors are bytes)
-        return fnp.not_equal(_gather(fnp.astype(table, _onp.int32), idx, axis, user_axis), 0)
-    tr = fnp._trace_of(table, idx)
-    table, idx = fnp.asarray_traced(table), fnp.asarray_traced(idx)
+        return not_equal(_gather(astype(table, _onp.int32), idx, axis, user_axis), 0)
+    tr = check_trace(table, idx)
+    table, idx = asarray_traced(table), asarray_traced(idx)
     with user_location():
         op = builders.gather(table.value, idx.value, axis)
-    return Tracer(op.result, tr, table.dtype)
+    return wrap(op.result, tr, table.dtype)
 
 
 def _axis(axis, ndim):
@@ -95,11 +96,11 @@ def take(a, indices, axis=None):
     ``indices`` along ``axis`` (of the flattened ``a`` for ``axis=None``).
     Result shape: ``a.shape[:axis] + indices.shape + a.shape[axis+1:]``.
     Traced out-of-range indices are clamped (see the module docstring)."""
-    if not fnp._traced(a, indices):
+    if not traced(a, indices):
         return _onp.take(a, indices, axis=axis)
-    a = fnp.asarray_traced(a)
+    a = asarray_traced(a)
     if axis is None:
-        a, axis = fnp.reshape(a, (-1,)), 0
+        a, axis = reshape(a, (-1,)), 0
     if a.ndim == 0:
         raise ShapeError(f"{where_str()}: take from a 0-d array")
     axis = _axis(axis, a.ndim)
@@ -110,8 +111,8 @@ def _clamped(idx, n: int):
     """Traced ``idx`` wrapped (negative: from the end) and clamped to [0, n)."""
     if not isinstance(idx, Tracer):
         return idx
-    idx = fnp.where(fnp.less(idx, 0), fnp.add(idx, n), idx)
-    return fnp.where(fnp.less(idx, 0), 0, fnp.where(fnp.greater(idx, n - 1), n - 1, idx))
+    idx = where(less(idx, 0), add(idx, n), idx)
+    return where(less(idx, 0), 0, where(greater(idx, n - 1), n - 1, idx))
 
 
 def _linear_gather(table: Tracer, first: int, count: int, idxs, norm_axes):
@@ -121,22 +122,22 @@ def _linear_gather(table: Tracer, first: int, count: int, idxs, norm_axes):
     shape = table.shape
     dims = shape[first:first + count]
     total = int(_onp.prod(dims, dtype=_onp.int64))
-    merged = fnp.reshape(table, shape[:first] + (total,) + shape[first + count:])
+    merged = reshape(table, shape[:first] + (total,) + shape[first + count:])
     lin = None
     stride = 1
     for k in reversed(range(count)):
         i = idxs[k]
         if isinstance(i, Tracer):
-            term = _clamped(fnp.astype(i, I64), dims[k])
+            term = _clamped(astype(i, I64), dims[k])
         else:
             term = _static_normalised(i, dims[k], norm_axes[k])
-        term = fnp.multiply(term, stride) if stride != 1 else term
-        lin = term if lin is None else fnp.add(lin, term)
+        term = multiply(term, stride) if stride != 1 else term
+        lin = term if lin is None else add(lin, term)
         stride *= dims[k]
     if not isinstance(lin, Tracer):
         lin = _onp.asarray(lin, _onp.int64)
     elif lin.dtype != I64:
-        lin = fnp.astype(lin, I64)
+        lin = astype(lin, I64)
     return _gather(merged, lin, first)
 
 
@@ -144,9 +145,9 @@ def take_along_axis(arr, indices, axis):
     """numpy ``take_along_axis``: ``out[..., j, ...] = arr[..., indices[...,
     j, ...], ...]`` with ``indices`` of ``arr``'s rank, broadcast against
     ``arr`` off ``axis`` (``axis=None``: ``arr`` flattened, 1-D indices)."""
-    if not fnp._traced(arr, indices):
+    if not traced(arr, indices):
         return _onp.take_along_axis(arr, indices, axis=axis)
-    arr = fnp.asarray_traced(arr)
+    arr = asarray_traced(arr)
     if axis is None:
         return take(arr, indices)
     idx = _index_array(indices)
@@ -163,9 +164,9 @@ def take_along_axis(arr, indices, axis):
     full = list(other)
     a_shape = tuple(full[:axis] + [arr.shape[axis]] + full[axis:])
     i_shape = tuple(full[:axis] + [idx.shape[axis]] + full[axis:])
-    arr = fnp.broadcast_to(arr, a_shape)
+    arr = broadcast_to(arr, a_shape)
     if isinstance(idx, Tracer):
-        idx = fnp.broadcast_to(idx, i_shape)
+        idx = broadcast_to(idx, i_shape)
     else:
         idx = _onp.broadcast_to(idx, i_shape)
     # One index per axis: the loop position off `axis`, the given one on it.
@@ -180,17 +181,16 @@ def take_along_axis(arr, indices, axis):
     return _linear_gather(arr, 0, arr.ndim, idxs, list(range(arr.ndim)))
 
 
-def getitem_advanced(x: Tracer, idx: tuple) -> Tracer:
-    """numpy indexing with integer arrays (Tracers, numpy arrays, lists) on
-    some axes and ints/slices on the others. Integers count as 0-d arrays;
-    the arrays broadcast together; the result has their shape in place of
-    the indexed axes when those are adjacent, else first (numpy's rule).
-    ``None`` together with arrays, and boolean masks, are not supported."""
-    from .indexing import getitem
+def split_index(x: Tracer, idx: tuple):
+    """An index with integer arrays (Tracers, numpy arrays, lists) on some
+    axes and ints/slices on the others, as ``(basic, arrays)``: ``basic``
+    the slices to apply first (every axis kept), ``arrays`` the index array
+    of each other axis. Integers count as 0-d arrays. ``None`` together
+    with arrays, and boolean masks, are not supported."""
     if any(i is None for i in idx if not isinstance(i, (Tracer, _onp.ndarray, list))):
         raise UnsupportedOperationError(f"{where_str()}: None (newaxis) together with array "
                                         f"indices is not supported; add the axis with reshape")
-    idx = tuple(fnp.asarray_traced(i) if isinstance(i, list) and any(
+    idx = tuple(asarray_traced(i) if isinstance(i, list) and any(
         isinstance(v, (Tracer, list)) for v in i) else i for i in idx)
     if builtins.sum(1 for i in idx if i is Ellipsis) > 1:
         raise ShapeError(f"{where_str()}: an index can only have one ellipsis")
@@ -215,9 +215,16 @@ def getitem_advanced(x: Tracer, idx: tuple) -> Tracer:
             arrays[d] = _onp.asarray(int(i), _onp.int64)
         else:
             arrays[d] = _index_array(i)
-    adv = sorted(arrays)
     basic = tuple(i if isinstance(i, slice) else slice(None) for i in idx)
-    y = getitem(x, basic)                                     # the slices, every axis kept
+    return basic, arrays
+
+
+def gather_indexed(y: Tracer, arrays: dict) -> Tracer:
+    """numpy indexing of ``y`` (sliced already) with the index ``arrays`` of
+    :func:`split_index`: the arrays broadcast together; the result has
+    their shape in place of the indexed axes when those are adjacent, else
+    first (numpy's rule)."""
+    adv = sorted(arrays)
     try:
         bshape = _onp.broadcast_shapes(*[arrays[d].shape for d in adv])
     except ValueError:
@@ -226,12 +233,12 @@ def getitem_advanced(x: Tracer, idx: tuple) -> Tracer:
                          f"{' '.join(str(arrays[d].shape) for d in adv)}") from None
     rest = [d for d in range(y.ndim) if d not in arrays]
     perm = adv + rest
-    yt = fnp.transpose(y, perm) if perm != list(range(y.ndim)) else y
+    yt = transpose(y, perm) if perm != list(range(y.ndim)) else y
     idxs = []
     for d in adv:
         a = arrays[d]
         if isinstance(a, Tracer):
-            idxs.append(fnp.broadcast_to(a, bshape) if a.shape != bshape else a)
+            idxs.append(broadcast_to(a, bshape) if a.shape != bshape else a)
         else:
             idxs.append(_onp.broadcast_to(a, bshape))
     if len(adv) == 1:
@@ -245,5 +252,5 @@ def getitem_advanced(x: Tracer, idx: tuple) -> Tracer:
         k, p = len(bshape), adv[0]
         n_rest = out.ndim - k
         order = list(range(k, k + p)) + list(range(k)) + list(range(k + p, k + n_rest))
-        out = fnp.transpose(out, order)
+        out = transpose(out, order)
     return out

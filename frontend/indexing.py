@@ -1,73 +1,37 @@
-"""Basic slicing, concatenation and splitting for traced arrays.
+"""Slicing, integer-array indexing and splitting for traced arrays.
 
-Slices become ``tensor.extract_slice`` (static offsets/sizes/strides) that
-keeps every axis; integer indices then drop their (size-1) axes and ``None``
-adds axes through ``tensor.collapse_shape``/``expand_shape``. Concatenation
-is a chain of ``tensor.insert_slice`` into a ``tensor.empty``.
+Part of ``ferrule.numpy`` (re-exported there). Slices become
+``tensor.extract_slice`` (static offsets/sizes/strides) that keeps every
+axis; integer indices then drop their (size-1) axes and ``None`` adds axes
+through ``tensor.collapse_shape``/``expand_shape``. Integer arrays as
+indices are a gather (:mod:`ferrule.gather`), after the slices. (Concatenation and
+stacking live in :mod:`ferrule.core`: ``asarray`` of nested lists needs them.)
 """
 
-import builtins
-
 import numpy as _onp
-from mlir import ir
 
-from .passes.support.ir_utils import empty
+from .core import asarray_traced, extract_slice, normalize_axis, reshape_to
+from .gather import gather_indexed, split_index
 from .errors import ShapeError, UnsupportedOperationError
-from .tracing import Tracer, mlir_element_type, user_location, where_str
-
-
-def _layout():
-    from . import layout
-    return layout
-
-
-def _np():
-    from . import numpy as fnp
-    return fnp
-
-
-def _static(vals):
-    return ir.DenseI64ArrayAttr.get([int(v) for v in vals])
-
-
-def extract_slice(x: Tracer, offsets, sizes, strides, result_shape) -> Tracer:
-    elt = mlir_element_type(x.dtype)
-    with user_location():
-        op = ir.Operation.create(
-            "tensor.extract_slice",
-            results=[ir.RankedTensorType.get(list(result_shape), elt)],
-            operands=[x.value],
-            attributes={"static_offsets": _static(offsets), "static_sizes": _static(sizes),
-                        "static_strides": _static(strides),
-                        "operandSegmentSizes": ir.DenseI32ArrayAttr.get([1, 0, 0, 0])})
-    return Tracer(op.result, x.trace)
-
-
-def insert_slice(src: Tracer, dest: Tracer, offsets, sizes, strides) -> Tracer:
-    with user_location():
-        op = ir.Operation.create(
-            "tensor.insert_slice", results=[dest.value.type],
-            operands=[src.value, dest.value],
-            attributes={"static_offsets": _static(offsets), "static_sizes": _static(sizes),
-                        "static_strides": _static(strides),
-                        "operandSegmentSizes": ir.DenseI32ArrayAttr.get([1, 1, 0, 0, 0])})
-    return Tracer(op.result, dest.trace)
+from .tracing import Tracer, where_str
 
 
 def getitem(x, idx):
-    """Basic indexing: ints, slices with positive steps, ``...``, ``None``."""
+    """Basic indexing — ints, slices with positive steps, ``...``, ``None`` —
+    and integer arrays (Tracers, numpy arrays, lists) on some axes
+    (:func:`ferrule.gather.gather_indexed`)."""
     if not isinstance(x, Tracer):
         return x[idx]
-    x = _np().asarray_traced(x)
+    x = asarray_traced(x)
     if not isinstance(idx, tuple):
         idx = (idx,)
     if any(isinstance(i, (Tracer, _onp.ndarray, list, bool, _onp.bool_)) for i in idx):
-        from .gather import getitem_advanced   # integer arrays: a gather
-        return getitem_advanced(x, idx)
-    n_ellipsis = builtins.sum(1 for i in idx if i is Ellipsis)
+        basic, arrays = split_index(x, idx)       # integer arrays: a gather
+        return gather_indexed(getitem(x, basic), arrays)
+    n_ellipsis = sum(1 for i in idx if i is Ellipsis)
     if n_ellipsis > 1:
         raise ShapeError(f"{where_str()}: an index can only have one ellipsis")
-    n_real = builtins.sum(1 for i in idx if i is not None and i is not Ellipsis)
+    n_real = sum(1 for i in idx if i is not None and i is not Ellipsis)
     if n_real > x.ndim:
         raise ShapeError(f"{where_str()}: too many indices ({n_real}) for a {x.ndim}-d array")
     if n_ellipsis:
@@ -110,62 +74,17 @@ def getitem(x, idx):
     if not (list(offsets) == [0] * x.ndim and list(sizes) == list(x.shape)
             and list(strides) == [1] * x.ndim):
         r = extract_slice(x, offsets, sizes, strides, sizes)
-    return _layout()._reshape_to(r, tuple(out_shape))
-
-
-def concatenate(arrays, axis=0):
-    """numpy ``concatenate`` along ``axis``."""
-    arrays = list(arrays)
-    if not any(isinstance(a, Tracer) for a in arrays):
-        return _onp.concatenate(arrays, axis=axis)
-    fnp = _np()
-    dtype = fnp._result_dtype(*arrays)
-    xs = [fnp.astype(fnp.asarray_traced(a), dtype) for a in arrays]
-    nd = xs[0].ndim
-    if nd == 0:
-        raise ShapeError(f"{where_str()}: zero-dimensional arrays cannot be concatenated")
-    axis = _axis(axis, nd)
-    for a in xs:
-        if a.ndim != nd or any(a.shape[k] != xs[0].shape[k] for k in range(nd) if k != axis):
-            raise ShapeError(f"{where_str()}: concatenate shapes "
-                             f"{[t.shape for t in xs]} differ off axis {axis}")
-    total = sum(a.shape[axis] for a in xs)
-    out_shape = list(xs[0].shape)
-    out_shape[axis] = total
-    with user_location():
-        dest = Tracer(empty(out_shape, mlir_element_type(dtype)), xs[0].trace)
-    off = 0
-    for a in xs:
-        offsets = [0] * nd
-        offsets[axis] = off
-        dest = insert_slice(a, dest, offsets, a.shape, [1] * nd)
-        off += a.shape[axis]
-    return dest
-
-
-def stack(arrays, axis=0):
-    """numpy ``stack``: new axis, then concatenate."""
-    arrays = list(arrays)
-    if not any(isinstance(a, Tracer) for a in arrays):
-        return _onp.stack(arrays, axis=axis)
-    fnp = _np()
-    xs = [fnp.asarray_traced(a) for a in arrays]
-    axis = _axis(axis, xs[0].ndim + 1)
-    if any(a.shape != xs[0].shape for a in xs):
-        raise ShapeError(f"{where_str()}: stack needs arrays of one shape, got "
-                         f"{[a.shape for a in xs]}")
-    exp = [fnp.reshape(a, a.shape[:axis] + (1,) + a.shape[axis:]) for a in xs]
-    return concatenate(exp, axis)
+    return reshape_to(r, tuple(out_shape))
 
 
 def split(x, indices_or_sections, axis=0):
     """numpy ``split`` into equal sections or at indices."""
     if not isinstance(x, Tracer):
         return _onp.split(x, indices_or_sections, axis=axis)
-    x = _np().asarray_traced(x)
+    x = asarray_traced(x)
     if x.ndim == 0:
         raise ShapeError(f"{where_str()}: cannot split a 0-d array")
-    axis = _axis(axis, x.ndim)
+    axis = normalize_axis(axis, x.ndim)
     n = x.shape[axis]
     if isinstance(indices_or_sections, (int, _onp.integer)):
         k = int(indices_or_sections)
@@ -181,12 +100,3 @@ def split(x, indices_or_sections, axis=0):
         sl[axis] = slice(lo, hi)
         out.append(getitem(x, tuple(sl)))
     return out
-
-
-def _axis(axis, ndim):
-    """``axis`` normalised to ``0..ndim-1``; a ShapeError when out of bounds."""
-    a = int(axis)
-    if not -ndim <= a < ndim:
-        raise ShapeError(f"{where_str()}: axis {a} is out of bounds for an array of "
-                         f"dimension {ndim}")
-    return a % ndim

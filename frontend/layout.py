@@ -1,121 +1,37 @@
 """Broadcasting, reshapes, transposes, reductions and matmul for traced arrays.
 
-Part of ``ferrule.numpy`` (re-exported there). Broadcasts and transposes are
-``linalg.generic`` ops reading through projection/permutation maps, so they
-fuse into pointwise regions; reshapes are ``tensor.collapse_shape`` /
-``expand_shape``; reductions are generics with reduction iterators;
-matmul is ``linalg.matmul``.
+Part of ``ferrule.numpy`` (re-exported there). Transposes are
+``linalg.generic`` ops reading through permutation maps, so they fuse into
+pointwise regions (broadcasts too: :func:`ferrule.core.broadcast_to`);
+reshapes are ``tensor.collapse_shape`` / ``expand_shape``; reductions
+(``sum``, ``max``, ``min``, and ``argmax``/``argmin``, which give int64
+indices) are generics with reduction iterators; matmul is ``linalg.matmul``.
 """
 
 import operator
 
 import numpy as _onp
-from mlir import ir
 from mlir.dialects import linalg as linalg_d
 
-from .passes.support.ir_utils import (PARALLEL, REDUCTION, create, empty,
-                                       make_generic, projection_map)
+from mlir import ir
+
+from .core import (asarray_traced, astype, broadcast_to, constant, promoted_dtype,
+                   reshape_to, traced, wrap)
+from .dialect.ir_utils import (PARALLEL, REDUCTION, cmpf, create, empty, make_generic,
+                               projection_map)
+from .dtypes import I32, I64, U32
+from .elementwise import CMPI, CONSTANT_IOTA_MAX, arange, iota, multiply
 from .errors import DTypeError, ShapeError
-from .tracing import Tracer, mlir_element_type, user_location, where_str
-from .numpy import (_emit, _result_dtype, _trace_of, _traced, _wrap, asarray_traced,
-                    astype, constant, float32, multiply, nan)
+from .tracing import check_trace, mlir_element_type, user_location, where_str
 
-# -- broadcasting and layout ------------------------------------------------------
-
-def broadcast_to(x, shape):
-    """numpy ``broadcast_to``: a ``linalg.generic`` reading ``x`` through a
-    projection map (size-1 axes are first collapsed away)."""
-    shape = tuple(int(s) for s in shape)
-    if not _traced(x):
-        return _onp.broadcast_to(x, shape)
-    x = asarray_traced(x)
-    if x.shape == shape:
-        return x
-    try:
-        ok = _onp.broadcast_shapes(x.shape, shape) == shape
-    except ValueError:
-        ok = False
-    if not ok:
-        raise ShapeError(f"{where_str()}: cannot broadcast {x.shape} to {shape}")
-    lead = len(shape) - x.ndim
-    kept = [i for i, s in enumerate(x.shape) if s == shape[lead + i]]
-    src = x
-    if len(kept) != x.ndim:
-        src = _reshape_to(x, tuple(x.shape[i] for i in kept))
-    dims = [lead + i for i in kept]
-    elt = mlir_element_type(x.dtype)
-    with user_location():
-        init = empty(shape, elt)
-        op = make_generic([src.value], [init],
-                          [projection_map(len(shape), dims), projection_map(len(shape), range(len(shape)))],
-                          [PARALLEL] * len(shape), lambda a: [a[0]])
-    return _wrap(op.result, x.trace)
-
-
-def _reassoc(groups):
-    return ir.ArrayAttr.get([ir.ArrayAttr.get([ir.IntegerAttr.get(ir.IntegerType.get_signless(64), d)
-                                               for d in g]) for g in groups])
-
-
-def _unit_groups(shape):
-    """A reassociation that groups each size-1 axis of ``shape`` with a
-    neighbouring other axis: collapsing by it removes exactly the size-1 axes
-    ([] when every axis has size 1: a collapse to rank 0)."""
-    groups, pending = [], []
-    for d, n in enumerate(shape):
-        if n == 1:
-            pending.append(d)
-        else:
-            groups.append(pending + [d])
-            pending = []
-    if pending and groups:
-        groups[-1] += pending
-    return groups
-
-
-def _reshape_to(x: Tracer, shape) -> Tracer:
-    """Reshape with static tensor ops. Adding or removing size-1 axes collapses
-    and expands exactly those (valid on strided slices too); other reshapes
-    collapse to 1-D and expand, which canonicalisation folds where it can."""
-    shape = tuple(shape)
-    if x.shape == shape:
-        return x
-    elt = mlir_element_type(x.dtype)
-
-    def collapse(v, groups, to):
-        return _emit("tensor.collapse_shape", [ir.RankedTensorType.get(list(to), elt)],
-                     [v], {"reassociation": _reassoc(groups)}).result
-
-    def expand(v, groups, to):
-        return _emit("tensor.expand_shape", [ir.RankedTensorType.get(list(to), elt)], [v],
-                     {"reassociation": _reassoc(groups),
-                      "static_output_shape": ir.DenseI64ArrayAttr.get(list(to))}).result
-
-    v = x.value
-    core = tuple(n for n in shape if n != 1)
-    if core == tuple(n for n in x.shape if n != 1):
-        if x.shape != core:
-            v = collapse(v, _unit_groups(x.shape), core)
-        if shape != core:
-            v = expand(v, _unit_groups(shape), shape)
-    elif not shape:
-        v = collapse(v, [], ())
-    elif x.ndim == 0:
-        v = expand(v, [], shape)
-    else:
-        if x.ndim != 1:
-            v = collapse(v, [list(range(x.ndim))], (x.size,))
-        if len(shape) != 1:
-            v = expand(v, [list(range(len(shape)))], shape)
-    return _wrap(v, x.trace)
-
+# -- layout ---------------------------------------------------------------------
 
 def reshape(x, shape):
     """numpy ``reshape`` (one ``-1`` allowed)."""
     if isinstance(shape, int):
         shape = (shape,)
     shape = tuple(int(s) for s in shape)
-    if not _traced(x):
+    if not traced(x):
         return _onp.reshape(x, shape)
     x = asarray_traced(x)
     if shape.count(-1) > 1:
@@ -128,12 +44,12 @@ def reshape(x, shape):
     if int(_onp.prod(shape, dtype=_onp.int64)) != x.size:
         raise ShapeError(f"{where_str()}: cannot reshape array of size {x.size} "
                          f"(shape {x.shape}) into shape {shape}")
-    return _reshape_to(x, shape)
+    return reshape_to(x, shape)
 
 
 def transpose(x, axes=None):
     """numpy ``transpose``: a ``linalg.generic`` with a permutation map."""
-    if not _traced(x):
+    if not traced(x):
         return _onp.transpose(x, axes)
     x = asarray_traced(x)
     if axes is None:
@@ -156,11 +72,11 @@ def transpose(x, axes=None):
         op = make_generic([x.value], [init],
                           [projection_map(x.ndim, inv), projection_map(x.ndim, range(x.ndim))],
                           [PARALLEL] * x.ndim, lambda a: [a[0]])
-    return _wrap(op.result, x.trace)
+    return wrap(op.result, x.trace)
 
 
 def swapaxes(x, a, b):
-    axes = list(range(_onp.ndim(x) if not _traced(x) else x.ndim))
+    axes = list(range(_onp.ndim(x) if not traced(x) else x.ndim))
     axes[a], axes[b] = axes[b], axes[a]
     return transpose(x, axes)
 
@@ -179,13 +95,34 @@ def _norm_axes(axis, ndim):
     return tuple(sorted(set(out)))
 
 
+def _limits(dtype):
+    """The smallest and largest value of integer ``dtype``."""
+    if dtype == U32:
+        return 0, 0xFFFFFFFF
+    info = _onp.iinfo(dtype)
+    return int(info.min), int(info.max)
+
+
+def _reduction_op(kind, dtype):
+    """(start value, body op) of a ``kind`` reduction of ``dtype``."""
+    if dtype.kind == "f":
+        return ({"add": 0.0, "max": -_onp.inf, "min": _onp.inf}[kind],
+                {"add": "arith.addf", "max": "arith.maximumf", "min": "arith.minimumf"}[kind])
+    lo, hi = _limits(dtype)
+    u = dtype == U32
+    return ({"add": 0, "max": lo, "min": hi}[kind],
+            {"add": "arith.addi", "max": "arith.maxui" if u else "arith.maxsi",
+             "min": "arith.minui" if u else "arith.minsi"}[kind])
+
+
 def _reduce(x, axis, keepdims, kind):
     x = asarray_traced(x)
-    if x.dtype.kind in "iu" or (x.dtype == _onp.bool_ and kind == "add"):
-        from .integers import reduce_int
-        return reduce_int(x, axis, keepdims, kind)   # a count of bools: int64, as numpy
-    if x.dtype == _onp.bool_:
+    if x.dtype == _onp.bool_ and kind != "add":
         raise DTypeError(f"{where_str()}: {kind} of a bool array is not supported")
+    if kind == "add" and x.dtype.kind in "biu":
+        # Sums of integers accumulate in int64 (numpy's dtype for int32 and
+        # bool: a count; uint64 for uint32, which ferrule does not have).
+        x = astype(x, I64)
     axes = _norm_axes(axis, x.ndim)
     if kind in ("max", "min") and any(x.shape[d] == 0 for d in axes):
         raise ShapeError(f"{where_str()}: zero-size array to reduction operation "
@@ -193,31 +130,30 @@ def _reduce(x, axis, keepdims, kind):
     kept = [d for d in range(x.ndim) if d not in axes]
     out_shape = tuple(x.shape[d] for d in kept)
     elt = mlir_element_type(x.dtype)
-    init_val = {"add": 0.0, "max": -_onp.inf, "min": _onp.inf}[kind]
+    init_val, body_op = _reduction_op(kind, x.dtype)
     fill = constant(init_val, out_shape, x.dtype)
-    body_op = {"add": "arith.addf", "max": "arith.maximumf", "min": "arith.minimumf"}[kind]
     with user_location():
         op = make_generic(
             [x.value], [fill.value],
             [projection_map(x.ndim, range(x.ndim)), projection_map(x.ndim, kept)],
             [REDUCTION if d in axes else PARALLEL for d in range(x.ndim)],
             lambda a: [create(body_op, [elt], [a[0], a[1]]).result])
-    r = _wrap(op.result, x.trace)
+    r = wrap(op.result, x.trace, x.dtype)
     if keepdims:
-        r = _reshape_to(r, tuple(1 if d in axes else x.shape[d] for d in range(x.ndim)))
+        r = reshape_to(r, tuple(1 if d in axes else x.shape[d] for d in range(x.ndim)))
     return r
 
 
 def sum(x, axis=None, keepdims=False):
     """numpy ``sum``: a ``linalg.generic`` with reduction iterators."""
-    if not _traced(x):
+    if not traced(x):
         return _onp.sum(x, axis=axis, keepdims=keepdims)
     return _reduce(x, axis, keepdims, "add")
 
 
 def max(x, axis=None, keepdims=False):
     """numpy ``max`` (``amax``)."""
-    if not _traced(x):
+    if not traced(x):
         return _onp.max(x, axis=axis, keepdims=keepdims)
     return _reduce(x, axis, keepdims, "max")
 
@@ -228,7 +164,7 @@ amax = max
 def min(x, axis=None, keepdims=False):
     """numpy ``min`` (``amin``); derivative conventions as ``max``: the
     cotangent is split among tied minima, NaN in gives NaN out."""
-    if not _traced(x):
+    if not traced(x):
         return _onp.min(x, axis=axis, keepdims=keepdims)
     return _reduce(x, axis, keepdims, "min")
 
@@ -236,13 +172,87 @@ def min(x, axis=None, keepdims=False):
 amin = min
 
 
+def _arg_reduce(x, axis, keepdims, largest: bool):
+    name = "argmax" if largest else "argmin"
+    if not traced(x):
+        fn = _onp.argmax if largest else _onp.argmin
+        return fn(x, axis=axis, keepdims=keepdims)
+    x = asarray_traced(x)
+    if x.dtype == _onp.bool_:
+        x = astype(x, I32)
+    ndim = x.ndim
+    if axis is None:
+        y, ax = reshape(x, (-1,)), 0
+    else:
+        ax = int(axis)
+        if not -ndim <= ax < ndim:
+            raise ShapeError(f"{where_str()}: axis {ax} is out of bounds for array of "
+                             f"dimension {ndim}")
+        ax %= ndim
+        y = x
+    n = y.shape[ax]
+    if n == 0:
+        raise ShapeError(f"{where_str()}: attempt to get {name} of an empty sequence")
+    dtype = y.dtype
+    elt = mlir_element_type(dtype)
+    kept = [d for d in range(y.ndim) if d != ax]
+    out_shape = tuple(y.shape[d] for d in kept)
+    idx = arange(n) if n <= CONSTANT_IOTA_MAX else iota((n,), 0, I64)
+    if dtype.kind == "f":
+        start = constant(-_onp.inf if largest else _onp.inf, out_shape, dtype)
+    else:
+        lo, hi = _limits(dtype)
+        start = constant(lo if largest else hi, out_shape, dtype)
+    first = constant(0, out_shape, I64)
+    i1, i64 = ir.IntegerType.get_signless(1), ir.IntegerType.get_signless(64)
+
+    def body(a):
+        v, k, m, best = a
+        if dtype.kind == "f":
+            # strictly better, or the first NaN (numpy: a NaN wins, the first one)
+            better = cmpf("ogt" if largest else "olt", v, m)
+            nan_v = cmpf("uno", v, v)
+            m_ok = cmpf("ord", m, m)
+            better = create("arith.ori", [i1], [better, create("arith.andi", [i1],
+                                                                 [nan_v, m_ok]).result]).result
+        else:
+            pred = CMPI["greater" if largest else "less"][1 if dtype == U32 else 0]
+            better = create("arith.cmpi", [i1], [v, m],
+                            {"predicate": ir.IntegerAttr.get(i64, pred)}).result
+        return [create("arith.select", [elt], [better, v, m]).result,
+                create("arith.select", [i64], [better, k, best]).result]
+    with user_location():
+        op = make_generic(
+            [y.value, idx.value], [start.value, first.value],
+            [projection_map(y.ndim, range(y.ndim)), projection_map(y.ndim, [ax]),
+             projection_map(y.ndim, kept), projection_map(y.ndim, kept)],
+            [REDUCTION if d == ax else PARALLEL for d in range(y.ndim)], body)
+    r = wrap(op.results[1], x.trace, I64)
+    if keepdims:
+        r = reshape_to(r, (1,) * ndim if axis is None
+                       else tuple(1 if d == ax else x.shape[d] for d in range(ndim)))
+    return r
+
+
+def argmax(x, axis=None, keepdims=False):
+    """numpy ``argmax``: the index (int64) of the largest element along
+    ``axis`` (of the flattened array for ``axis=None``); the first one on
+    ties; the first NaN if there is one (as numpy)."""
+    return _arg_reduce(x, axis, keepdims, True)
+
+
+def argmin(x, axis=None, keepdims=False):
+    """numpy ``argmin`` (int64; first occurrence; the first NaN wins)."""
+    return _arg_reduce(x, axis, keepdims, False)
+
+
 def mean(x, axis=None, keepdims=False):
     """numpy ``mean``: ``sum`` times ``1/N``."""
-    if not _traced(x):
+    if not traced(x):
         return _onp.mean(x, axis=axis, keepdims=keepdims)
     x = asarray_traced(x)
     n = int(_onp.prod([x.shape[a] for a in _norm_axes(axis, x.ndim)], dtype=_onp.int64))
-    return multiply(sum(x, axis, keepdims), 1.0 / n if n else nan)
+    return multiply(sum(x, axis, keepdims), 1.0 / n if n else _onp.nan)
 
 
 # -- matmul -------------------------------------------------------------------------
@@ -251,10 +261,10 @@ def matmul(a, b):
     """numpy ``matmul``: 1-D and 2-D operands (``linalg.matmul``), and stacks
     of matrices with numpy's broadcasting of the leading (batch) dimensions
     (``linalg.batch_matmul`` over the flattened batch)."""
-    if not _traced(a, b):
+    if not traced(a, b):
         return _onp.matmul(a, b)
-    tr = _trace_of(a, b)
-    dtype = _result_dtype(a, b)
+    tr = check_trace(a, b)
+    dtype = promoted_dtype(a, b)
     a, b = asarray_traced(a), asarray_traced(b)
     if a.ndim == 0 or b.ndim == 0:
         raise ShapeError(f"{where_str()}: matmul of a 0-d array; use * instead")
@@ -289,7 +299,7 @@ def matmul(a, b):
         zero = constant(0.0, (m, n), dtype)
         with user_location():
             r = linalg_d.matmul(a2.value, b2.value, outs=[zero.value])
-    res = _wrap(r, tr)
+    res = wrap(r, tr)
     final = batch + tuple(s for s, keep in zip((m, n), (a.ndim >= 2, b.ndim >= 2)) if keep)
     return reshape(res, final)
 
@@ -300,7 +310,7 @@ def dot(a, b):
     for ``b`` of 3 or more dimensions it sums over the last axis of ``a``
     and the second-to-last of ``b`` (``dot(a, b)[i, j, k, m] = sum(a[i, j,
     :] * b[k, :, m])``), computed as one 2-D matmul."""
-    if not _traced(a, b):
+    if not traced(a, b):
         return _onp.dot(a, b)
     a, b = asarray_traced(a), asarray_traced(b)
     if a.ndim == 0 or b.ndim == 0:

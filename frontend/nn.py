@@ -1,8 +1,11 @@
-"""``ferrule.nn``: activation functions built from the traced op set."""
+"""``ferrule.nn``: activation functions and language-model ops (softmax,
+cross-entropy, one-hot) built from the traced op set."""
 
 import numpy as np
 
 from . import numpy as fnp
+from .stop_gradient_op import stop_gradient
+from .tracing import Tracer
 
 
 def sigmoid(x):
@@ -44,7 +47,6 @@ def logsumexp(x, axis=None, keepdims=False):
     The shift ``m = max(x)`` is replaced by 0 where it is infinite, so an
     all ``-inf`` slice gives ``-inf`` and a ``+inf`` gives ``+inf`` (not NaN).
     """
-    from .stop_gradient import stop_gradient
     # The shift by the max cancels in the derivative: stop_gradient spares
     # the backward the max's tie handling (the result is the same).
     m = stop_gradient(fnp.max(x, axis=axis, keepdims=True))
@@ -80,7 +82,6 @@ def one_hot(idx, num_classes, dtype=fnp.float32):
 
 
 def _is_traced(x):
-    from .tracing import Tracer
     return isinstance(x, Tracer)
 
 
@@ -94,7 +95,6 @@ def log_softmax(x, axis=-1):
 def softmax(x, axis=-1):
     """``exp(x) / sum(exp(x), axis)``, computed as ``exp(x - max)`` over its
     sum (the max a ``stop_gradient`` shift, as in ``logsumexp``)."""
-    from .stop_gradient import stop_gradient
     m = stop_gradient(fnp.max(x, axis=axis, keepdims=True))
     m = fnp.where(fnp.abs(m) < fnp.inf, m, 0.0)
     e = fnp.exp(x - m)

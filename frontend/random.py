@@ -22,8 +22,10 @@ takes the ``argmax`` (int64 here; JAX gives int32), ``bernoulli`` is
 import numpy as _onp
 
 from . import numpy as fnp
+from .core import constant, elementwise
 from .errors import DTypeError, ShapeError
-from .tracing import Tracer, where_str
+from .integers import bitcast
+from .tracing import Tracer, current_trace, where_str
 
 U32 = _onp.dtype(_onp.uint32)
 _ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
@@ -85,7 +87,7 @@ def _counters(shape, like):
 
 
 def _zero_u32(like):
-    return fnp.constant(0, (), U32) if _traced(like) else _onp.uint32(0)
+    return constant(0, (), U32) if _traced(like) else _onp.uint32(0)
 
 
 def _blocks(key, shape):
@@ -122,13 +124,13 @@ def key(seed):
         if seed.dtype == _onp.int64:
             hi = fnp.astype(fnp.bitwise_and(fnp.right_shift(seed, 32), 0xFFFFFFFF), U32)
         else:
-            hi = fnp.constant(0, (), U32)
+            hi = constant(0, (), U32)
         return fnp.stack([hi, lo])
     s = int(seed)
     hi = 0 if -(1 << 31) <= s < (1 << 31) else (s >> 32) & 0xFFFFFFFF
     k = _onp.array([hi, s & 0xFFFFFFFF], _onp.uint32)
-    if fnp.current_trace() is not None:
-        return fnp.constant(k, (2,), U32)
+    if current_trace() is not None:
+        return constant(k, (2,), U32)
     return k
 
 
@@ -164,11 +166,6 @@ def bits(key, shape=()):
     return b0 ^ b1
 
 
-def _bitcast(x, dtype):
-    from .integers import bitcast
-    return bitcast(x, dtype)
-
-
 def _as(v, dtype):
     return fnp.astype(v, dtype) if isinstance(v, Tracer) else _onp.asarray(v, dtype)
 
@@ -185,13 +182,13 @@ def uniform(key, shape=(), dtype=fnp.float32, minval=0.0, maxval=1.0):
     b0, b1 = _blocks(key, shape)
     if dtype == _onp.float32:
         mant = ((b0 ^ b1) >> 9) | 0x3F800000
-        floats = _bitcast(mant, dtype) - _as(1.0, dtype)
+        floats = bitcast(mant, dtype) - _as(1.0, dtype)
     else:   # 64 bits: word 0 high, word 1 low, in int64 (no uint64 in ferrule)
         i64 = _onp.int64
         hi, lo = _as(b0, i64), _as(b1, i64)
         word = (hi << 32) | lo
         mant = ((word >> 12) & ((1 << 52) - 1)) | 0x3FF0000000000000
-        floats = _bitcast(mant, dtype) - _as(1.0, dtype)
+        floats = bitcast(mant, dtype) - _as(1.0, dtype)
     lo_v, hi_v = _as(minval, dtype), _as(maxval, dtype)
     if dtype == _onp.float32:
         # floats * span + lo with one rounding, as XLA's fused multiply-add:
@@ -244,7 +241,7 @@ def _erf(x):
     if not _traced(x):
         import math
         return _onp.vectorize(math.erf, otypes=[_onp.float64])(x)
-    return fnp._elementwise("math.erf", x, dtype=x.dtype)
+    return elementwise("math.erf", x, dtype=x.dtype)
 
 
 @_eager

@@ -10,7 +10,7 @@ from typing import Dict, List
 import numpy as np
 from mlir import ir
 
-from .passes.support.ir_utils import loc_where
+from .dialect.ir_utils import loc_where
 
 
 def _nbytes(t) -> int:

@@ -1,16 +1,23 @@
-"""Tracing Python functions into MLIR ``func.func`` ops on tensors.
+"""Tracing Python functions into MLIR ``func.func`` ops on tensors: the state.
 
 A :class:`Trace` owns an MLIR module and the function being built; while it
 is active, array operations on :class:`Tracer` values emit ops at its
 insertion point, each at the location of the user's source line. The tracer
 records; it never differentiates (that is the passes' job).
+
+This module holds only the state (traces, tracers, source locations,
+dtypes: the integer dtypes over MLIR's signless integers, uint32 included,
+and weakly typed Python float arguments). It knows no array op: :mod:`ferrule.core` turns Python values into
+traced arrays and functions into ``func.func`` (:func:`~ferrule.core.trace_into`),
+and :mod:`ferrule.numpy`, the op set, installs the Tracer's operators and
+array methods.
 """
 
 import os
 import sys
 import threading
 from contextlib import contextmanager
-from typing import Any, Callable, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 from mlir import ir
@@ -18,6 +25,10 @@ from mlir.dialects import func as func_d
 
 from .errors import (ConcretizationError, DTypeError, TracerBoolConversionError,
                      TracingError)
+# FLOAT0 is JAX's float0: the dtype of the cotangent of an integer or bool
+# value, a symbolic zero whose arrays hold no data. It is defined with the
+# pytree nodes that give such arrays their meaning (no leaves).
+from .pytree import FLOAT0  # noqa: F401
 
 _FRONTEND_DIR = os.path.dirname(os.path.abspath(__file__))
 _state = threading.local()
@@ -27,11 +38,6 @@ _state = threading.local()
 DTYPES = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64",
           np.dtype(np.bool_): "i1", np.dtype(np.int32): "i32",
           np.dtype(np.int64): "i64", np.dtype(np.uint32): "i32"}
-
-# JAX's float0: the dtype of the cotangent of an integer or bool value (a
-# symbolic zero; arrays of it hold no data).
-FLOAT0 = np.dtype([("float0", np.void, 0)])
-
 
 def mlir_element_type(dtype) -> ir.Type:
     name = DTYPES.get(np.dtype(dtype))
@@ -194,9 +200,12 @@ def fresh_name(module: ir.Module, base: str) -> str:
 class Tracer:
     """A symbolic array inside a trace: shape and dtype known, values not.
 
-    Supports numpy operators (``+ - * / ** @``, comparisons, indexing) and the
-    methods ``reshape``, ``transpose``/``T``, ``sum``, ``mean``, ``max``,
-    ``astype``. Converting it to a concrete value raises
+    Supports numpy operators (``+ - * / ** @``, comparisons, indexing, and
+    on integers ``// % & | ^ ~ << >>``) and the methods ``reshape``,
+    ``transpose``/``T``, ``sum``, ``mean``, ``max``, ``min``, ``argmax``,
+    ``argmin``, ``clip``, ``take``, ``astype``: :mod:`ferrule.numpy` installs
+    them (they are its functions).
+    Converting it to a concrete value raises
     :class:`~ferrule.errors.ConcretizationError`.
     """
 
@@ -223,7 +232,7 @@ class Tracer:
 
     ndim = property(lambda self: len(self.shape))
     size = property(lambda self: int(np.prod(self.shape, dtype=np.int64)))
-    T = property(lambda self: _np().transpose(self))
+    __hash__ = object.__hash__   # kept although ferrule.numpy installs __eq__
 
     def __repr__(self):
         return f"Tracer({self.dtype}{list(self.shape)})"
@@ -259,177 +268,25 @@ class Tracer:
         return self.shape[0]
 
     def __iter__(self):
-        return (self[i] for i in range(len(self)))
-
-    # -- operators ---------------------------------------------------------
-    def __add__(self, o): return _np().add(self, o)
-    def __radd__(self, o): return _np().add(o, self)
-    def __sub__(self, o): return _np().subtract(self, o)
-    def __rsub__(self, o): return _np().subtract(o, self)
-    def __mul__(self, o): return _np().multiply(self, o)
-    def __rmul__(self, o): return _np().multiply(o, self)
-    def __truediv__(self, o): return _np().divide(self, o)
-    def __rtruediv__(self, o): return _np().divide(o, self)
-    def __pow__(self, o): return _np().power(self, o)
-    def __rpow__(self, o): return _np().power(o, self)
-    def __neg__(self): return _np().negative(self)
-    def __pos__(self): return self
-    def __abs__(self): return _np().abs(self)
-    def __matmul__(self, o): return _np().matmul(self, o)
-    def __rmatmul__(self, o): return _np().matmul(o, self)
-    def __lt__(self, o): return _np().less(self, o)
-    def __le__(self, o): return _np().less_equal(self, o)
-    def __gt__(self, o): return _np().greater(self, o)
-    def __ge__(self, o): return _np().greater_equal(self, o)
-    def __eq__(self, o): return _np().equal(self, o)
-    def __ne__(self, o): return _np().not_equal(self, o)
-    __hash__ = object.__hash__
-
-    def __getitem__(self, idx): return _np().getitem(self, idx)
-
-    def reshape(self, *shape):
-        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-            shape = tuple(shape[0])
-        return _np().reshape(self, shape)
-
-    def transpose(self, *axes):
-        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
-            axes = tuple(axes[0])
-        return _np().transpose(self, axes or None)
-
-    def sum(self, axis=None, keepdims=False): return _np().sum(self, axis, keepdims=keepdims)
-    def mean(self, axis=None, keepdims=False): return _np().mean(self, axis, keepdims=keepdims)
-    def max(self, axis=None, keepdims=False): return _np().max(self, axis, keepdims=keepdims)
-    def astype(self, dtype): return _np().astype(self, dtype)
-    # integers, gathers, argmax (frontend/integers.py, frontend/gather.py)
-    def min(self, axis=None, keepdims=False): return _np().min(self, axis, keepdims=keepdims)
-    def argmax(self, axis=None, keepdims=False): return _np().argmax(self, axis, keepdims=keepdims)
-    def argmin(self, axis=None, keepdims=False): return _np().argmin(self, axis, keepdims=keepdims)
-    def clip(self, lo=None, hi=None): return _np().clip(self, lo, hi)
-    def take(self, indices, axis=None): return _np().take(self, indices, axis)
-    def __floordiv__(self, o): return _np().floor_divide(self, o)
-    def __rfloordiv__(self, o): return _np().floor_divide(o, self)
-    def __mod__(self, o): return _np().remainder(self, o)
-    def __rmod__(self, o): return _np().remainder(o, self)
-    def __and__(self, o): return _np().bitwise_and(self, o)
-    def __rand__(self, o): return _np().bitwise_and(o, self)
-    def __or__(self, o): return _np().bitwise_or(self, o)
-    def __ror__(self, o): return _np().bitwise_or(o, self)
-    def __xor__(self, o): return _np().bitwise_xor(self, o)
-    def __rxor__(self, o): return _np().bitwise_xor(o, self)
-    def __invert__(self): return _np().invert(self)
-    def __lshift__(self, o): return _np().left_shift(self, o)
-    def __rlshift__(self, o): return _np().left_shift(o, self)
-    def __rshift__(self, o): return _np().right_shift(self, o)
-    def __rrshift__(self, o): return _np().right_shift(o, self)
-
-    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
-        # np.exp(tracer) etc.: route plain-numpy ufuncs to ferrule.numpy.
-        fn = getattr(_np(), ufunc.__name__, None)
-        if method != "__call__" or fn is None or kwargs:
-            return NotImplemented
-        return fn(*inputs)
+        return (self[i] for i in range(len(self)))  # ferrule.numpy's getitem
 
 
-def _np():
-    from . import numpy as fnp
-    return fnp
-
-
-# -- pytrees: nested tuples/lists of leaves --------------------------------
-
-_NONE = "None"  # the structure of a None: a node without leaves
-
-
-class _Float0Node:
-    """The structure of a float0 array (no data): it comes back as zeros."""
-
-    def __init__(self, shape):
-        self.shape = tuple(shape)
-
-    def __repr__(self):
-        return f"float0{list(self.shape)}"
-
-
-def flatten(tree) -> Tuple[List[Any], Any]:
-    """Flatten nested tuples/lists into (leaves, structure). ``None`` is a
-    node with no leaves (as in JAX's pytrees): it comes back as ``None``;
-    so is a float0 array (a symbolic zero cotangent), which comes back as
-    zeros of its shape."""
-    if tree is None:
-        return [], _NONE
-    if isinstance(tree, np.ndarray) and tree.dtype == FLOAT0:
-        return [], _Float0Node(tree.shape)
-    if isinstance(tree, (tuple, list)):
-        leaves, structs = [], []
-        for t in tree:
-            l, s = flatten(t)
-            leaves += l
-            structs.append((len(l), s))
-        return leaves, (type(tree), structs)
-    return [tree], None
-
-
-def unflatten(struct, leaves: Sequence[Any]):
-    if struct is None:
-        return leaves[0]
-    if struct is _NONE:
-        return None
-    if isinstance(struct, _Float0Node):
-        return np.zeros(struct.shape, FLOAT0)
-    kind, structs = struct
-    out, k = [], 0
-    for n, s in structs:
-        out.append(unflatten(s, leaves[k:k + n]))
-        k += n
-    return kind(out)
-
-
-class TraceResult(tuple):
-    """``(func_name, out_struct, out_types)``; ``.captures`` lists the arrays
-    of enclosing traces the function closed over, which follow the declared
-    arguments in its signature (the caller passes them); ``.out_dtypes`` the
-    results' dtypes (uint32 results are ``i32`` in the IR)."""
-    captures: List["Tracer"] = []
-    out_dtypes: List[np.dtype] = []
-
-
-def trace_into(module: ir.Module, fn: Callable, arg_tree, name: str,
-               private: bool = False) -> TraceResult:
-    """Trace ``fn`` called on ``arg_tree`` into a new func in ``module``.
-
-    ``arg_tree`` leaves are ``ir.Type`` or :class:`TypedArg` (becoming func
-    arguments) or Python values passed through unchanged (static). Returns a
-    :class:`TraceResult`. A weakly typed result (a Python float argument
-    returned as it is) becomes float32, the default float.
-    """
-    leaves, struct = flatten(arg_tree)
-    arg_types = [l.type if isinstance(l, TypedArg) else l for l in leaves
-                 if isinstance(l, (ir.Type, TypedArg))]
-    name = fresh_name(module, name)
-    tr = Trace(module, name, arg_types, private=private)
-    with active(tr):
-        it = iter(tr.block.arguments)
-        call_leaves = [Tracer(next(it), tr, l.dtype, l.weak) if isinstance(l, TypedArg)
-                       else Tracer(next(it), tr) if isinstance(l, ir.Type) else l
-                       for l in leaves]
-        args = unflatten(struct, call_leaves)
-        with ir.InsertionPoint(tr.block):
-            out = fn(*args)
-        out_leaves, out_struct = flatten(out)
-        with tr.ip, user_location():
-            traced = [strong(_np().asarray_traced(o, tr)) for o in out_leaves]
-            results = [t.value for t in traced]
-        tr.finish(results, ir.Location.unknown())
-    res = TraceResult((name, out_struct, [r.type for r in results]))
-    res.captures = list(tr.captures)
-    res.out_dtypes = [t.dtype for t in traced]
-    return res
-
-
-def strong(t: Tracer) -> Tracer:
-    """A weakly typed traced float (a Python float argument) as a float32
-    array; any other array unchanged."""
-    if isinstance(t, Tracer) and t.weak:
-        return _np().astype(t, np.float32)
-    return t
+def check_trace(*xs) -> Optional[Trace]:
+    """The current trace; a TracingError if a Tracer among ``xs`` belongs to
+    another one (one that escaped, or an enclosing one not captured)."""
+    tr = current_trace()
+    for x in xs:
+        if isinstance(x, Tracer) and x.trace is not tr:
+            if tr is not None and tr.encloses(x.trace):
+                continue  # a closure over an enclosing trace: captured on use
+            if tr is None:
+                raise TracingError(
+                    f"{where_str()}: a traced array {x.dtype}{list(x.shape)} is used "
+                    f"outside the function that traced it (it escaped through a "
+                    f"global, an attribute or a closure); return it instead")
+            raise TracingError(
+                f"{where_str()}: a traced array {x.dtype}{list(x.shape)} from another "
+                f"trace is used here: an enclosing function's array captured by a "
+                f"closure (pass it to the differentiated function as an argument "
+                f"instead), or one that escaped an earlier trace through a global")
+    return tr

@@ -4,21 +4,26 @@ Inside a trace, each transform traces the function into its own private
 ``func.func`` and emits one ``ad`` op (``ad.vjp`` / ``ad.jvp``) that refers to
 it by symbol; the ``forward`` and ``reverse`` passes lower those ops. Called
 with concrete arrays, a transform compiles itself with ``jit`` first, so
-``grad(f)(x)`` and ``jit(grad(f))(x)`` are the same program.
+``grad(f)(x)`` and ``jit(grad(f))(x)`` are the same program — compiled once
+per signature, as under ``jit``: the compiled transform is kept per function
+and transform (:func:`compiled_once`), so calling ``grad(f)(x)`` again, even
+through a new ``grad(f)``, traces nothing.
 """
 
 import functools
-from typing import Sequence, Tuple, Union
+import weakref
+from typing import Callable, Sequence, Tuple, Union
 
 import numpy as np
 from mlir import ir
 
-from . import numpy as fnp
 from .api import jit
+from .core import asarray_traced, astype, constant, strong, trace_into, zeros_value
 from .dialect import builders
 from .errors import DTypeError, ShapeError, TracingError
-from .tracing import (FLOAT0, Tracer, current_trace, flatten, numpy_dtype, strong,
-                      trace_into, typed_arg, unflatten, user_location, where_str)
+from .pytree import FLOAT0, flatten, is_float0, unflatten
+from .tracing import (Tracer, current_trace, numpy_dtype, typed_arg, user_location,
+                      where_str)
 
 
 def _traced_leaves(tree, what):
@@ -26,7 +31,7 @@ def _traced_leaves(tree, what):
     allowed (they are not differentiated: their cotangent is float0); a
     weakly typed float (a Python float argument) becomes float32."""
     leaves, struct = flatten(tree)
-    return [strong(fnp.asarray_traced(l)) for l in leaves], struct
+    return [strong(asarray_traced(l)) for l in leaves], struct
 
 
 def _is_float(dtype) -> bool:
@@ -39,29 +44,13 @@ def _float0_like(t: Tracer):
     return np.zeros(t.shape, FLOAT0)
 
 
-class _ZeroCotangent:
-    """A float0 array given as a cotangent (a leaf while flattening)."""
-
-    def __init__(self, shape):
-        self.shape = tuple(shape)
-
-
-def _float0_leaves(tree):
-    """``tree`` with each float0 array replaced by a :class:`_ZeroCotangent`
-    leaf (flatten drops float0 arrays, which hold no data)."""
-    if isinstance(tree, np.ndarray) and tree.dtype == FLOAT0:
-        return _ZeroCotangent(tree.shape)
-    if isinstance(tree, (tuple, list)):
-        return type(tree)(_float0_leaves(t) for t in tree)
-    return tree
-
-
 def _trace_callee(f, primal_tree, name):
     """Trace ``f(*primal_tree)`` into a private func of the current module.
 
-    Returns ``(name, out_struct, out_types, captured, out_dtypes)``: ``captured`` are the
-    current trace's values the function closed over, passed as extra primals
-    (constants of the differentiation: their derivatives are dropped).
+    Returns ``(name, out_struct, out_types, captured, out_dtypes)``:
+    ``captured`` are the current trace's values the function closed over,
+    passed as extra primals (constants of the differentiation: their
+    derivatives are dropped).
     """
     tr = current_trace()
     leaves, struct = flatten(primal_tree)
@@ -72,7 +61,8 @@ def _trace_callee(f, primal_tree, name):
 
 
 def _emit_vjp(f, primals: Tuple, cotangent_fn, name):
-    """Emit ``ad.vjp``; ``cotangent_fn(out_leaves_types) -> list of cotangent values``."""
+    """Emit ``ad.vjp``; ``cotangent_fn(out_types, out_struct, out_dtypes) ->
+    list of cotangent values``."""
     tr = current_trace()
     p_leaves, p_struct = _traced_leaves(primals, name)
     fname, out_struct, out_types, captured, out_dtypes = _trace_callee(
@@ -93,19 +83,83 @@ def _name(f):
     return getattr(f, "__name__", "fn").replace("<", "").replace(">", "")
 
 
+# -- called with concrete arrays: compiled once per signature ---------------------
+
+# function -> {transform key: Jitted}. Weak keys, and the Jitted reaches the
+# function only through a weak reference (_weak_proxy), so the cache never
+# keeps a user's function alive.
+_COMPILED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _weak_proxy(f):
+    """Calls ``f`` through a weak reference; named as ``f`` (the traced
+    function's name)."""
+    ref = weakref.ref(f)
+
+    def call(*args):
+        return ref()(*args)
+    call.__name__ = call.__qualname__ = getattr(f, "__name__", "fn")
+    return call
+
+
+def compiled_once(f, key: tuple, transform: Callable):
+    """``jit(transform(f))``, made once per ``(f, key)``: a later call with the
+    same function and transform reuses it (and its per-signature cache)."""
+    try:
+        per_f = _COMPILED.get(f)
+        if per_f is None:
+            per_f = _COMPILED[f] = {}
+        proxy = _weak_proxy(f)
+    except TypeError:   # not weakly referenceable or not hashable: compile afresh
+        return jit(transform(f))
+    jitted = per_f.get(key)
+    if jitted is None:
+        jitted = per_f[key] = jit(transform(proxy))
+    return jitted
+
+
+def _argnums_key(argnums):
+    return argnums if isinstance(argnums, int) else tuple(argnums)
+
+
+def _split_aux(out, what: str):
+    """``(value, aux)`` from the output of a ``has_aux`` function."""
+    if not isinstance(out, tuple) or len(out) != 2:
+        raise TracingError(f"{where_str()}: has_aux=True needs f to return "
+                           f"(value, aux) in {what}")
+    return out
+
+
+# -- the transforms ------------------------------------------------------------------
+
 def vjp(f, *primals, has_aux=False):
     """``(outputs, pullback)``; ``pullback(cotangents)`` returns a tuple with one
-    cotangent per primal (same structure as the primals)."""
+    cotangent per primal (same structure as the primals). With ``has_aux``,
+    ``f`` returns ``(outputs, aux)`` and ``vjp`` returns ``(outputs, pullback,
+    aux)``: ``aux`` is not differentiated (as ``jax.vjp``)."""
     if current_trace() is None:
-        outs = jit(f)(*primals)
+        outs = compiled_once(f, ("call",), lambda p: p)(*primals)
+
         def pullback_eager(cts):
-            g = jit(lambda ps, c: vjp(f, *ps)[1](c))
+            g = compiled_once(f, ("vjp", has_aux), lambda p: lambda ps, c: vjp(
+                p, *ps, has_aux=has_aux)[1](c))
             return g(tuple(primals), cts)
+        if has_aux:
+            outs, aux = _split_aux(outs, "vjp")
+            return outs, pullback_eager, aux
         return outs, pullback_eager
     outs = f(*primals)
+    if has_aux:
+        outs, aux = _split_aux(outs, "vjp")
+
+        def value(*a):
+            return f(*a)[0]
+        value.__name__ = _name(f)
+    else:
+        value = f
 
     def pullback(cts):
-        ct_leaves, _ = flatten(_float0_leaves(cts))
+        ct_leaves, _ = flatten(cts, is_leaf=is_float0)
 
         def cot(out_types, out_struct, out_dtypes):
             if len(ct_leaves) != len(out_types):
@@ -115,41 +169,34 @@ def vjp(f, *primals, has_aux=False):
             for k, (c, t) in enumerate(zip(ct_leaves, out_types)):
                 dt = out_dtypes[k]
                 shape = tuple(ir.RankedTensorType(t).shape)
-                if not _is_float(dt) or isinstance(c, _ZeroCotangent):
-                    got = "float0" if isinstance(c, _ZeroCotangent) else \
-                        str(getattr(c, "dtype", type(c).__name__))
-                    if _is_float(dt) or not isinstance(c, _ZeroCotangent):
-                        raise DTypeError(
-                            f"{where_str()}: pullback: the cotangent of output {k} "
-                            f"({dt}{list(shape)}) must be "
-                            + ("a float0 array (ferrule.float0: integer and bool outputs "
-                               "are not differentiable)" if not _is_float(dt)
-                               else f"a {dt} array") + f", got {got}")
-                    if c.shape != shape:
-                        raise ShapeError(f"{where_str()}: float0 cotangent of shape {c.shape} "
-                                         f"for an output of shape {shape}")
-                    vals.append(fnp.zeros_value(t))
+                if not _is_float(dt) or is_float0(c):
+                    _check_float0(c, dt, shape, f"pullback: the cotangent of output {k}",
+                                  "cotangent")
+                    vals.append(zeros_value(t))
                     continue
-                ct = fnp.asarray_traced(c)
+                ct = asarray_traced(c)
                 if tuple(ct.shape) != tuple(ir.RankedTensorType(t).shape):
                     raise ShapeError(f"{where_str()}: cotangent of shape {ct.shape} for an "
                                      f"output of type {t}")
-                vals.append(fnp.astype(ct, numpy_dtype(ir.RankedTensorType(t).element_type)).value)
+                vals.append(astype(ct, numpy_dtype(ir.RankedTensorType(t).element_type)).value)
             return vals
-        _, _, in_cts, p_struct = _emit_vjp(f, tuple(primals), cot, "vjp")
+        _, _, in_cts, p_struct = _emit_vjp(value, tuple(primals), cot, "vjp")
         return tuple(unflatten(p_struct, in_cts))
-    return outs, pullback
+    return (outs, pullback, aux) if has_aux else (outs, pullback)
 
 
 def value_and_grad(f, argnums: Union[int, Sequence[int]] = 0, has_aux=False):
-    """``(f(*args), ∂f/∂args[argnums])`` for scalar-valued ``f``."""
+    """``(f(*args), ∂f/∂args[argnums])`` for scalar-valued ``f``; with
+    ``has_aux``, ``f`` returns ``(value, aux)`` and the first result is that
+    pair."""
     multi = not isinstance(argnums, int)
     nums = tuple(argnums) if multi else (argnums,)
 
     @functools.wraps(f)
     def vg(*args):
         if current_trace() is None:
-            return jit(vg)(*args)
+            return compiled_once(f, ("value_and_grad", _argnums_key(argnums), has_aux),
+                             lambda p: value_and_grad(p, argnums, has_aux))(*args)
         for k in nums:
             if not -len(args) <= k < len(args):
                 raise TracingError(f"{where_str()}: argnums {k} out of range for "
@@ -171,40 +218,33 @@ def value_and_grad(f, argnums: Union[int, Sequence[int]] = 0, has_aux=False):
                 raise ShapeError(
                     f"ferrule.grad: output must be a scalar; got shape {tuple(t0.shape)} "
                     f"from {_name(f)}() at {where_str()}. Use vjp for non-scalar outputs.")
-            vals = [fnp.constant(1.0, (), numpy_dtype(t0.element_type)).value]
+            vals = [constant(1.0, (), numpy_dtype(t0.element_type)).value]
             # aux outputs: symbolic zero cotangents
-            vals += [fnp.zeros_value(t) for t in out_types[1:]]
+            vals += [zeros_value(t) for t in out_types[1:]]
             return vals
 
         def g(*a):
             out = f(*a)
-            if has_aux:
-                if not isinstance(out, tuple) or len(out) != 2:
-                    raise TracingError(f"{where_str()}: has_aux=True needs f to return "
-                                       f"(value, aux)")
-                return out
-            return out
+            return _split_aux(out, "grad") if has_aux else out
         g.__name__ = _name(f)
 
         outs, out_struct, in_cts, p_struct = _emit_vjp(g, tuple(args), cot, "grad")
-        out_tree = unflatten(out_struct, outs)
         grads = unflatten(p_struct, in_cts)
         picked = tuple(grads[k] for k in nums)
-        picked = picked if multi else picked[0]
-        if has_aux:
-            return (out_tree[0], out_tree[1]), picked
-        return out_tree, picked
+        return unflatten(out_struct, outs), (picked if multi else picked[0])
     return vg
 
 
 def grad(f, argnums: Union[int, Sequence[int]] = 0, has_aux=False):
-    """The gradient of scalar-valued ``f`` with respect to ``args[argnums]``."""
+    """The gradient of scalar-valued ``f`` with respect to ``args[argnums]``
+    (with ``has_aux``: ``(gradient, aux)``)."""
     vg = value_and_grad(f, argnums, has_aux)
 
     @functools.wraps(f)
     def g(*args):
         if current_trace() is None:
-            return jit(g)(*args)
+            return compiled_once(f, ("grad", _argnums_key(argnums), has_aux),
+                             lambda p: grad(p, argnums, has_aux))(*args)
         (val, grads) = vg(*args)
         if has_aux:
             return grads, val[1]
@@ -215,30 +255,21 @@ def grad(f, argnums: Union[int, Sequence[int]] = 0, has_aux=False):
 def jvp(f, primals: Tuple, tangents: Tuple):
     """``(outputs, output tangents)`` of ``f`` at ``primals`` along ``tangents``."""
     if current_trace() is None:
-        return jit(lambda p, t: jvp(f, p, t))(tuple(primals), tuple(tangents))
+        return compiled_once(f, ("jvp",), lambda p: lambda ps, ts: jvp(p, ps, ts))(
+            tuple(primals), tuple(tangents))
     tr = current_trace()
     p_leaves, p_struct = _traced_leaves(tuple(primals), "jvp")
-    t_leaves, t_struct = flatten(_float0_leaves(tuple(tangents)))
+    t_leaves, t_struct = flatten(tuple(tangents), is_leaf=is_float0)
     if len(t_leaves) != len(p_leaves):
         raise ShapeError(f"{where_str()}: jvp got {len(t_leaves)} tangents for "
                          f"{len(p_leaves)} primals")
     tv = []
     for k, (p, t) in enumerate(zip(p_leaves, t_leaves)):
-        if not _is_float(p.dtype) or isinstance(t, _ZeroCotangent):
-            if _is_float(p.dtype) or not isinstance(t, _ZeroCotangent):
-                raise DTypeError(
-                    f"{where_str()}: jvp: the tangent of primal {k} ({p.dtype}{list(p.shape)}) "
-                    f"must be " + ("a float0 array (ferrule.float0): integers and bools are "
-                                   "not differentiable" if not _is_float(p.dtype)
-                                   else f"a float array") + ", got "
-                    + ("float0" if isinstance(t, _ZeroCotangent)
-                       else str(getattr(t, "dtype", type(t).__name__))))
-            if t.shape != p.shape:
-                raise ShapeError(f"{where_str()}: float0 tangent of shape {t.shape} does not "
-                                 f"match primal shape {p.shape}")
-            tv.append(fnp.zeros_value(p.value.type))
+        if not _is_float(p.dtype) or is_float0(t):
+            _check_float0(t, p.dtype, p.shape, f"jvp: the tangent of primal {k}", "tangent")
+            tv.append(zeros_value(p.value.type))
             continue
-        t = fnp.astype(fnp.asarray_traced(t), p.dtype)
+        t = astype(asarray_traced(t), p.dtype)
         if t.shape != p.shape:
             raise ShapeError(f"{where_str()}: tangent shape {t.shape} does not match "
                              f"primal shape {p.shape}")
@@ -246,7 +277,7 @@ def jvp(f, primals: Tuple, tangents: Tuple):
     fname, out_struct, out_types, captured, out_dtypes = _trace_callee(
         f, unflatten(p_struct, p_leaves), _name(f))
     with ir.InsertionPoint(tr.block), user_location():
-        zeros = [fnp.zeros_value(v.type) for v in captured]
+        zeros = [zeros_value(v.type) for v in captured]
         op = builders.jvp(fname, [l.value for l in p_leaves] + captured, tv + zeros,
                           out_types + out_types)
     res = [Tracer(r, tr, d) for r, d in zip(op.results, out_dtypes + out_dtypes)]
@@ -254,3 +285,24 @@ def jvp(f, primals: Tuple, tangents: Tuple):
     # Tangents of integer/bool outputs: float0 arrays (symbolic zeros).
     touts = [t if _is_float(t.dtype) else _float0_like(t) for t in res[n:]]
     return unflatten(out_struct, res[:n]), unflatten(out_struct, touts)
+
+
+def _check_float0(c, dtype, shape, what: str, kind: str) -> None:
+    """``c`` (the ``kind``, "cotangent" of an output or "tangent" of a
+    primal, of a ``dtype`` value of ``shape``) must be a float0 array of that
+    shape when ``dtype`` is an integer or bool, and not one for a float."""
+    if _is_float(dtype) or not is_float0(c):
+        got = "float0" if is_float0(c) else str(getattr(c, "dtype", type(c).__name__))
+        if _is_float(dtype):
+            need = f"a {dtype} array" if kind == "cotangent" else "a float array"
+        elif kind == "cotangent":
+            need = ("a float0 array (ferrule.float0: integer and bool outputs are not "
+                    "differentiable)")
+        else:
+            need = "a float0 array (ferrule.float0): integers and bools are not differentiable"
+        raise DTypeError(f"{where_str()}: {what} ({np.dtype(dtype)}{list(shape)}) must be "
+                         f"{need}, got {got}")
+    if tuple(c.shape) != tuple(shape):
+        where_to = (f"for an output of shape {tuple(shape)}" if kind == "cotangent"
+                    else f"does not match primal shape {tuple(shape)}")
+        raise ShapeError(f"{where_str()}: float0 {kind} of shape {tuple(c.shape)} {where_to}")

@@ -4,7 +4,10 @@ A pipeline is a comma-separated list of pass names (optionally wrapped in
 ``builtin.module(...)``), exactly as ``mlir-opt --pass-pipeline`` spells it.
 Names registered here are ferrule passes written in Python; every other item
 is handed to MLIR's own ``PassManager``. :func:`run_pipeline` runs a mixed
-list in order.
+list in order; the pipelines themselves are in ``ferrule.runtime.pipelines``.
+
+``support/`` holds what several passes share (it imports no pass);
+``workarounds/`` the passes that exist only because of upstream bugs.
 """
 
 from .support.registry import (PassError, register, registered_passes,
@@ -15,17 +18,14 @@ from . import fuse_pointwise  # noqa: F401
 from . import forward  # noqa: F401
 from . import reverse  # noqa: F401
 from . import lower_ad  # noqa: F401
-from . import copy_to_linalg  # noqa: F401
 from . import forward_copies  # noqa: F401
-from . import widen_bools  # noqa: F401
-from . import distinct_results  # noqa: F401
+from . import workarounds  # noqa: F401  (distinct-results, widen-bools, widen-bool-buffers, copy-to-linalg)
 from . import math_to_libm  # noqa: F401
 from . import expand_math  # noqa: F401
 from . import widen_accumulators  # noqa: F401
 from . import tile_matmul  # noqa: F401
 from . import fuse_into_reductions  # noqa: F401
 from . import tile_matmul_gpu  # noqa: F401
-from . import widen_bool_buffers  # noqa: F401
 from . import lower_scan  # noqa: F401
 from . import lower_gather  # noqa: F401
 

@@ -6,7 +6,8 @@ Guarantees: each such op is replaced by a call of a new private function
 ``@<callee>_jvp<K>`` that returns the callee's outputs and K tangents per
 output. In it every pointwise region becomes ONE region that computes primal
 and tangents together (dual numbers, all K directions in the same sweep);
-matmul, reductions and tensor ops get forward rules; zero tangents (splat
+matmul, reductions and tensor ops get the forward rules of the op rule
+table (support/op_rules.py, shared with reverse mode); zero tangents (splat
 zero constants) are pruned symbolically. ``ad.frule_via_ad`` ops on the same
 callee and the same primals are first merged into one multi-direction op:
 the primal work is shared, which is the "fused tangent code" of the rules API.
@@ -17,14 +18,13 @@ from typing import Dict, List, Optional
 
 from mlir import ir
 
+from ..dialect.ir_utils import (PARALLEL, block_ops, body_block, clone_with_remap, element_type,
+                                empty, find_func, func_body, generic_maps, generic_num_inputs,
+                                identity_map, is_splat_zero, make_generic, shape_of)
+from .fuse_pointwise import fuse_block
 from .support import ad_common as ad
+from .support import op_rules
 from .support import pointwise as pw
-from .support import scan_ad
-from .support import gather_ad
-from .support.ir_utils import (PARALLEL, block_ops, body_block, create,
-                               element_type, empty, func_body, generic_iterators,
-                               generic_maps, generic_num_inputs, identity_map,
-                               make_generic, shape_of)
 from .support.registry import PassError, register
 from .support.scalar_ad import NoRuleError, active_values, forward_body
 
@@ -43,6 +43,9 @@ def lower_in(module_op: ir.Operation, scope: ir.Operation) -> None:
                           else None, ir.WalkResult.ADVANCE)[1])
     for group in _merge_groups(ops):
         _lower_group(module_op, group)
+
+
+ad.register_lowering("forward", lower_in)   # for ad ops nested in a callee
 
 
 def _merge_groups(ops: List[ir.Operation]) -> List[List[ir.Operation]]:
@@ -75,7 +78,7 @@ def _lower_group(module_op, group: List[ir.Operation]) -> None:
         for d in range(k):
             tangent_sets.append(ts[d * n_p:(d + 1) * n_p])
     K = len(tangent_sets)
-    mask = [[not ad.is_zero_constant(t) for t in ts] for ts in tangent_sets]
+    mask = [[not is_splat_zero(t, integers=True) for t in ts] for ts in tangent_sets]
     fn = jvp_function(module_op, callee, K, mask, first.location)
     args = primals + [t for ts, m in zip(tangent_sets, mask) for t, keep in zip(ts, m) if keep]
     with ir.InsertionPoint(group[-1]), first.location:
@@ -95,11 +98,9 @@ def _lower_group(module_op, group: List[ir.Operation]) -> None:
 
 def jvp_function(module_op, callee: str, K: int, mask, loc) -> ir.Operation:
     """Build ``@<callee>_jvp<K>(primals, nonzero tangents) -> (outs, K*tangents)``."""
-    from . import reverse
     # A custom rrule has nothing to offer forward mode: differentiate its primal.
-    copy = ad.prepared_copy(module_op, callee,
-                            lambda f: (lower_in(module_op, f), reverse.lower_in(module_op, f)),
-                            mode="forward")
+    copy = ad.prepared_copy(module_op, callee, mode="forward")
+    fuse_block(func_body(copy))
     src = func_body(copy)
     args = list(src.arguments)
     arg_types = [a.type for a in args]
@@ -115,6 +116,7 @@ def jvp_function(module_op, callee: str, K: int, mask, loc) -> ir.Operation:
             if keep:
                 t = next(it)
                 tan[a][d] = t if ad.is_float(a) else None   # integers: no tangent
+    ctx = op_rules.PassContext(module_op, jvp_function)
     results = None
     with ir.InsertionPoint(nb):
         for op in block_ops(src):
@@ -128,7 +130,7 @@ def jvp_function(module_op, callee: str, K: int, mask, loc) -> ir.Operation:
                             tout.append(t if t is not None else ad.zeros_like(env[v]))
                     results = outs + tout
                     break
-                _forward_op(op, env, tan, K)
+                _forward_op(op, env, tan, K, ctx)
     ad.finish_func(fn, results)
     copy.erase()
     return fn
@@ -138,67 +140,42 @@ def _tangents(tan, v, K) -> Tangents:
     return tan.get(v, [None] * K)
 
 
-def _forward_op(op: ir.Operation, env, tan, K: int) -> None:
+def _forward_op(op: ir.Operation, env, tan, K: int, ctx: op_rules.PassContext) -> None:
     ins = list(op.operands)
     if all(all(t is None for t in _tangents(tan, v, K)) for v in ins) and op.name != "linalg.generic":
-        ad.clone_into(op, env)
+        clone_with_remap(op, env)
         return
     if len(op.results) and not any(ad.is_float(r) and list(r.uses) for r in op.results):
         # integer/bool results (argmax, comparisons), float ones unused: no tangent
-        ad.clone_into(op, env)
+        clone_with_remap(op, env)
         return
-    name = op.name
-    if name == "ad.custom_frule":
+    if op.name == "ad.custom_frule":
         _forward_custom_frule(op, env, tan, K)
-    elif name in gather_ad.OPS:
-        gather_ad.jvp(op, env, tan, K)
-    elif name == "ad.scan":
-        module_op = op.parent
-        while module_op.name != "builtin.module":
-            module_op = module_op.parent
-        scan_ad.jvp(module_op.operation, op, env, tan, K, jvp_function)
-    elif name in ("tensor.empty", "arith.constant"):
-        ad.clone_into(op, env)
-    elif pw.is_pointwise_generic(op):
+        return
+    if pw.is_pointwise_generic(op):
         _forward_pointwise(op, env, tan, K)
-    elif name == "linalg.generic":
-        _forward_reduction(op, env, tan, K)
-    elif name in ("tensor.extract_slice", "tensor.collapse_shape", "tensor.expand_shape"):
-        ad.clone_into(op, env)
-        tan[op.results[0]] = [None if t is None else _with_operand(op, env, t)
-                              for t in _tangents(tan, ins[0], K)]
-    elif name == "tensor.insert_slice":
-        ad.clone_into(op, env)
-        ts, td = _tangents(tan, ins[0], K), _tangents(tan, ins[1], K)
-        out = []
-        for a, b in zip(ts, td):
-            if a is None and b is None:
-                out.append(None)
-                continue
-            a = a if a is not None else ad.zeros_like(env[ins[0]])
-            b = b if b is not None else ad.zeros_like(env[ins[1]])
-            new = op.clone(ir.InsertionPoint.current)
-            new.operands[0], new.operands[1] = a, b
-            out.append(new.results[0])
-        tan[op.results[0]] = out
-    elif name in ("linalg.matmul", "linalg.batch_matmul"):
-        ad.clone_into(op, env)
-        a, b, c = ins
-        out = []
-        for d in range(K):
-            ta, tb, tc = (_tangents(tan, v, K)[d] for v in (a, b, c))
-            acc = tc if tc is not None else ad.zeros_like(env[c])
-            if ta is None and tb is None and tc is None:
-                out.append(None)
-                continue
-            if ta is not None:
-                acc = ad.matmul_like(op, ta, env[b], acc)
-            if tb is not None:
-                acc = ad.matmul_like(op, env[a], tb, acc)
-            out.append(acc)
-        tan[op.results[0]] = out
+        return
+    rule = op_rules.rule_for(op)
+    if rule is None:
+        raise PassError("forward", op_rules.missing_rule(op, "forward-mode"), op.location)
+    if isinstance(rule, op_rules.FunctionOpRule):
+        rule.jvp(ctx, op, env, tan, K)
     else:
-        raise PassError("forward", f"no forward-mode rule for '{name}'", op.location)
+        _forward_by_rule(rule, op, env, tan, K)
+
+
+def _forward_by_rule(rule: op_rules.OpRule, op: ir.Operation, env, tan, K: int) -> None:
+    """The op's JVP from the op rule table, once per nonzero direction."""
+    clone_with_remap(op, env)
+    outs = [[None] * K for _ in op.results]
+    for d in range(K):
+        ts = [_tangents(tan, v, K)[d] for v in op.operands]
+        if all(t is None for t in ts):
+            continue
+        for j, t in enumerate(rule.jvp(op, env, ts)):
+            outs[j][d] = t
+    for r, ts in zip(op.results, outs):
+        tan[r] = ts
 
 
 def _forward_custom_frule(op: ir.Operation, env, tan, K: int) -> None:
@@ -207,7 +184,7 @@ def _forward_custom_frule(op: ir.Operation, env, tan, K: int) -> None:
     module_op = op.parent
     while module_op.name != "builtin.module":
         module_op = module_op.parent
-    fr = ad.lookup_func(module_op.operation, ir.FlatSymbolRefAttr(op.attributes["frule"]).value)
+    fr = find_func(module_op.operation, ir.FlatSymbolRefAttr(op.attributes["frule"]).value)
     args = [env[v] for v in op.operands]
     n_out = len(op.results)
     outs = None
@@ -228,14 +205,6 @@ def _forward_custom_frule(op: ir.Operation, env, tan, K: int) -> None:
         tan[r] = tans[j]
 
 
-def _with_operand(op, env, new0):
-    new = op.clone(ir.InsertionPoint.current)
-    new.operands[0] = new0
-    for k in range(1, len(op.operands)):
-        new.operands[k] = env.get(op.operands[k], op.operands[k])
-    return new.results[0]
-
-
 def _forward_pointwise(op: ir.Operation, env, tan, K: int) -> None:
     n_in = generic_num_inputs(op)
     maps = generic_maps(op)
@@ -243,7 +212,7 @@ def _forward_pointwise(op: ir.Operation, env, tan, K: int) -> None:
     dom = shape_of(op.results[0])
     in_tans = [_tangents(tan, v, K) for v in inputs]
     if all(t is None for ts in in_tans for t in ts):
-        ad.clone_into(op, env)
+        clone_with_remap(op, env)
         return
     src = body_block(op)
     bargs = list(src.arguments)
@@ -293,33 +262,3 @@ def _forward_pointwise(op: ir.Operation, env, tan, K: int) -> None:
         tan[r] = [None] * K
     for (j, d), nr in zip(t_outs, list(new.results)[n_out:]):
         tan[op.results[j]][d] = nr
-
-
-def _forward_reduction(op: ir.Operation, env, tan, K: int) -> None:
-    kind = ad.reduction_kind(op)
-    if kind is None:
-        raise PassError("forward", "no forward-mode rule for this linalg.generic "
-                        "(only pointwise regions and sum/max reductions)", op.location)
-    ad.clone_into(op, env)
-    x, init = list(op.operands)
-    maps, iters = generic_maps(op), generic_iterators(op)
-    y = env[op.results[0]]
-    elt = element_type(y)
-    out = []
-    for d in range(K):
-        tx, ti = _tangents(tan, x, K)[d], _tangents(tan, init, K)[d]
-        if tx is None and ti is None:
-            out.append(None)
-            continue
-        acc = ti if ti is not None else ad.zeros_like(y)
-        if tx is not None:
-            if kind == "sum":
-                acc = make_generic([tx], [acc], maps, iters,
-                                   lambda a: [create("arith.addf", [elt], [a[0], a[1]]).result]).result
-            else:  # max: the mean tangent of the maximising elements (ties split)
-                picked = ad.at_max(env[x], y, maps, tx)
-                count = ad.tie_count(env[x], y, maps)
-                picked = create("arith.divf", [y.type], [picked, count]).result
-                acc = picked if ti is None else create("arith.addf", [y.type], [acc, picked]).result
-        out.append(acc)
-    tan[op.results[0]] = out

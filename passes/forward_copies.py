@@ -17,7 +17,7 @@ temporary and a copy, i.e. extra memory traffic.
 
 from mlir import ir
 
-from .support.ir_utils import defining_op
+from ..dialect.ir_utils import defining_op
 from .support.registry import register
 
 # Ops whose memory effects are their memref operands (nothing hidden).

@@ -22,7 +22,7 @@ from typing import List, Optional
 
 from mlir import ir
 
-from .support.ir_utils import (block_ops, body_block, create, defining_op, func_body,
+from ..dialect.ir_utils import (block_ops, body_block, create, defining_op, func_body,
                                funcs_of, generic_iterators, generic_maps,
                                generic_num_inputs, is_identity, map_dims)
 from .support.registry import register

@@ -21,7 +21,7 @@ from typing import Dict, List
 from mlir import ir
 
 from .support import pointwise as pw
-from .support.ir_utils import (attrs_of, block_ops, body_block, create,
+from ..dialect.ir_utils import (attrs_of, block_ops, body_block, clone_block_body, create,
                                defining_op, element_type, empty, func_body,
                                funcs_of, identity_map, is_identity, make_generic,
                                PARALLEL, producer_indices, topo_sort_block)
@@ -255,19 +255,5 @@ def _scalar_body(op: ir.Operation, ins: List[ir.Value]) -> List[ir.Value]:
     # Inline a generic's body; is_pointwise_generic guarantees it never
     # reads its output-init arguments.
     src = body_block(op)
-    n_in = len(ins)
-    mapping: Dict[ir.Value, ir.Value] = {}
-    for a, v in zip(list(src.arguments)[:n_in], ins):
-        mapping[a] = v
-    yielded = None
-    for inner in block_ops(src):
-        if inner.name == "linalg.yield":
-            yielded = [mapping.get(v, v) for v in inner.operands]
-            break
-        clone = inner.clone(ir.InsertionPoint.current)
-        for k, v in enumerate(inner.operands):
-            if v in mapping:
-                clone.operands[k] = mapping[v]
-        for r_old, r_new in zip(inner.results, clone.results):
-            mapping[r_old] = r_new
-    return yielded
+    mapping: Dict[ir.Value, ir.Value] = dict(zip(list(src.arguments)[:len(ins)], ins))
+    return clone_block_body(src, mapping)

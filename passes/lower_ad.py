@@ -13,7 +13,7 @@ naming it (never silently dropped).
 
 from mlir import ir
 
-from .support.ir_utils import create
+from ..dialect.ir_utils import replace_by_call
 from .support.registry import PassError, register
 
 
@@ -36,9 +36,4 @@ def lower_ad(module_op: ir.Operation) -> None:
         if op.name not in ("ad.custom_rrule", "ad.custom_frule"):
             raise PassError("lower-ad", f"'{op.name}' was not lowered; run the "
                             f"forward and reverse passes first", op.location)
-        with ir.InsertionPoint(op), op.location:
-            call = create("func.call", [r.type for r in op.results], list(op.operands),
-                          {"callee": op.attributes["callee"]})
-        for old, new in zip(op.results, call.results):
-            old.replace_all_uses_with(new)
-        op.erase()
+        replace_by_call(op, op.attributes["callee"])

@@ -34,8 +34,8 @@ Guarantees: no ``ad.gather`` or ``ad.scatter_add`` remains.
 from mlir import ir
 from mlir.dialects import arith, scf, tensor
 
-from .support.ir_utils import (PARALLEL, create, element_type, empty, identity_map,
-                               make_generic, projection_map, shape_of)
+from ..dialect.ir_utils import (PARALLEL, create, element_type, empty, identity_map,
+                                is_splat_zero, make_generic, projection_map, shape_of)
 from .support.registry import register
 
 _DYNAMIC = ir.ShapedType.get_dynamic_stride_or_offset()
@@ -55,19 +55,6 @@ def lower_gather(module_op: ir.Operation) -> None:
         op.erase()
 
 
-def _is_zero_splat(v: ir.Value) -> bool:
-    owner = v.owner
-    if isinstance(owner, ir.Block) or owner.operation.name != "arith.constant":
-        return False
-    owner = owner.operation
-    attr = owner.attributes["value"]
-    if not (isinstance(attr, ir.DenseElementsAttr) and attr.is_splat):
-        return False
-    x = attr.get_splat_value()
-    return (isinstance(x, ir.FloatAttr) and ir.FloatAttr(x).value == 0.0) or (
-        isinstance(x, ir.IntegerAttr) and ir.IntegerAttr(x).value == 0)
-
-
 def _fold_adds(module_op: ir.Operation) -> None:
     """``a + scatter_add(0, idx, u)`` -> ``scatter_add(a, idx, u)`` where the
     scatter-add has no other use: the accumulated cotangent of a table read
@@ -85,8 +72,8 @@ def _fold_adds(module_op: ir.Operation) -> None:
             if isinstance(s, ir.Block):
                 continue
             s = s.operation
-            if (s.name != "ad.scatter_add"
-                    or not _is_zero_splat(s.operands[0]) or len(list(s.results[0].uses)) != 1
+            if (s.name != "ad.scatter_add" or not is_splat_zero(s.operands[0], integers=True)
+                    or len(list(s.results[0].uses)) != 1
                     or add.operands[1 - k].type != s.results[0].type):
                 continue
             if s.parent.operation != add.parent.operation:

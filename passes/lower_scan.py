@@ -21,7 +21,7 @@ it is compiled once whatever L is.
 from mlir import ir
 from mlir.dialects import arith, func, scf, tensor
 
-from .support.ir_utils import shape_of
+from ..dialect.ir_utils import shape_of
 from .support.registry import register
 
 _DYNAMIC = ir.ShapedType.get_dynamic_stride_or_offset()

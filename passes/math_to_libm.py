@@ -21,7 +21,7 @@ loses precision near 0; libm is accurate.
 
 from mlir import ir
 
-from .support.ir_utils import create, func_name, funcs_of
+from ..dialect.ir_utils import create, func_name, funcs_of
 from .support.registry import register
 
 LIBM = {"math.exp": "exp", "math.expm1": "expm1", "math.log": "log", "math.log1p": "log1p",

@@ -11,7 +11,11 @@ fused) followed by the backward sweep in reverse order:
     elementwise, and applies the scalar partials table backwards (the same
     table forward mode uses). Nothing but the inputs is kept between sweeps.
     Broadcast / transposed inputs get their cotangents summed / permuted back;
-  * matmul, sum/max reductions, slices, inserts and reshapes use reverse rules;
+  * matmul, sum/max/min reductions, slices, inserts, reshapes and gathers
+    use the reverse rules of the op rule table (support/op_rules.py, shared
+    with forward mode: a linear op's reverse rule is its transpose);
+  * integer and bool values are never active (not differentiable), nor is
+    the result of ``ad.stop_gradient``;
   * fan-out accumulates; cotangent slices that tile a tensor are inserted
     into one buffer instead of being added;
   * symbolic zeros (splat zero cotangents, inactive values) are pruned: an
@@ -23,16 +27,15 @@ from typing import Dict, List, Optional
 
 from mlir import ir
 
+from ..dialect.ir_utils import (block_ops, clone_with_remap, dense_i64, element_type, empty,
+                                find_func, func_body, insert_slice, is_splat_zero, loc_where,
+                                shape_of, slice_position, values_used)
+from .fuse_pointwise import fuse_block
 from .support import ad_common as ad
+from .support import op_rules
 from .support import pointwise as pw
 from .support import pullback
-from .support import scan_ad
-from .support import gather_ad
-from .support.ir_utils import (PARALLEL, block_ops, create, element_type, empty,
-                               func_body, generic_maps, identity_map,
-                               is_identity, loc_where, make_generic, shape_of)
 from .support.registry import PassError, register
-from .support.scalar_rules import OEQ, _cmp, _select, const
 
 
 @register("reverse")
@@ -53,12 +56,15 @@ def lower_in(module_op: ir.Operation, scope: ir.Operation, strategy: str = "auto
         _lower_vjp(module_op, op, strategy)
 
 
+ad.register_lowering("reverse", lower_in)   # for ad ops nested in a callee
+
+
 def _lower_vjp(module_op, op: ir.Operation, strategy: str = "auto") -> None:
     callee = ad.callee_of(op)
     n_p, n_c = ad.segment_sizes(op)
     operands = list(op.operands)
     primals, cts = operands[:n_p], operands[n_p:]
-    mask = [not ad.is_zero_constant(c) for c in cts]
+    mask = [not is_splat_zero(c, integers=True) for c in cts]
     # Cotangents nobody reads (arguments outside grad's argnums, arrays a
     # closure captured) are not computed at all.
     wanted = [bool(list(r.uses)) for r in list(op.results)[len(cts):]]
@@ -71,10 +77,17 @@ def _lower_vjp(module_op, op: ir.Operation, strategy: str = "auto") -> None:
 
 
 class _Cotangents:
-    """Cotangent contributions per value; summed (or tiled) on demand."""
+    """Cotangent contributions per value; summed (or tiled) on demand.
 
-    def __init__(self):
+    The op rules' ``cts`` (see support/op_rules.py): ``wants(v)`` is true for
+    the active values, whose cotangents are wanted."""
+
+    def __init__(self, active: set):
         self.parts: Dict[ir.Value, list] = {}
+        self.active = active
+
+    def wants(self, v: ir.Value) -> bool:
+        return v in self.active
 
     def add(self, v: ir.Value, ct: ir.Value) -> None:
         self.parts.setdefault(v, []).append(("full", ct, None))
@@ -110,13 +123,9 @@ class _Cotangents:
         return acc
 
 
-def _static(op, name):
-    return list(ir.DenseI64ArrayAttr(op.attributes[name]))
-
-
 def _volume(sl):
     n = 1
-    for s in _static(sl, "static_sizes"):
+    for s in dense_i64(sl, "static_sizes"):
         n *= s
     return n
 
@@ -131,9 +140,9 @@ def _volume_of(v):
 def _disjoint(slices) -> bool:
     boxes = []
     for sl in slices:
-        if any(st != 1 for st in _static(sl, "static_strides")):
+        if any(st != 1 for st in dense_i64(sl, "static_strides")):
             return False
-        off, size = _static(sl, "static_offsets"), _static(sl, "static_sizes")
+        off, size = dense_i64(sl, "static_offsets"), dense_i64(sl, "static_sizes")
         boxes.append(list(zip(off, size)))
     for i in range(len(boxes)):
         for j in range(i):
@@ -143,12 +152,8 @@ def _disjoint(slices) -> bool:
 
 
 def _insert_like(extract: ir.Operation, src: ir.Value, dest: ir.Value) -> ir.Value:
-    """``tensor.insert_slice`` with the offsets/sizes/strides of ``extract``."""
-    return create("tensor.insert_slice", [dest.type], [src, dest], {
-        "static_offsets": extract.attributes["static_offsets"],
-        "static_sizes": extract.attributes["static_sizes"],
-        "static_strides": extract.attributes["static_strides"],
-        "operandSegmentSizes": ir.DenseI32ArrayAttr.get([1, 1, 0, 0, 0])}).result
+    """``tensor.insert_slice`` at the offsets/sizes/strides of ``extract``."""
+    return insert_slice(src, dest, *slice_position(extract))
 
 
 def vjp_function(module_op, callee: str, mask: List[bool], loc,
@@ -158,10 +163,8 @@ def vjp_function(module_op, callee: str, mask: List[bool], loc,
     ``mask[j]``: output j has a nonzero cotangent; ``wanted[i]``: argument i's
     cotangent is needed (the others are returned as zeros, computed by nothing).
     """
-    from . import forward
-    copy = ad.prepared_copy(module_op, callee,
-                            lambda f: (forward.lower_in(module_op, f), lower_in(module_op, f)),
-                            mode="reverse")
+    copy = ad.prepared_copy(module_op, callee, mode="reverse")
+    fuse_block(func_body(copy))
     src = func_body(copy)
     args = list(src.arguments)
     ops = block_ops(src)
@@ -175,17 +178,18 @@ def vjp_function(module_op, callee: str, mask: List[bool], loc,
     env = {a: b for a, b in zip(args, new_args)}
     seeds = {a for k, a in enumerate(args) if wanted is None or wanted[k]}
     active = _activity(body, seeds)
-    cts = _Cotangents()
+    cts = _Cotangents(active)
+    ctx = op_rules.PassContext(module_op, vjp_function, strategy)
     with ir.InsertionPoint(nb):
-        residuals: Dict[ir.Operation, List[ir.Value]] = {}
+        residuals: Dict[ir.Operation, object] = {}
         partials: Dict[ir.Operation, dict] = {}
         for op in body:  # forward sweep
+            rule = op_rules.rule_for(op)
             with op.location:
                 if op.name == "ad.custom_rrule":
                     residuals[op] = _rule_forward(module_op, op, env)
-                elif op.name == "ad.scan":
-                    residuals[op] = scan_ad.forward(module_op, op, env, active,
-                                                    vjp_function, strategy)
+                elif isinstance(rule, op_rules.FunctionOpRule):
+                    residuals[op] = rule.vjp_forward(ctx, op, env, active)
                 elif pw.is_pointwise_generic(op) and pullback.wanted_inputs(op, active):
                     how, rb, sb = pullback.choose(op, active, strategy)
                     ad.record(module_op, f"{loc_where(op.location)}: pointwise pullback of "
@@ -194,9 +198,9 @@ def vjp_function(module_op, callee: str, mask: List[bool], loc,
                     if how == "store":
                         partials[op] = pullback.forward_with_partials(op, env, active)
                     else:
-                        ad.clone_into(op, env)
+                        clone_with_remap(op, env)
                 else:
-                    ad.clone_into(op, env)
+                    clone_with_remap(op, env)
         it = iter(new_args[len(args):])
         for v, m in zip(outs, mask):
             if m:
@@ -209,10 +213,8 @@ def vjp_function(module_op, callee: str, mask: List[bool], loc,
             with op.location:
                 if op.name == "ad.custom_rrule":
                     _rule_pullback(module_op, op, env, cts, active, residuals[op])
-                elif op.name == "ad.scan":
-                    scan_ad.backward(module_op, op, env, cts, active, residuals[op])
-                elif op.name in gather_ad.OPS:
-                    gather_ad.backward(op, env, cts, active)
+                elif op in residuals:   # a FunctionOpRule's backward sweep
+                    op_rules.rule_for(op).vjp_backward(ctx, op, env, cts, active, residuals[op])
                 elif op in partials:
                     ybars = [cts.get(r, env[r]) for r in op.results]
                     pullback.reverse_stored(op, env, cts, active, ybars, partials[op])
@@ -232,7 +234,6 @@ def _activity(body, seeds) -> set:
     """Float values that depend on the function's arguments. Integer and
     bool values are never active (not differentiable), nor is what
     ``ad.stop_gradient`` returns."""
-    from .support.ir_utils import values_used
     active = {s for s in seeds if ad.is_float(s)}
     for op in body:
         if op.name == "ad.stop_gradient":
@@ -243,89 +244,19 @@ def _activity(body, seeds) -> set:
 
 
 def _reverse_op(op: ir.Operation, env, cts: _Cotangents, active: set) -> None:
-    name = op.name
-    ins = list(op.operands)
     ybars = [cts.get(r, env[r]) for r in op.results]
     if pw.is_pointwise_generic(op):
         pullback.reverse_recompute(op, env, cts, active, ybars)
-    elif name == "linalg.generic":
-        _reverse_reduction(op, env, cts, active, ybars[0])
-    elif name in ("linalg.matmul", "linalg.batch_matmul"):
-        a, b, c = ins
-        g = ybars[0]
-        if a in active:
-            cts.add(a, ad.matmul_like(op, g, ad.transpose_matrices(env[b]), ad.zeros_like(env[a])))
-        if b in active:
-            cts.add(b, ad.matmul_like(op, ad.transpose_matrices(env[a]), g, ad.zeros_like(env[b])))
-        if c in active:
-            cts.add(c, g)
-    elif name == "tensor.extract_slice":
-        if ins[0] in active:
-            cts.add_slice(ins[0], ybars[0], op)
-    elif name == "tensor.insert_slice":
-        src, dest = ins[0], ins[1]
-        g = ybars[0]
-        if src in active:
-            ext = create("tensor.extract_slice", [src.type], [g], {
-                "static_offsets": op.attributes["static_offsets"],
-                "static_sizes": op.attributes["static_sizes"],
-                "static_strides": op.attributes["static_strides"],
-                "operandSegmentSizes": ir.DenseI32ArrayAttr.get([1, 0, 0, 0])}).result
-            cts.add(src, ext)
-        if dest in active:
-            cts.add(dest, _insert_like(op, ad.zeros_like(env[src]), g))
-    elif name in ("tensor.collapse_shape", "tensor.expand_shape"):
-        if ins[0] in active:
-            inverse = ("tensor.expand_shape" if name == "tensor.collapse_shape"
-                       else "tensor.collapse_shape")
-            attrs = {"reassociation": op.attributes["reassociation"]}
-            if inverse == "tensor.expand_shape":
-                attrs["static_output_shape"] = ir.DenseI64ArrayAttr.get(list(shape_of(ins[0])))
-            cts.add(ins[0], create(inverse, [ins[0].type], [ybars[0]], attrs).result)
-    elif name in ("tensor.empty", "arith.constant"):
-        pass
-    else:
-        raise PassError("reverse", f"no reverse-mode rule for '{name}'", op.location)
-
-
-def _reverse_reduction(op, env, cts: _Cotangents, active, g) -> None:
-    kind = ad.reduction_kind(op)
-    if kind is None:
-        raise PassError("reverse", "no reverse-mode rule for this linalg.generic "
-                        "(only pointwise regions and sum/max reductions)", op.location)
-    x, init = list(op.operands)
-    maps = generic_maps(op)
-    if not is_identity(maps[0]):
-        raise PassError("reverse", "reduction with a non-identity input map", op.location)
-    xs = shape_of(x)
-    rank = len(xs)
-    elt = element_type(x)
-    if x in active:
-        if kind == "sum":
-            xbar = make_generic([g], [empty(xs, elt)], [maps[1], identity_map(rank)],
-                                [PARALLEL] * rank, lambda a: [a[0]]).result
-        else:  # max: the cotangent goes to the maximising elements, split among ties
-            y = env[op.results[0]]
-            count = ad.tie_count(env[x], y, maps)
-
-            def body(a):
-                # hit * (g / count), not select(hit, g / count, 0): where the
-                # max is NaN no element equals it (count 0), and 0 * inf
-                # gives NaN: NaN in, NaN out.
-                share = create("arith.divf", [elt], [a[2], a[3]]).result
-                hit = _select(_cmp(OEQ, a[0], a[1]), const(elt, 1.0), const(elt, 0.0))
-                return [create("arith.mulf", [elt], [hit, share]).result]
-            xbar = make_generic([env[x], y, g, count], [empty(xs, elt)],
-                                [identity_map(rank), maps[1], maps[1], maps[1], identity_map(rank)],
-                                [PARALLEL] * rank, body).result
-        cts.add(x, xbar)
-    if init in active:
-        cts.add(init, g)
+        return
+    rule = op_rules.rule_for(op)
+    if rule is None:
+        raise PassError("reverse", op_rules.missing_rule(op, "reverse-mode"), op.location)
+    rule.vjp(op, env, ybars, cts)
 
 
 def _rule_forward(module_op, op: ir.Operation, env) -> List[ir.Value]:
     """Forward sweep of a custom rrule: call ``@forward``; return its residuals."""
-    fwd = ad.lookup_func(module_op, ir.FlatSymbolRefAttr(op.attributes["forward"]).value)
+    fwd = find_func(module_op, ir.FlatSymbolRefAttr(op.attributes["forward"]).value)
     res = ad.call(fwd, [env[v] for v in op.operands])
     n_out = len(op.results)
     for r, nr in zip(op.results, res[:n_out]):
@@ -336,7 +267,7 @@ def _rule_forward(module_op, op: ir.Operation, env) -> List[ir.Value]:
 def _rule_pullback(module_op, op: ir.Operation, env, cts: _Cotangents, active,
                    residuals: List[ir.Value]) -> None:
     """Backward sweep of a custom rrule: call the rule's traced pullback."""
-    pb = ad.lookup_func(module_op, ir.FlatSymbolRefAttr(op.attributes["pullback"]).value)
+    pb = find_func(module_op, ir.FlatSymbolRefAttr(op.attributes["pullback"]).value)
     ybars = []
     for r in op.results:
         g = cts.get(r, env[r])

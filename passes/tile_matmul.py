@@ -39,7 +39,7 @@ from typing import List
 from mlir import ir
 from mlir.dialects import arith, memref, scf, vector
 
-from .support.ir_utils import block_ops, func_body, funcs_of
+from ..dialect.ir_utils import block_ops, func_body, funcs_of
 from .support.matmul import plain_matmul_on_buffers
 from .support.registry import register
 

@@ -23,7 +23,7 @@ from typing import List
 from mlir import ir
 from mlir.dialects import arith, memref, scf
 
-from .support.ir_utils import block_ops, func_body, funcs_of
+from ..dialect.ir_utils import block_ops, func_body, funcs_of
 from .support.matmul import plain_matmul_on_buffers
 from .support.registry import register
 

@@ -23,7 +23,7 @@ instead of one serial dependency chain.
 
 from mlir import ir
 
-from .support.ir_utils import (block_ops, body_block, create, defining_op,
+from ..dialect.ir_utils import (block_ops, body_block, create, defining_op,
                                element_type, empty, funcs_of, func_body,
                                generic_iterators, generic_num_inputs,
                                identity_map, make_generic, shape_of, tensor_type)

@@ -1,11 +1,24 @@
-"""Named pipelines, as lists of pass names (ferrule's and upstream's).
+"""Every pipeline, CPU and GPU, as named lists of pass names (ferrule's and
+upstream's); the targets run them by name (passes are reached only so).
 
 Stages, in order:
-  * ``AD``: differentiate (lower every ``ad`` op) and fuse pointwise regions.
-    After it the module holds only upstream dialects, on tensors.
-  * ``CPU_LOWERING``: tensors -> buffers (caller-allocated outputs) -> loops ->
-    the LLVM dialect, ready for ``translate_module_to_llvmir``.
+  * ``AD`` (:func:`ad_pipeline`): differentiate (lower every ``ad`` op) and
+    fuse pointwise regions. After it the module holds only upstream
+    dialects, on tensors.
+  * ``BUFFERIZE``: tensors -> buffers, with caller-allocated outputs (both
+    targets).
+  * CPU (:func:`cpu_lowering`): :func:`cpu_loops` (buffers -> loops), then
+    ``CPU_TO_LLVM`` (loops -> the LLVM dialect, ready for
+    ``translate_module_to_llvmir``).
+  * GPU (:mod:`ferrule.runtime.cuda_compile`): ``GPU_PARALLEL_LOOPS``
+    (buffers -> parallel loops), the mapping to ``gpu.launch`` (Python),
+    ``GPU_OUTLINE``, then :func:`nvvm_pipeline` in each ``gpu.module``.
+
+The workaround passes (``distinct-results``, ``widen-bools``,
+``copy-to-linalg``: passes/workarounds/) are marked where they run.
 """
+
+from typing import List
 
 # Pointwise regions are fused again after AD: the derivative code is itself
 # pointwise and must merge with the primal it recomputes.
@@ -29,16 +42,15 @@ AD = [
 ]
 
 
-
 def ad_pipeline(pullback: str = "auto"):
     """``AD`` with the reverse pass's pointwise-pullback strategy set."""
     return [f"reverse{{strategy={pullback}}}" if p == "reverse" else p for p in AD]
 
 
-# Bufferization: function arguments are marked read-only by the frontend
-# (bufferization.writable = false), results become out-parameters that the
-# caller allocates, and the deallocation pipeline frees every temporary so a
-# call leaks nothing.
+# Bufferization: function arguments are marked read-only by the runtime
+# (signature.mark_inputs_readonly: bufferization.writable = false), results
+# become out-parameters that the caller allocates, and the deallocation
+# pipeline frees every temporary so a call leaks nothing.
 BUFFERIZE = [
     # ad.scan -> scf.for calling its step (a function of its own).
     "lower-scan",
@@ -50,11 +62,11 @@ BUFFERIZE = [
     # float32 sums accumulate in float64 (accurate, and vectorisable).
     "widen-accumulators",
     "canonicalize",
-    "widen-bools",
+    "widen-bools",          # workaround: no i1 buffers
     # Let regions write straight into the slices of the tensors they are
     # inserted into (a tiled cotangent, a concatenation) instead of copying.
     "eliminate-empty-tensors",
-    "distinct-results",
+    "distinct-results",     # workaround: no value returned twice
     # allow-return-allocs-from-loops: a loop's carried tensors (scan) get a
     # new buffer each iteration rather than an error.
     "one-shot-bufferize{bufferize-function-boundaries allow-return-allocs-from-loops "
@@ -68,18 +80,33 @@ BUFFERIZE = [
     "buffer-deallocation-pipeline",
     # Deallocation of loop-carried buffers keeps i1 ownership flags in
     # buffers, which the memref-to-LLVM lowering cannot handle.
-    "widen-bool-buffers",
+    "widen-bool-buffers",   # workaround: no i1 buffers after deallocation
     "canonicalize",
     "forward-copies",
     "canonicalize",
 ]
 
-CPU_LOWERING = [
-    *BUFFERIZE,
-    # Register-tiled vector matmul; cpu_lowering() sets the host's width.
-    "tile-matmul",
-    "copy-to-linalg",
-    "func.func(convert-linalg-to-loops)",
+
+def cpu_loops(vector_bytes: int = 32) -> List[str]:
+    """Buffers -> loops for a host whose vector registers are
+    ``vector_bytes`` wide (32: AVX2, 64: AVX-512).
+
+    The matmul tile is 8 rows × 2 vectors on AVX-512 (16 accumulators of
+    its 32 registers; 1024³ float32 measured 14 ms against 33 ms with 4
+    rows) and 4 rows × 2 vectors on AVX2, whose 16 registers must also hold
+    B's two vectors and the broadcast.
+    """
+    rows = 8 if vector_bytes >= 64 else 4
+    return [
+        # Register-tiled vector matmul.
+        f"tile-matmul{{lanes-bytes={vector_bytes} rows={rows}}}",
+        "copy-to-linalg",       # workaround: no strided memref.copy
+        "func.func(convert-linalg-to-loops)",
+    ]
+
+
+# Loops -> the LLVM dialect.
+CPU_TO_LLVM = [
     # The hyperbolics in terms of exp/log first, so expand-math vectorises
     # them too; tanh and exp2 keep expand-math's accurate forms.
     "math-expand-ops{ops=sinh,cosh,asinh,acosh,atanh}",
@@ -106,15 +133,34 @@ CPU_LOWERING = [
 ]
 
 
-def cpu_lowering(vector_bytes: int = 32):
-    """``CPU_LOWERING`` for a host whose vector registers are
-    ``vector_bytes`` wide (32: AVX2, 64: AVX-512).
+def cpu_lowering(vector_bytes: int = 32) -> List[str]:
+    """The whole CPU path after AD, for ``vector_bytes``-wide vectors."""
+    return [*BUFFERIZE, *cpu_loops(vector_bytes), *CPU_TO_LLVM]
 
-    The matmul tile is 8 rows × 2 vectors on AVX-512 (16 accumulators of
-    its 32 registers; 1024³ float32 measured 14 ms against 33 ms with 4
-    rows) and 4 rows × 2 vectors on AVX2, whose 16 registers must also hold
-    B's two vectors and the broadcast.
-    """
-    rows = 8 if vector_bytes >= 64 else 4
-    item = f"tile-matmul{{lanes-bytes={vector_bytes} rows={rows}}}"
-    return [item if p == "tile-matmul" else p for p in CPU_LOWERING]
+
+CPU_LOWERING = cpu_lowering()
+
+# Buffers -> parallel loops, for the GPU mapping (runtime/cuda_compile/mapping.py).
+GPU_PARALLEL_LOOPS = [
+    # Register tiles of C per thread (4 x 4) instead of one element each.
+    "tile-matmul-gpu",
+    "func.func(convert-linalg-to-parallel-loops)",
+    "func.func(lower-affine)",
+    "canonicalize",
+    "cse",
+]
+
+# After the mapping: each gpu.launch becomes a kernel in its own gpu.module.
+GPU_OUTLINE = ["gpu-kernel-outlining", "canonicalize", "cse"]
+
+
+def nvvm_pipeline(index_bits: int) -> List[str]:
+    """The per-``gpu.module`` lowering to the LLVM/NVVM dialects: kernel
+    parameters are plain pointers (bare-pointer calling convention), index
+    arithmetic is ``index_bits`` wide."""
+    return [
+        "gpu.module(convert-scf-to-cf,"
+        " convert-gpu-to-nvvm{use-bare-ptr-memref-call-conv=true"
+        f" index-bitwidth={index_bits}}},"
+        " canonicalize, reconcile-unrealized-casts)",
+    ]

@@ -17,7 +17,6 @@ def pytest_configure(config):
     suites also check row splitting (``make test`` runs them this way)."""
     import os
     if os.environ.get("FERRULE_FORCE_SPLIT") == "1":
-        os.environ["FERRULE_NUM_THREADS"] = "2"
-        from ferrule import api
-        api._ROW_SPLIT_MIN_ELEMENTS = 1
-        api._MIN_ROWS_PER_CHUNK_WITH_SUMS = 1
+        from ferrule.runtime import cpu
+        cpu.set_defaults(cpu.CpuOptions(threads=2, split_min_elements=1,
+                                        split_min_rows_with_sums=1))

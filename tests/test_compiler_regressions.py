@@ -9,7 +9,7 @@ import pytest
 
 import ferrule
 import ferrule.numpy as fnp
-from ferrule import api
+from ferrule.runtime import cpu
 from models import gate_mix, gru, gru_two_inputs, lstm, lstm_two_inputs
 
 
@@ -97,7 +97,7 @@ def _gate_models():
 
 @pytest.mark.parametrize("name", sorted(_gate_models()))
 @pytest.mark.parametrize("pullback", ["recompute", "store"])
-def test_gate_cells_vjp_one_thread_and_split(name, pullback, monkeypatch):
+def test_gate_cells_vjp_one_thread_and_split(name, pullback):
     """Each gate cell, with one and with several gate inputs: jit(vjp) on
     one thread and split over row chunks give the same cotangents, and
     those match finite differences (float64)."""
@@ -117,15 +117,13 @@ def test_gate_cells_vjp_one_thread_and_split(name, pullback, monkeypatch):
         o = o if isinstance(o, tuple) else (o,)
         return sum(np.sum(x * c) for x, c in zip(o, cts))
 
-    monkeypatch.setenv("FERRULE_NUM_THREADS", "1")
-    one = ferrule.jit(fb, pullback=pullback)(*args, *cts)
-    monkeypatch.setenv("FERRULE_NUM_THREADS", "2")
-    monkeypatch.setattr(api, "_ROW_SPLIT_MIN_ELEMENTS", 1)
-    monkeypatch.setattr(api, "_MIN_ROWS_PER_CHUNK_WITH_SUMS", 1)
-    fs = ferrule.jit(fb, pullback=pullback)
-    split = fs(*args, *cts)
-    if name != "gate_mix":  # gate_mix mixes rows: it cannot be split
-        assert "CPU: 2 threads" in fs.lower(*args, *cts).explain()
+    with cpu.using(threads=1):
+        one = ferrule.jit(fb, pullback=pullback)(*args, *cts)
+    with cpu.using(threads=2, split_min_elements=1, split_min_rows_with_sums=1):
+        fs = ferrule.jit(fb, pullback=pullback)
+        split = fs(*args, *cts)
+        if name != "gate_mix":  # gate_mix mixes rows: it cannot be split
+            assert "CPU: 2 threads" in fs.lower(*args, *cts).explain()
     for a, b in zip(one, split):
         np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-13)
     for k in range(len(args)):

@@ -19,7 +19,8 @@ from mlir import ir
 from ferrule.dialect import make_context
 from ferrule.passes import run_pipeline
 from ferrule.runtime import cpu, pipelines
-from ferrule.runtime.llvm_codegen import host_target_machine, optimize
+from ferrule.runtime.cpu.codegen import host_target_machine, optimize
+from ferrule.runtime.signature import function_specs
 
 N = 1 << 17
 F32_MIN = float(np.finfo(np.float32).tiny)
@@ -71,7 +72,7 @@ def _unary_src(op: str, n: int = N) -> str:
 
 def _compile(src: str, ctx) -> cpu.CpuFunction:
     _, llvm_ir = cpu.lower_to_llvm_ir(src, "f", ctx)
-    ins, outs = cpu.function_specs(ir.Module.parse(src, ctx), "f")
+    ins, outs = function_specs(ir.Module.parse(src, ctx), "f")
     return cpu.CpuFunction(llvm_ir, "f", ins, outs)
 
 

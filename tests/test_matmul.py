@@ -13,16 +13,19 @@ import pytest
 import ferrule
 import ferrule.numpy as fnp
 from ferrule.runtime import cpu
+from ferrule.runtime.cpu.codegen import host_vector_bytes
 
 SHAPES = [(1, 1, 1), (3, 5, 7), (8, 16, 32), (10, 12, 40), (17, 33, 65), (64, 64, 1),
           (1, 64, 64), (9, 300, 70), (32, 8, 96)]
 
 
 @pytest.fixture(params=["host", 32])
-def width(request, monkeypatch):
-    if request.param != "host":
-        monkeypatch.setattr(cpu, "host_vector_bytes", lambda: request.param)
-    return request.param
+def width(request):
+    if request.param == "host":
+        yield request.param
+        return
+    with cpu.using(vector_bytes=request.param):
+        yield request.param
 
 
 def _check(got, a, b, k):
@@ -69,7 +72,7 @@ def test_tile_is_used(width):
                                                np.zeros((8, 64), np.float32))
     text = low.as_text("llvm")
     assert "linalg.matmul" not in text
-    lanes = (16 if cpu.host_vector_bytes() == 64 else 8) if width == "host" else 8
+    lanes = (16 if host_vector_bytes() == 64 else 8) if width == "host" else 8
     assert f"vector<{lanes}xf32>" in text and "llvm.intr.fmuladd" in text
 
 

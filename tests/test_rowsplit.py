@@ -5,28 +5,18 @@ import pytest
 
 import ferrule
 import ferrule.numpy as fnp
-from ferrule import api
-from ferrule.nn import sigmoid
+from ferrule.runtime import cpu
+from models import lstm, lstm_fb
 
 
 @pytest.fixture
-def two_threads(monkeypatch):
-    monkeypatch.setenv("FERRULE_NUM_THREADS", "2")
-    monkeypatch.setattr(api, "_ROW_SPLIT_MIN_ELEMENTS", 16)
-    monkeypatch.setattr(api, "_MIN_ROWS_PER_CHUNK_WITH_SUMS", 1)
-
-
-def lstm_fb(G, c, dh, dc):
-    def cell(G, c):
-        i, f, g, o = fnp.split(G, 4, axis=1)
-        c2 = sigmoid(f) * c + sigmoid(i) * fnp.tanh(g)
-        return sigmoid(o) * fnp.tanh(c2), c2
-    (h, c2), pb = ferrule.vjp(cell, G, c)
-    return (h, c2, *pb((dh, dc)))
+def two_threads():
+    with cpu.using(threads=2, split_min_elements=16, split_min_rows_with_sums=1):
+        yield
 
 
 @pytest.mark.parametrize("rows", [8, 5])  # 5 rows: chunks of 2 and 3
-def test_row_split_matches_one_thread(two_threads, monkeypatch, rows):
+def test_row_split_matches_one_thread(two_threads, rows):
     rng = np.random.default_rng(0)
     G = rng.standard_normal((rows, 32)).astype(np.float32)
     c, dh, dc = (rng.standard_normal((rows, 8)).astype(np.float32) for _ in range(3))
@@ -34,8 +24,8 @@ def test_row_split_matches_one_thread(two_threads, monkeypatch, rows):
     low = f.lower(G, c, dh, dc)
     got = f(G, c, dh, dc)
     assert "CPU: 2 threads over row chunks" in low.explain()
-    monkeypatch.setenv("FERRULE_NUM_THREADS", "1")
-    want = ferrule.jit(lstm_fb)(G, c, dh, dc)
+    with cpu.using(threads=1):
+        want = ferrule.jit(lstm_fb)(G, c, dh, dc)
     for a, b in zip(got, want):
         np.testing.assert_array_equal(a, b)
     out = tuple(np.empty_like(a) for a in got)
@@ -60,11 +50,9 @@ def test_not_splittable_runs_on_one_thread(two_threads, fn, why):
     np.testing.assert_allclose(low.compile()(x, w)[0], want)
 
 
-def _one_thread(monkeypatch, fn, *args):
-    monkeypatch.setenv("FERRULE_NUM_THREADS", "1")
-    want = ferrule.jit(fn)(*args)
-    monkeypatch.setenv("FERRULE_NUM_THREADS", "2")
-    return want
+def _one_thread(fn, *args):
+    with cpu.using(threads=1):
+        return ferrule.jit(fn)(*args)
 
 
 def _flat(r):
@@ -90,19 +78,17 @@ MODELS = {
 
 def _lstm_vjp(x, h, c, wx, wh, b, dh, dc):
     def cell(x, h, c, wx, wh, b):
-        i, f, g, o = fnp.split(x @ wx + h @ wh + b, 4, axis=1)
-        c2 = sigmoid(f) * c + sigmoid(i) * fnp.tanh(g)
-        return sigmoid(o) * fnp.tanh(c2), c2
+        return lstm(x @ wx + h @ wh + b, c)    # the gates from the input and state
     (h2, c2), pb = ferrule.vjp(cell, x, h, c, wx, wh, b)
     return (h2, c2, *pb((dh, dc)))
 
 
 @pytest.mark.parametrize("name", list(MODELS))
-def test_models_split_over_rows_match_one_thread(two_threads, monkeypatch, name):
+def test_models_split_over_rows_match_one_thread(two_threads, name):
     fn, shapes = MODELS[name]
     rng = np.random.default_rng(1)
     args = [rng.standard_normal(s) for s in shapes]
-    want = _one_thread(monkeypatch, fn, *args)
+    want = _one_thread(fn, *args)
     f = ferrule.jit(fn)
     low = f.lower(*args)
     got = f(*args)
@@ -117,13 +103,13 @@ def test_models_split_over_rows_match_one_thread(two_threads, monkeypatch, name)
         np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-12)
 
 
-def test_a_bias_as_long_as_the_batch_goes_whole(two_threads, monkeypatch):
+def test_a_bias_as_long_as_the_batch_goes_whole(two_threads):
     """H == B: b (H,) and w2 (H, 3) also start with the batch size; cutting
     them fails, so the split keeps them whole and cuts x and y only."""
     fn, _ = MODELS["mlp value_and_grad"]
     rng = np.random.default_rng(4)
     args = [rng.standard_normal(s) for s in [(5, 8), (8,), (8, 3), (8, 5), (8, 3)]]
-    want = _one_thread(monkeypatch, fn, *args)
+    want = _one_thread(fn, *args)
     low = ferrule.jit(fn).lower(*args)
     low.compile()
     assert "CPU: 2 threads over row chunks of [4] rows" in low.explain()
@@ -139,11 +125,11 @@ def test_gradients_summed_over_chunks_are_reported(two_threads):
     assert "4 result(s) summed over the chunks" in low.explain()
 
 
-def test_small_batches_with_summed_results_stay_on_one_thread(two_threads, monkeypatch):
+def test_small_batches_with_summed_results_stay_on_one_thread(two_threads):
     """Each chunk would write a full weight gradient for a few rows."""
-    monkeypatch.setattr(api, "_MIN_ROWS_PER_CHUNK_WITH_SUMS", 32)
-    fn, _ = MODELS["mlp value_and_grad"]
-    args = [np.ones(s) for s in [(50, 70), (70,), (70, 3), (4, 50), (4, 3)]]
-    low = ferrule.jit(fn).lower(*args)
-    low.compile()
-    assert "1 thread (4 rows: too few to split" in low.explain()
+    with cpu.using(split_min_rows_with_sums=32):
+        fn, _ = MODELS["mlp value_and_grad"]
+        args = [np.ones(s) for s in [(50, 70), (70,), (70, 3), (4, 50), (4, 3)]]
+        low = ferrule.jit(fn).lower(*args)
+        low.compile()
+        assert "1 thread (4 rows: too few to split" in low.explain()

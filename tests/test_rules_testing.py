@@ -6,7 +6,7 @@ import pytest
 
 import ferrule.numpy as fnp
 from ferrule import eager, rules
-from ferrule.nn import sigmoid
+from models import RULE_BRANCHES, lstm_pointwise
 # Imported by name on purpose: pytest must not collect them as tests.
 from ferrule.rules.testing import RuleCheck, TestingConfig, test_frule, test_rrule
 
@@ -73,41 +73,15 @@ def test_float32_arguments_use_float32_tolerances():
     test_frule(tanh_mul, x, y)
 
 
-# -- the LSTM rule under both configs ------------------------------------------------
-BRANCH = []
-
-
-@rules.primitive
-def lstm_pointwise(i, f, g, o, c):
-    c2 = sigmoid(f) * c + sigmoid(i) * fnp.tanh(g)
-    return sigmoid(o) * fnp.tanh(c2), c2
-
-
-@rules.rrule(lstm_pointwise)
-def lstm_rrule(config, i, f, g, o, c):
-    if not isinstance(config, rules.HasForwardsMode):
-        BRANCH.append("opt_out")
-        return rules.opt_out()
-    BRANCH.append("forward")
-    xs = (i, f, g, o, c)
-    ones = [fnp.ones_like(x) for x in xs]
-    dirs = [(rules.NoTangent(), *[ones[j] if j == k else rules.ZeroTangent() for j in range(5)])
-            for k in range(5)]
-    (h, c2), ydots = rules.frule_via_ad(config, dirs, lstm_pointwise, *xs)
-
-    def pullback(ybar):
-        dh, dc = ybar
-        return (rules.NoTangent(), *[dh * ydots[k][0] + dc * ydots[k][1] for k in range(5)])
-    return (h, c2), pullback
-
+# -- the LSTM rule (models.lstm_pointwise) under both configs ------------------------
 
 def test_lstm_rule_forward_branch_by_default_and_fallback_under_eager_config():
     xs = rng_args([(3, 2)] * 5, seed=1)
-    BRANCH.clear()
+    RULE_BRANCHES.clear()
     check = test_rrule(lstm_pointwise, *xs)  # frule_via_ad runs through the compiler
-    assert BRANCH == ["forward"] and not check.opted_out
+    assert RULE_BRANCHES == ["forward"] and not check.opted_out
     check = test_rrule(lstm_pointwise, *xs, config=eager.EagerConfig())
-    assert BRANCH == ["forward", "opt_out"] and check.opted_out
+    assert RULE_BRANCHES == ["forward", "opt_out"] and check.opted_out
     assert "rrule_via_ad" in check.notes[0]
 
 

@@ -231,3 +231,24 @@ def test_scan_on_the_gpu_target_is_a_clear_error():
     f = lambda h0, xs: rnn_scan(W, h0, xs)
     with pytest.raises(ferrule.CompileError, match="scan is not supported for target"):
         ferrule.compile(f, H0, XS, target="cuda:sm_90")
+
+
+@pytest.mark.parametrize("T, k, reverse", [(12, 4, False), (14, 4, False), (14, 4, True), (5, 8, False)])
+def test_checkpointed_scan_gives_the_same_gradients(T, k, reverse):
+    """checkpoint=k: segments of k steps, only the carry entering each
+    stored; the gradients are those of the plain scan."""
+    args = _lstm_args(T)
+
+    def loss(ckpt):
+        def f(Wx, Wh, h0, c0, xs):
+            (h, c), hs = ferrule.scan(_lstm_step(Wx, Wh), (h0, c0), xs, reverse=reverse,
+                                      checkpoint=ckpt)
+            return 0.01 * fnp.sum(hs * hs * np.arange(1.0, T + 1)[:, None, None]) + fnp.sum(c)
+        return f
+    plain = ferrule.value_and_grad(loss(None), argnums=(0, 1, 2, 3, 4))(*args)
+    g = ferrule.jit(ferrule.value_and_grad(loss(k), argnums=(0, 1, 2, 3, 4)))
+    ckpt = g(*args)
+    np.testing.assert_allclose(ckpt[0], plain[0], rtol=1e-13)
+    _close(ckpt[1], plain[1], 1e-11)
+    if T > k:
+        assert "recomputed in the backward sweep" in g.lower(*args).explain()

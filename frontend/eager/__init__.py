@@ -42,8 +42,8 @@ import numpy as np
 from ..rules import registry
 from ..rules.config import HasReverseMode, NoForwardsMode, RuleConfig
 from ..rules.registry import OptOut, Primitive
-from ..rules.tangents import AbstractZero, NoTangent
-from ..tracing import flatten, unflatten
+from ..rules.tangents import AbstractZero, NoTangent, ZeroTangent
+from ..pytree import flatten, unflatten
 from .errors import EagerError, RuleError, UnsupportedOpError
 from .tape import Var, backprop, record, values
 from .vjps import FUNCTION_VJPS, UFUNC_VJPS
@@ -173,9 +173,19 @@ def vjp(f, *primals):
     out_leaves, out_struct, pb, struct = _vjp_leaves(f, primals)
 
     def pullback(cts):
-        leaves = [cts] if out_struct is None else flatten(cts)[0]
+        leaves = [cts] if out_struct is None else flatten(_none_as_zero(cts))[0]
         return tuple(unflatten(struct, pb(leaves)))
     return unflatten(out_struct, [values(o) for o in out_leaves]), pullback
+
+
+def _none_as_zero(cts):
+    """A ``None`` cotangent is a zero (not an empty pytree node, as flatten
+    takes it): one leaf per output."""
+    if cts is None:
+        return ZeroTangent()
+    if isinstance(cts, (tuple, list)):
+        return type(cts)(_none_as_zero(c) for c in cts)
+    return cts
 
 
 def value_and_grad(f, argnums: Union[int, Sequence[int]] = 0, has_aux: bool = False):

@@ -7,8 +7,17 @@ for forward mode; guard it with ``isinstance(config, HasForwardsMode)`` so the
 rule still works under an AD without forward mode (``ferrule.eager``).
 Under ferrule's compiler, ``frule_via_ad`` calls become fused tangent code:
 one region computing the primal and every requested tangent direction.
+
+Modules: :mod:`.config`, :mod:`.registry` and :mod:`.tangents` are the API
+(pure Python); :mod:`.compiler` is how ferrule's compiler traces rules
+(importing this package connects it to primitive calls); :mod:`.testing`
+is the rule authors' test kit.
 """
 
+import functools
+
+from .. import numpy as fnp
+from . import compiler  # noqa: F401  (connects ferrule's compiler to primitive calls)
 from .config import (HasForwardsMode, HasReverseMode, NoForwardsMode, NoReverseMode,
                      RuleConfig)
 from .registry import OptOut, Primitive, frule, opt_out, primitive, rrule
@@ -41,10 +50,6 @@ def forward_pullback(f):
     AD without forward mode the rule opts out, so that AD differentiates ``f``
     itself. Only for elementwise ``f`` (same-shape arrays in and out).
     """
-    import functools
-
-    from .. import numpy as fnp
-
     prim = primitive(f)
 
     @rrule(prim)

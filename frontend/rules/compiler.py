@@ -16,12 +16,15 @@ from typing import List
 from mlir import ir
 
 from .. import numpy as fnp
+from ..core import asarray_traced, trace_into, zeros_value
 from ..dialect import builders
+from ..dialect.ir_utils import find_func
 from ..errors import ShapeError, TracingError
-from ..tracing import (Tracer, current_trace, flatten, trace_into, unflatten,
-                       user_location, where_str)
+from ..pytree import flatten, unflatten
+from ..tracing import Tracer, current_trace, user_location, where_str
+from ..transforms import vjp
 from .config import HasForwardsMode, HasReverseMode, RuleConfig
-from .registry import OptOut, Primitive, find_frule, find_rrule
+from .registry import OptOut, Primitive, add_call_hook, find_frule, find_rrule
 from .tangents import AbstractZero, NoTangent
 
 
@@ -32,7 +35,6 @@ class FerruleConfig(RuleConfig, HasReverseMode, HasForwardsMode):
         return frule_via_ad_traced(tangents, f, args)
 
     def rrule_via_ad(self, f, *args):
-        from ..transforms import vjp
         y, pb = vjp(_plain(f), *args)
 
         def pullback(ybar):
@@ -51,24 +53,20 @@ def _name(f) -> str:
     return getattr(_plain(f), "__name__", "fn").replace("<", "").replace(">", "")
 
 
-def _tensor_types(leaves):
-    return [l.value.type for l in leaves]
-
-
 def _as_tracers(args, what) -> List[Tracer]:
     out = []
     for a in args:
         if isinstance(a, (int, float)) and not isinstance(a, bool):
             raise TracingError(f"{where_str()}: {what}: pass arrays, not Python scalars "
                                f"(wrap constants with ferrule.numpy.asarray)")
-        out.append(fnp.asarray_traced(a))
+        out.append(asarray_traced(a))
     return out
 
 
 def _zero_or(t, like: Tracer) -> Tracer:
     if t is None or isinstance(t, AbstractZero):
         return fnp.zeros(like.shape, like.dtype)
-    t = fnp.asarray_traced(t)
+    t = asarray_traced(t)
     if t.shape != like.shape:
         raise ShapeError(f"{where_str()}: tangent of shape {t.shape} for an argument of "
                          f"shape {like.shape}")
@@ -95,7 +93,7 @@ def frule_via_ad_traced(tangents, f, args):
     primals = [x.value for x in xs] + captured
     tvals = [t for d in range(K) for t in
              tvals[d * len(xs):(d + 1) * len(xs)]
-             + [fnp.zeros_value(v.type) for v in captured]]
+             + [zeros_value(v.type) for v in captured]]
     with ir.InsertionPoint(tr.block), user_location():
         op = builders.frule_via_ad(fname, primals, tvals, out_types * (K + 1), num_directions=K)
     res = [Tracer(r, tr) for r in op.results]
@@ -180,19 +178,13 @@ def _trace_frule(module, prim, rule, arg_types, out_types):
             raise TracingError(
                 f"frule {rule_name} for {prim.__name__} returned {len(y_leaves)} outputs and "
                 f"{len(yd_leaves)} tangents; {prim.__name__} has {len(out_types)} outputs")
-        out = [fnp.asarray_traced(v) for v in y_leaves]
+        out = [asarray_traced(v) for v in y_leaves]
         for k, (t, y) in enumerate(zip(yd_leaves, out)):
             t = _zero_or(t, y)
             out.append(t)
         return tuple(out)
 
-    name, _, _ = _no_captures(trace_into(module, body, (*arg_types, *arg_types),
-                                         _name(prim) + "_frule", private=True),
-                              prim, "frule")
-    if opted:
-        _erase_func(module, name)
-        return None
-    return name
+    return _trace_rule(module, prim, body, (*arg_types, *arg_types), "_frule", "frule", opted)
 
 
 def _trace_pullback(module, prim, rule, arg_types, out_struct, out_types):
@@ -231,7 +223,7 @@ def _trace_pullback(module, prim, rule, arg_types, out_struct, out_types):
             if c is None or isinstance(c, AbstractZero):
                 out.append(fnp.zeros(x.shape, x.dtype))
                 continue
-            c = fnp.asarray_traced(c)
+            c = asarray_traced(c)
             if c.shape != x.shape:
                 raise ShapeError(
                     f"the pullback of rule {rule_name} for {prim.__name__} returned a "
@@ -240,18 +232,25 @@ def _trace_pullback(module, prim, rule, arg_types, out_struct, out_types):
             out.append(fnp.astype(c, x.dtype))
         return tuple(out)
 
-    name, _, _ = _no_captures(trace_into(module, body, (*arg_types, *out_types),
-                                         _name(prim) + "_pullback", private=True),
-                              prim, "rrule")
+    return _trace_rule(module, prim, body, (*arg_types, *out_types), "_pullback", "rrule", opted)
+
+
+def _trace_rule(module, prim, body, arg_types, suffix: str, what: str, opted: list):
+    """Trace ``body`` into ``@<prim><suffix>``; its name, or None (and no
+    function left) when the rule opted out while being traced."""
+    name, _, _ = _no_captures(trace_into(module, body, arg_types, _name(prim) + suffix,
+                                         private=True), prim, what)
     if opted:
-        _erase_func(module, name)
+        find_func(module, name).erase()
         return None
     return name
 
 
-def _erase_func(module, name):
-    for op in module.body.operations:
-        op = op.operation
-        if op.name == "func.func" and ir.StringAttr(op.attributes["sym_name"]).value == name:
-            op.erase()
-            return
+def _traced_call(prim: Primitive, args):
+    """The compiler's call hook: a primitive called inside a trace."""
+    if current_trace() is None:
+        return NotImplemented
+    return call_primitive(prim, args)
+
+
+add_call_hook(_traced_call)

@@ -2,8 +2,11 @@
 
 Julia dispatches ``rrule(::typeof(f), x...)`` on the function's type; Python
 cannot intercept a plain call, so the primal is marked with
-:func:`primitive` (like ``jax.custom_vjp``). Calls of a primitive inside a
-trace consult the registry; outside a trace they just run the function.
+:func:`primitive` (like ``jax.custom_vjp``). A call of a primitive asks each
+AD that registered a call hook whether the call is for it — ferrule's
+compiler (:mod:`ferrule.rules.compiler`) takes calls inside a trace,
+``ferrule.eager`` calls on its tape's values — and otherwise just runs the
+function. This module imports neither: the ADs register themselves.
 """
 
 import functools
@@ -11,13 +14,14 @@ from typing import Callable, Dict, Optional
 
 _RRULES: Dict[Callable, Callable] = {}
 _FRULES: Dict[Callable, Callable] = {}
-# Other AD systems (ferrule.eager) hook primitive calls here: each hook
-# returns NotImplemented when the call is not for it.
+# The AD systems hook primitive calls here, each ``hook(primitive, args)``
+# returning NotImplemented when the call is not for it; asked in the order
+# they registered (the compiler first: importing ferrule.rules registers it).
 _CALL_HOOKS = []
 
 
 def add_call_hook(hook: Callable) -> None:
-    """Let another AD intercept primitive calls outside a trace."""
+    """Let an AD intercept primitive calls (see the module docstring)."""
     if hook not in _CALL_HOOKS:
         _CALL_HOOKS.append(hook)
 
@@ -49,15 +53,11 @@ class Primitive:
         self.fn = fn
 
     def __call__(self, *args):
-        from ..tracing import current_trace
-        if current_trace() is None:
-            for hook in _CALL_HOOKS:
-                out = hook(self, args)
-                if out is not NotImplemented:
-                    return out
-            return self.fn(*args)
-        from .compiler import call_primitive
-        return call_primitive(self, args)
+        for hook in _CALL_HOOKS:
+            out = hook(self, args)
+            if out is not NotImplemented:
+                return out
+        return self.fn(*args)
 
     def __repr__(self):
         return f"<ferrule primitive {self.__name__}>"

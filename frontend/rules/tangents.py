@@ -42,6 +42,3 @@ class NoTangent(AbstractZero):
 class ZeroTangent(AbstractZero):
     """A symbolic zero tangent / cotangent."""
 
-
-def is_zero(t) -> bool:
-    return isinstance(t, AbstractZero)

@@ -34,6 +34,11 @@ to about 1e-9), ``rtol=2e-3, atol=1e-4`` for float32 (the rule runs in
 float32). A failure raises ``AssertionError`` naming the rule, the argument,
 the largest absolute and relative errors, and a sample of expected and
 computed values. Both functions return a :class:`RuleCheck`.
+
+Where the kit sits: above both ADs it checks rules with. The rest of
+``ferrule.rules`` (configs, the registry, tangents) is the API both ADs
+implement and imports neither; this module imports ferrule's compiler
+(``jit``, ``jvp``) and ``ferrule.eager``, as a client of both.
 """
 
 import inspect
@@ -42,7 +47,10 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
-from ..tracing import flatten, unflatten
+from ..api import jit
+from ..eager import CONFIG as EAGER_CONFIG
+from ..pytree import flatten, unflatten
+from ..transforms import jvp
 from .config import HasForwardsMode, HasReverseMode, RuleConfig
 from .registry import OptOut, Primitive, find_frule, find_rrule
 from .tangents import AbstractZero, NoTangent
@@ -55,7 +63,6 @@ class TestingConfig(RuleConfig, HasReverseMode, HasForwardsMode):
     __test__ = False  # not a pytest test class
 
     def frule_via_ad(self, tangents, f, *args):
-        from .. import jit, jvp
         fn = f.fn if isinstance(f, Primitive) else f
         chunked = isinstance(tangents, list)
         dirs = tangents if chunked else [tangents]
@@ -72,8 +79,7 @@ class TestingConfig(RuleConfig, HasReverseMode, HasForwardsMode):
         return res[0][0], (ydots if chunked else ydots[0])
 
     def rrule_via_ad(self, f, *args):
-        from ..eager import CONFIG
-        return CONFIG.rrule_via_ad(f, *args)
+        return EAGER_CONFIG.rrule_via_ad(f, *args)
 
 
 @dataclass
@@ -167,11 +173,11 @@ def _primal_failures(fn, args, y, rtol, atol, check):
                                  "the primal function")) is not None]
 
 
-def _dot_identity(f, check, ydots, ybars, xdots, xbars, rtol, atol):
-    """⟨J·ẋ, ȳ⟩ = ⟨ẋ, Jᵀ·ȳ⟩ between the frule's ẏ and the rrule's x̄: a
-    failure message or None."""
+def _dot_identity(f, check, ydots, ybars, x_pairs, rtol, atol):
+    """⟨J·ẋ, ȳ⟩ = ⟨ẋ, Jᵀ·ȳ⟩ between the frule's ẏ and the rrule's x̄
+    (``x_pairs``: ``(ẋ, x̄)`` per float argument): a failure message or None."""
     pairs_y = [np.asarray(a, np.float64) * np.asarray(b, np.float64) for a, b in zip(ydots, ybars)]
-    pairs_x = [np.asarray(a, np.float64) * np.asarray(b, np.float64) for a, b in zip(xdots, xbars)]
+    pairs_x = [np.asarray(a, np.float64) * np.asarray(b, np.float64) for a, b in x_pairs]
     lhs, rhs = sum(float(p.sum()) for p in pairs_y), sum(float(p.sum()) for p in pairs_x)
     scale = sum(float(np.abs(p).sum()) for p in pairs_y + pairs_x)
     check.dot_product = (lhs, rhs)
@@ -280,8 +286,7 @@ def test_rrule(f, *args, rtol=None, atol=None, config: Optional[RuleConfig] = No
         _, ydot, _ = _run_frule(f, args, (NoTangent(), *xdots), config)
         ydots = [_as_array(t, l) for t, l in zip(flatten(ydot)[0], y_leaves)]
         pairs = [(xd, xb) for xd, xb in zip(xdots, xbars) if xb is not None]
-        msg = _dot_identity(f, check, ydots, ybars, [p[0] for p in pairs], [p[1] for p in pairs],
-                            rtol, atol)
+        msg = _dot_identity(f, check, ydots, ybars, pairs, rtol, atol)
         if msg:
             failures.append(msg)
     _fail(label, failures)
@@ -326,8 +331,7 @@ def test_frule(f, *args, tangents=None, rtol=None, atol=None,
             cts = pb(unflatten(flatten(y2)[1], ybars))
             pairs = [(np.asarray(t), _as_array(c, x)) for t, c, x in zip(tangents, cts[1:], args)
                      if _is_float(x)]
-            msg = _dot_identity(f, check, ydots, ybars, [p[0] for p in pairs], [p[1] for p in pairs],
-                                rtol, atol)
+            msg = _dot_identity(f, check, ydots, ybars, pairs, rtol, atol)
             if msg:
                 failures.append(msg)
     _fail(label, failures)

@@ -1,22 +1,43 @@
 """Machinery shared by the forward and reverse passes.
 
 * preparing a callee for differentiation: a private copy with nested ``ad``
-  ops lowered, calls inlined and pointwise code fused;
-* zero tensors, symbolic-zero detection, new functions, calls;
+  ops lowered (through :func:`lower_nested`) and calls inlined;
+* zero tensors, new functions, calls;
 * "unbroadcast": summing a domain-shaped value back to an input's shape.
+
+The per-op derivative rules are in :mod:`.op_rules`, the scalar ones in
+:mod:`.scalar_rules`.
 """
 
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 from mlir import ir
 
-from . import pointwise as pw
-from .ir_utils import (PARALLEL, REDUCTION, block_ops, create, element_type,
-                       empty, func_body, func_name, funcs_of, make_generic,
-                       map_dims, projection_map, shape_of)
+from ...dialect.ir_utils import (PARALLEL, REDUCTION, block_ops, clone_block_body, create,
+                                 element_type, empty, find_func, func_body, func_name,
+                                 func_type, funcs_of, make_generic, map_dims, projection_map,
+                                 replace_by_call, shape_of, splat_zeros)
 from .registry import PassError
 
 AD_TANGENT_OPS = ("ad.jvp", "ad.frule_via_ad")
+
+# Nested differentiation (grad of jvp, jvp of vjp, ...): a callee may hold ad
+# ops of either mode, lowered in its copy before that is differentiated. The
+# forward and reverse passes register their lowerings here by mode name (as
+# pipelines name passes), so each reaches the other without importing it.
+_LOWERINGS: Dict[str, Callable[[ir.Operation, ir.Operation], None]] = {}
+
+
+def register_lowering(mode: str, lower_in: Callable[[ir.Operation, ir.Operation], None]) -> None:
+    """``lower_in(module_op, scope)`` lowers the ``mode`` ad ops inside ``scope``."""
+    _LOWERINGS[mode] = lower_in
+
+
+def lower_nested(module_op: ir.Operation, fn: ir.Operation) -> None:
+    """Lower every ``ad`` op inside ``fn``: forward-mode ones first, then
+    reverse-mode ones (each innermost first, recursively)."""
+    _LOWERINGS["forward"](module_op, fn)
+    _LOWERINGS["reverse"](module_op, fn)
 
 
 def record(module_op: ir.Operation, line: str) -> None:
@@ -27,13 +48,6 @@ def record(module_op: ir.Operation, line: str) -> None:
              if "ferrule.pullbacks" in attrs else [])
     lines.append(line)
     attrs["ferrule.pullbacks"] = ir.ArrayAttr.get([ir.StringAttr.get(l) for l in lines])
-
-
-def lookup_func(module_op: ir.Operation, name: str) -> ir.Operation:
-    for fn in funcs_of(module_op):
-        if func_name(fn) == name:
-            return fn
-    raise KeyError(name)
 
 
 def callee_of(op: ir.Operation) -> str:
@@ -48,36 +62,15 @@ def int_attr(op: ir.Operation, name: str) -> int:
     return ir.IntegerAttr(op.attributes[name]).value
 
 
-def is_zero_constant(v: ir.Value) -> bool:
-    """True when ``v`` is a splat constant 0.0 (a symbolic zero)."""
-    d = v.owner
-    if isinstance(d, ir.Block):
-        return False
-    d = d.operation
-    if not pw.is_splat_constant(d):
-        return False
-    a = pw.splat_scalar_attr(d)
-    if isinstance(a, ir.IntegerAttr):   # an integer zero (the cotangent of an integer)
-        return a.value == 0
-    return isinstance(a, ir.FloatAttr) and a.value == 0.0
+def zeros_like(v: ir.Value) -> ir.Value:
+    """A symbolic zero (splat 0.0 constant, 0 for integers) of ``v``'s tensor type."""
+    return splat_zeros(shape_of(v), element_type(v))
 
 
 def is_float(v) -> bool:
     """True for a float tensor (or scalar): the values AD differentiates.
     Integer and bool values are never active and never get a tangent."""
     return isinstance(element_type(v), (ir.F32Type, ir.F64Type, ir.F16Type, ir.BF16Type))
-
-
-def zeros(shape, elt: ir.Type) -> ir.Value:
-    t = ir.RankedTensorType.get(list(shape), elt)
-    zero = (ir.IntegerAttr.get(elt, 0) if isinstance(elt, ir.IntegerType)
-            else ir.FloatAttr.get(elt, 0.0))
-    attr = ir.DenseElementsAttr.get_splat(t, zero)
-    return create("arith.constant", [t], [], {"value": attr}).result
-
-
-def zeros_like(v: ir.Value) -> ir.Value:
-    return zeros(shape_of(v), element_type(v))
 
 
 def add(a: Optional[ir.Value], b: ir.Value) -> ir.Value:
@@ -110,8 +103,7 @@ def finish_func(fn: ir.Operation, results: Sequence[ir.Value]) -> None:
 
 
 def call(fn: ir.Operation, args: Sequence[ir.Value]) -> List[ir.Value]:
-    ftype = ir.FunctionType(ir.TypeAttr(fn.attributes["function_type"]).value)
-    op = create("func.call", list(ftype.results), list(args),
+    op = create("func.call", list(func_type(fn).results), list(args),
                 {"callee": ir.FlatSymbolRefAttr.get(func_name(fn))})
     return list(op.results)
 
@@ -124,19 +116,11 @@ def inline_calls(module_op: ir.Operation, fn: ir.Operation) -> None:
         for op in block_ops(func_body(fn)):
             if op.name != "func.call":
                 continue
-            callee = lookup_func(module_op, ir.FlatSymbolRefAttr(op.attributes["callee"]).value)
+            callee = find_func(module_op, ir.FlatSymbolRefAttr(op.attributes["callee"]).value)
             src = func_body(callee)
             env = {a: v for a, v in zip(src.arguments, op.operands)}
             with ir.InsertionPoint(op):
-                results = None
-                for inner in block_ops(src):
-                    if inner.name == "func.return":
-                        results = [env.get(v, v) for v in inner.operands]
-                        break
-                    new = inner.clone(ir.InsertionPoint.current)
-                    _remap(new, inner, env)
-                    for a, b in zip(inner.results, new.results):
-                        env[a] = b
+                results = clone_block_body(src, env)
             for old, new in zip(op.results, results):
                 old.replace_all_uses_with(new)
             op.erase()
@@ -144,38 +128,18 @@ def inline_calls(module_op: ir.Operation, fn: ir.Operation) -> None:
             break
 
 
-def _remap(new: ir.Operation, old: ir.Operation, env: Dict) -> None:
-    for k, v in enumerate(old.operands):
-        if v in env:
-            new.operands[k] = env[v]
-    # Nested regions capture outer values: remap those uses too.
-    if len(new.regions):
-        def visit(o):
-            o = o.operation
-            for k, v in enumerate(o.operands):
-                if v in env:
-                    o.operands[k] = env[v]
-            return ir.WalkResult.ADVANCE
-        for region in new.regions:
-            for b in region.blocks:
-                for inner in b.operations:
-                    inner.operation.walk(visit)
-
-
-def prepared_copy(module_op: ir.Operation, callee: str, lower_nested,
-                  mode: str) -> ir.Operation:
+def prepared_copy(module_op: ir.Operation, callee: str, mode: str) -> ir.Operation:
     """A private copy of ``@callee`` ready to differentiate in ``mode``.
 
-    ``lower_nested(fn)`` lowers ``ad`` ops inside the copy (nested
-    differentiation, innermost first). Custom rules of the other mode become
-    calls of their primal (``mode="forward"`` keeps ``ad.custom_frule``,
-    ``"reverse"`` keeps ``ad.custom_rrule``); calls are then inlined —
-    repeatedly, so a primal's own custom ops surface — and pointwise code
-    fused. The caller erases the copy when done.
+    ``ad`` ops inside the copy are lowered first (:func:`lower_nested`).
+    Custom rules of the other mode become calls of their primal
+    (``mode="forward"`` keeps ``ad.custom_frule``, ``"reverse"`` keeps
+    ``ad.custom_rrule``); calls are then inlined — repeatedly, so a primal's
+    own custom ops surface. The caller fuses the pointwise code (the
+    ``fuse-pointwise`` pass's ``fuse_block``) and erases the copy when done.
     """
-    from ..fuse_pointwise import fuse_block
     try:
-        src = lookup_func(module_op, callee)
+        src = find_func(module_op, callee)
     except KeyError:
         raise PassError("ad", f"callee @{callee} not found in the module") from None
     if not len(src.regions[0].blocks):
@@ -185,31 +149,15 @@ def prepared_copy(module_op: ir.Operation, callee: str, lower_nested,
         copy = src.clone(ir.InsertionPoint.current)
     copy.attributes["sym_name"] = ir.StringAttr.get(callee + "__ad_tmp")
     copy.attributes["sym_visibility"] = ir.StringAttr.get("private")
-    lower_nested(copy)
+    lower_nested(module_op, copy)
     other = "ad.custom_rrule" if mode == "forward" else "ad.custom_frule"
     while True:
-        found = [op for op in block_ops(func_body(copy)) if op.name == other]
-        for op in found:
-            with ir.InsertionPoint(op), op.location:
-                new = create("func.call", [r.type for r in op.results], list(op.operands),
-                             {"callee": op.attributes["callee"]})
-            for old, nv in zip(op.results, new.results):
-                old.replace_all_uses_with(nv)
-            op.erase()
+        for op in [op for op in block_ops(func_body(copy)) if op.name == other]:
+            replace_by_call(op, op.attributes["callee"])
         inline_calls(module_op, copy)
         if not any(op.name == other for op in block_ops(func_body(copy))):
             break
-    fuse_block(func_body(copy))
     return copy
-
-
-def clone_into(op: ir.Operation, env: Dict[ir.Value, ir.Value]) -> ir.Operation:
-    """Clone ``op`` at the current insertion point with operands remapped."""
-    new = op.clone(ir.InsertionPoint.current)
-    _remap(new, op, env)
-    for a, b in zip(op.results, new.results):
-        env[a] = b
-    return new
 
 
 def reduce_to(value: ir.Value, m: ir.AffineMap, shape) -> ir.Value:
@@ -228,82 +176,8 @@ def reduce_to(value: ir.Value, m: ir.AffineMap, shape) -> ir.Value:
         return make_generic([value], [init], [projection_map(rank, inv),
                                               projection_map(rank, range(rank))],
                             [PARALLEL] * rank, lambda a: [a[0]]).result
-    init = zeros(shape, elt)
+    init = splat_zeros(shape, elt)
     iters = [PARALLEL if d in dims else REDUCTION for d in range(rank)]
     return make_generic(
         [value], [init], [projection_map(rank, range(rank)), m], iters,
         lambda a: [create("arith.addf", [elt], [a[0], a[1]]).result]).result
-
-
-def transpose2d(v: ir.Value) -> ir.Value:
-    s = shape_of(v)
-    init = empty((s[1], s[0]), element_type(v))
-    return make_generic([v], [init], [projection_map(2, [1, 0]), projection_map(2, [0, 1])],
-                        [PARALLEL, PARALLEL], lambda a: [a[0]]).result
-
-
-def transpose_matrices(v: ir.Value) -> ir.Value:
-    """Swap the last two dims of a 2-D or 3-D (batch of matrices) tensor."""
-    s = shape_of(v)
-    if len(s) == 2:
-        return transpose2d(v)
-    init = empty((s[0], s[2], s[1]), element_type(v))
-    return make_generic([v], [init], [projection_map(3, [0, 2, 1]), projection_map(3, [0, 1, 2])],
-                        [PARALLEL] * 3, lambda a: [a[0]]).result
-
-
-def matmul_like(op: ir.Operation, a: ir.Value, b: ir.Value, acc: ir.Value) -> ir.Value:
-    """``op``'s kind of product (``linalg.matmul`` or ``linalg.batch_matmul``)
-    of ``a`` and ``b`` accumulated onto ``acc``."""
-    from mlir.dialects import linalg
-    build = linalg.batch_matmul if op.name == "linalg.batch_matmul" else linalg.matmul
-    return build(a, b, outs=[acc])
-
-
-def reduction_kind(op: ir.Operation) -> Optional[str]:
-    """"sum", "max" or "min" for a generic reducing with addf/maximumf/minimumf
-    into its init (a min differentiates as a max: through the elements equal
-    to the result)."""
-    if op.name != "linalg.generic" or len(op.results) != 1:
-        return None
-    from .ir_utils import body_block, generic_num_inputs
-    if generic_num_inputs(op) != 1:
-        return None
-    b = body_block(op)
-    ops = block_ops(b)
-    if len(ops) != 2 or ops[1].name != "linalg.yield":
-        return None
-    body, args = ops[0], list(b.arguments)
-    if set(body.operands) != {args[0], args[1]} or ops[1].operands[0] != body.results[0]:
-        return None
-    return {"arith.addf": "sum", "arith.maximumf": "max", "arith.minimumf": "min"}.get(body.name)
-
-
-def at_max(x: ir.Value, y: ir.Value, maps, value=None) -> ir.Value:
-    """Sum, per element of the max ``y`` (``y = max(x)`` through ``maps``),
-    of ``value`` (default 1) over the elements of ``x`` equal to it.
-
-    Built from ops with derivative rules of their own — a pointwise select
-    and a sum reduction — so a max's derivative can be differentiated
-    again (``grad(grad(max))``, ``jvp(grad(max))``): the select's condition
-    carries no derivative, its chosen branch does.
-    """
-    from .scalar_rules import OEQ, _cmp, _select, const
-    elt = element_type(y)
-    rank = maps[0].n_dims
-    dom = shape_of(x)
-    ins = [x, y] + ([value] if value is not None else [])
-    in_maps = [maps[0], maps[1]] + ([maps[0]] if value is not None else [])
-
-    def body(a):
-        chosen = a[2] if value is not None else const(elt, 1.0)
-        return [_select(_cmp(OEQ, a[0], a[1]), chosen, const(elt, 0.0))]
-    hits = make_generic(ins, [empty(dom, elt)], in_maps + [projection_map(rank, range(rank))],
-                        [PARALLEL] * rank, body).result
-    return reduce_to(hits, maps[1], shape_of(y))
-
-
-def tie_count(x: ir.Value, y: ir.Value, maps) -> ir.Value:
-    """How many elements of ``x`` equal the max ``y`` they reduce to (per
-    output element): max's derivative splits the cotangent among ties."""
-    return at_max(x, y, maps)

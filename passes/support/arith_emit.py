@@ -16,10 +16,8 @@ from typing import Dict, Sequence, Tuple
 
 from mlir import ir
 
-from .ir_utils import create
+from ...dialect.ir_utils import cmpf_attrs, create
 
-_FCMP = {"oeq": 1, "ogt": 2, "oge": 3, "olt": 4, "ole": 5, "one": 6,
-         "ord": 7, "ult": 11, "une": 13, "uno": 14}
 _ICMP = {"eq": 0, "ne": 1, "slt": 2, "sle": 3, "sgt": 4, "sge": 5}
 
 
@@ -130,8 +128,7 @@ class Emitter:
     def cmp(self, pred: str, a, b) -> ir.Value:
         """``arith.cmpf``; ``pred`` is one of oeq ogt oge olt ole one ord ult une uno."""
         return self.op("arith.cmpf", self.bool_type, self._v(a), self._v(b),
-                       predicate=ir.IntegerAttr.get(ir.IntegerType.get_signless(64),
-                                                    _FCMP[pred]))
+                       **cmpf_attrs(pred))
 
     def icmp(self, pred: str, a, b) -> ir.Value:
         return self.op("arith.cmpi", self.bool_type, self._iv(a), self._iv(b),

@@ -12,6 +12,7 @@ Python traceback.
 """
 
 import argparse
+import os
 import sys
 from typing import List
 
@@ -43,34 +44,27 @@ def _loc_prefix(loc: str, fallback_file: str) -> str:
     return ""
 
 
+def _report(e: ir.MLIRError, filename: str) -> None:
+    """Print an upstream error's diagnostics (or, without any, the error)."""
+    for d in e.error_diagnostics:
+        print("\n".join(_format_diag(d, filename)), file=sys.stderr)
+    if not e.error_diagnostics:
+        print(f"{filename}: error: {e}", file=sys.stderr)
+
+
 def _process(text: str, filename: str, pipeline, out) -> bool:
     ctx = make_context()
     with ctx, ir.Location.unknown():
         try:
             module = ir.Module.parse(text)
-        except ir.MLIRError as e:
-            for d in e.error_diagnostics:
-                print("\n".join(_format_diag(d, filename)), file=sys.stderr)
-            if not e.error_diagnostics:
-                print(f"{filename}: error: {e}", file=sys.stderr)
-            return False
-        try:
             verify_module(module)
+            if pipeline:
+                run_pipeline(module, pipeline)
         except VerificationError as e:
             print(f"{_loc_prefix(str(e.location), filename)}error: {e.message}", file=sys.stderr)
             return False
         except ir.MLIRError as e:
-            for d in e.error_diagnostics:
-                print("\n".join(_format_diag(d, filename)), file=sys.stderr)
-            return False
-        try:
-            if pipeline:
-                run_pipeline(module, pipeline)
-        except ir.MLIRError as e:
-            for d in e.error_diagnostics:
-                print("\n".join(_format_diag(d, filename)), file=sys.stderr)
-            if not e.error_diagnostics:
-                print(f"{filename}: error: {e}", file=sys.stderr)
+            _report(e, filename)
             return False
         except PassError as e:
             prefix = _loc_prefix(str(e.location), filename) if e.location else f"{filename}: "
@@ -104,18 +98,36 @@ def main(argv=None) -> int:
         pipeline.append(args.pass_pipeline)
     pipeline += named
     pipeline = ",".join(pipeline)
+    filename = "<stdin>" if args.file == "-" else args.file
     try:
-        text = sys.stdin.read() if args.file == "-" else open(args.file).read()
+        data = sys.stdin.buffer.read() if args.file == "-" else open(args.file, "rb").read()
     except OSError as e:
         print(f"ferrule-opt: error: cannot read {args.file}: {e.strerror}", file=sys.stderr)
         return 1
-    filename = "<stdin>" if args.file == "-" else args.file
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        print(f"ferrule-opt: error: {filename} is not MLIR text: byte 0x{data[e.start]:02x} at "
+              f"offset {e.start} is not UTF-8", file=sys.stderr)
+        return 1
+    if "\0" in text:
+        print(f"ferrule-opt: error: {filename} is not MLIR text: it contains a NUL byte at "
+              f"offset {text.index(chr(0))}", file=sys.stderr)
+        return 1
     chunks = text.split(SPLIT_MARKER) if args.split_input_file else [text]
     ok = True
-    for k, chunk in enumerate(chunks):
-        if k:
-            print(SPLIT_MARKER)
-        ok &= _process(chunk, filename, pipeline, sys.stdout)
+    try:
+        for k, chunk in enumerate(chunks):
+            if k:
+                print(SPLIT_MARKER)
+            ok &= _process(chunk, filename, pipeline, sys.stdout)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (ferrule-opt ... | head): stop quietly, as
+        # mlir-opt does, with the shell's status for SIGPIPE.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 128 + 13
     return 0 if ok else 1
 
 

@@ -14,7 +14,7 @@ from typing import List
 
 from mlir import ir
 
-from .ir_utils import (PARALLEL, generic_iterators, generic_maps,
+from ...dialect.ir_utils import (PARALLEL, generic_iterators, generic_maps,
                        generic_num_inputs, identity_map, is_identity, map_dims,
                        shape_of)
 

@@ -20,12 +20,11 @@ import numpy as np
 from mlir import ir
 
 from . import ad_common as ad
-from .ir_utils import (PARALLEL, block_ops, body_block, create, element_type, empty,
-                       generic_maps, generic_num_inputs, identity_map, is_identity,
-                       make_generic, shape_of)
+from ...dialect.ir_utils import (PARALLEL, block_ops, body_block, create, element_type, empty,
+                                 float_const, generic_maps, generic_num_inputs, identity_map,
+                                 is_identity, make_generic, shape_of)
 from .registry import PassError
 from .scalar_ad import NoRuleError, active_values, clone_body, reverse_body
-from .scalar_rules import const
 
 STRATEGIES = ("auto", "recompute", "store")
 
@@ -83,7 +82,7 @@ def _backprop(op, env, a, n_in, seeds: Dict[int, ir.Value], want) -> List[ir.Val
     except NoRuleError as e:
         raise PassError("reverse", str(e), e.op.location) from None
     ins = list(op.operands)
-    return [adj.get(bargs[i]) or const(element_type(ins[i]), 0.0) for i in want]
+    return [adj.get(bargs[i]) or float_const(element_type(ins[i]), 0.0) for i in want]
 
 
 def _accumulate(op, cts, want, xbars) -> None:
@@ -141,7 +140,7 @@ def forward_with_partials(op, env, active) -> Dict[Tuple[int, int], ir.Value]:
         prim = [benv.get(v, v) for v in yielded]
         parts = []
         for j in outs:
-            one = const(element_type(op.results[j]), 1.0)
+            one = float_const(element_type(op.results[j]), 1.0)
             parts += _backprop(op, env, a, n_in, {j: one}, want)
         return prim + parts
 

@@ -11,7 +11,7 @@ from typing import Dict, List, Optional, Sequence
 from mlir import ir
 
 from . import scalar_rules as sr
-from .ir_utils import create
+from ...dialect.ir_utils import clone_with_remap, create
 
 
 class NoRuleError(Exception):
@@ -23,12 +23,7 @@ class NoRuleError(Exception):
 def clone_body(ops: Sequence[ir.Operation], env: Dict[ir.Value, ir.Value]) -> None:
     """Clone scalar ops at the current insertion point, extending ``env``."""
     for op in ops:
-        new = op.clone(ir.InsertionPoint.current)
-        for k, v in enumerate(op.operands):
-            if v in env:
-                new.operands[k] = env[v]
-        for a, b in zip(op.results, new.results):
-            env[a] = b
+        clone_with_remap(op, env)
 
 
 def _is_float(v: ir.Value) -> bool:

@@ -13,7 +13,10 @@ from typing import Callable, Dict, List, Optional
 
 from mlir import ir
 
-from .ir_utils import create
+from ...dialect.ir_utils import OEQ, OGT, OLT, create
+from ...dialect.ir_utils import cmpf as _cmp
+from ...dialect.ir_utils import float_const as const
+from ...dialect.ir_utils import select as _select
 
 ONE = "one"
 NEG_ONE = "neg_one"
@@ -28,24 +31,10 @@ NON_DIFFERENTIABLE = {"arith.cmpf", "arith.constant", "arith.cmpi", "arith.fptos
 CASTS = {"arith.extf": "arith.truncf", "arith.truncf": "arith.extf"}
 
 
-def const(t: ir.Type, v: float) -> ir.Value:
-    return create("arith.constant", [t], [], {"value": ir.FloatAttr.get(t, v)}).result
-
-
 def _op(name, *xs, attrs=None):
     return create(name, [xs[0].type], list(xs), attrs).result
 
 
-def _cmp(pred: int, a, b):
-    return create("arith.cmpf", [ir.IntegerType.get_signless(1)], [a, b],
-                  {"predicate": ir.IntegerAttr.get(ir.IntegerType.get_signless(64), pred)}).result
-
-
-def _select(c, a, b):
-    return create("arith.select", [a.type], [c, a, b]).result
-
-
-OGE, OLE, OLT, OGT, OEQ = 3, 5, 4, 2, 1
 _NAN = float("nan")
 
 
@@ -55,7 +44,7 @@ def _div(op, a, r):
     return [inv, _op("arith.negf", _op("arith.mulf", r, inv))]
 
 
-def _choice(picks_x: int):
+def _choice(picks_x: str):
     """maximum/minimum: the operand chosen gets the whole derivative; a tie
     splits it evenly (as JAX and PyTorch do); a NaN operand gives NaN
     partials (NaN in, NaN out). ``picks_x``: the predicate under which x is
@@ -125,10 +114,6 @@ RULES: Dict[str, Callable[[ir.Operation, List[ir.Value], ir.Value], List]] = {
     "math.absf": _abs,
     "math.powf": _pow,
 }
-
-
-def has_rule(name: str) -> bool:
-    return name in RULES or name in NON_DIFFERENTIABLE or name in CASTS
 
 
 def scale(p, v: ir.Value) -> ir.Value:

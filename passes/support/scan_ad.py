@@ -36,8 +36,8 @@ import numpy as np
 from mlir import ir
 
 from . import ad_common as ad
-from .ir_utils import (block_ops, element_type, func_body, func_name, loc_where, shape_of,
-                       values_used)
+from ...dialect.ir_utils import (block_ops, clone_with_remap, element_type, find_func,
+                                 func_body, func_name, loc_where, shape_of, values_used)
 from ...dialect import builders
 
 _MATMULS = ("linalg.matmul", "linalg.batch_matmul")
@@ -64,12 +64,12 @@ def _slice_type(t: ir.Type) -> ir.Type:
 
 
 def _emit_scan(callee: str, init, xs, consts, length: int, reverse: bool,
-               n_y_types: List[ir.Type]) -> List[ir.Value]:
+               n_y_types: List[ir.Type], remat: bool = False) -> List[ir.Value]:
     """``ad.scan`` at the current insertion point; ``n_y_types`` are the
     step's y slice types."""
     types = [v.type for v in init] + [_stacked(t, length) for t in n_y_types]
     return list(builders.scan(callee, list(init), list(xs), list(consts), types, length,
-                              reverse).results)
+                              reverse, remat).results)
 
 
 def _nbytes(t: ir.Type) -> int:
@@ -89,7 +89,7 @@ def jvp(module_op, op: ir.Operation, env, tan, K: int, jvp_function) -> None:
     dirs = [d for d in range(K) if any(t[d] is not None for t in in_tans)]
     results = list(op.results)
     if not dirs:
-        ad.clone_into(op, env)
+        clone_with_remap(op, env)
         for r in results:
             tan[r] = [None] * K
         return
@@ -99,7 +99,7 @@ def jvp(module_op, op: ir.Operation, env, tan, K: int, jvp_function) -> None:
             for d in dirs]
     Kp = len(dirs)
     fn = jvp_function(module_op, callee, Kp, mask, op.location)
-    step = ad.lookup_func(module_op, callee)
+    step = find_func(module_op, callee)
     ftype = ir.FunctionType(ir.TypeAttr(step.attributes["function_type"]).value)
     arg_types, out_types = list(ftype.inputs), list(ftype.results)
     n_y = len(out_types) - n_c
@@ -144,7 +144,7 @@ def jvp(module_op, op: ir.Operation, env, tan, K: int, jvp_function) -> None:
         s_k = [env[v] for v in consts] + [in_tans[n_c + n_x + j][dirs[d]] for d, j in k_nz]
         y_types = out_types[n_c:]
         new = _emit_scan(func_name(w), s_init, s_xs, s_k, length, reverse,
-                         y_types * (1 + Kp))
+                         y_types * (1 + Kp), ad.int_attr(op, "remat") != 0)
     carries, ys = new[:n_c * (1 + Kp)], new[n_c * (1 + Kp):]
     for j, r in enumerate(results[:n_c]):
         env[r] = carries[j]
@@ -216,12 +216,13 @@ class _Split:
         return self.kind.get(owner.operation if hasattr(owner, "operation") else owner)
 
 
-def _needed(split: _Split, ops: List[ir.Operation], extra: List[ir.Value], part: str) -> List[ir.Value]:
-    """Values ``ops`` (and ``extra``) read that ``part``'s ops do not define,
-    in first-use order."""
+def _needed(ops: List[ir.Operation], extra: List[ir.Value]) -> List[ir.Value]:
+    """Values ``ops`` (and ``extra``) read that ``ops`` do not define, in
+    first-use order."""
+    defined = {r for o in ops for r in o.results}
     seen, out = set(), []
     for v in [u for o in ops for u in values_used(o)] + list(extra):
-        if v in seen or split.defined_by(v) == part:
+        if v in seen or v in defined:
             continue
         seen.add(v)
         out.append(v)
@@ -233,7 +234,7 @@ def forward(module_op, op: ir.Operation, env, active, vjp_function, strategy: st
     forward scan (outputs into ``env``); return what :func:`backward` needs."""
     n_c, n_x, n_k, init, xs, consts = _segments(op)
     length, reverse, callee = _attrs(op)
-    step = ad.lookup_func(module_op, callee)
+    step = find_func(module_op, callee)
     ftype = ir.FunctionType(ir.TypeAttr(step.attributes["function_type"]).value)
     out_types = list(ftype.results)
     n_y = len(out_types) - n_c
@@ -248,7 +249,7 @@ def forward(module_op, op: ir.Operation, env, active, vjp_function, strategy: st
     # Hoisted (loop-invariant) values, computed once in the enclosing function.
     hoist_env = {a: env[v] for a, v in zip(k_args, consts)}
     for o in split.ops_of("hoist"):
-        ad.clone_into(o, hoist_env)
+        clone_with_remap(o, hoist_env)
 
     def is_inv(v):  # a hoisted value (the consts themselves are passed anyway)
         return split.defined_by(v) == "hoist"
@@ -258,11 +259,15 @@ def forward(module_op, op: ir.Operation, env, active, vjp_function, strategy: st
         return (not isinstance(owner, ir.Block) and split.defined_by(v) == "hoist"
                 and not len(owner.operation.operands))
 
-    bwd_ops = split.ops_of("bwd")
-    bwd_in = _needed(split, bwd_ops, [v for v in arg_cts if v not in split.ct_args], "bwd")
-    bwd_in = [v for v in bwd_in if v not in split.ct_args]
     fwd_ops = split.ops_of("fwd")
-    fwd_in = _needed(split, fwd_ops, outs, "fwd")
+    # remat: the backward step recomputes the whole step from what entered
+    # it, so only the carries are stored (scan(checkpoint=k)'s outer loop).
+    remat = ad.int_attr(op, "remat") != 0
+    bwd_ops = [o for o in split.body if split.kind[o] == "bwd"
+               or (remat and split.kind[o] == "fwd")]
+    bwd_in = _needed(bwd_ops, [v for v in arg_cts if v not in split.ct_args])
+    bwd_in = [v for v in bwd_in if v not in split.ct_args]
+    fwd_in = _needed(fwd_ops, outs)
     # Residuals: computed per step by the forward step, read by the backward.
     res_vals = [v for v in bwd_in if split.defined_by(v) == "fwd"]
     res_carries = [v for v in bwd_in if v in c_args]
@@ -279,9 +284,9 @@ def forward(module_op, op: ir.Operation, env, active, vjp_function, strategy: st
     with ir.InsertionPoint(func_body(Fw)), op.location:
         for o in split.ops_of("hoist"):
             if any(r in fwd_in for r in o.results) and not len(o.operands):
-                ad.clone_into(o, fenv)
+                clone_with_remap(o, fenv)
         for o in fwd_ops:
-            ad.clone_into(o, fenv)
+            clone_with_remap(o, fenv)
     ad.finish_func(Fw, [fenv[v] for v in outs] + [fenv[v] for v in res_vals]
                    + [fenv[v] for v in res_carries])
     with op.location:
@@ -313,9 +318,9 @@ def forward(module_op, op: ir.Operation, env, active, vjp_function, strategy: st
     with ir.InsertionPoint(func_body(B)), op.location:
         for o in split.ops_of("hoist"):
             if any(r in bwd_in for r in o.results) and not len(o.operands):
-                ad.clone_into(o, benv)
+                clone_with_remap(o, benv)
         for o in bwd_ops:
-            ad.clone_into(o, benv)
+            clone_with_remap(o, benv)
         b_results = [benv[v] for v in arg_cts[:n_c]]
         b_results += [ad.add(a, benv[arg_cts[n_c + n_x + j]]) for a, j in zip(accs, k_active)]
         b_results += [benv[arg_cts[n_c + j]] for j in x_active]
@@ -328,8 +333,8 @@ def forward(module_op, op: ir.Operation, env, active, vjp_function, strategy: st
             "inv_bwd": [hoist_env[v] for v in inv_bwd], "k_active": k_active,
             "x_active": x_active, "ct_x_types": [x_args[j].type for j in x_active]}
     F.erase()   # nothing of F may be touched after this
-    ad.record(module_op, f"{loc_where(op.location)}: scan of @{callee} ({length} steps): "
-              f"residuals per step {per_step} B ({names}), {length * per_step} B stacked; "
+    ad.record(module_op, f"{loc_where(op.location)}: scan of @{callee} ({length} steps"
+              f"{', recomputed in the backward sweep' if remat else ''}): residuals per step {per_step} B ({names}), {length * per_step} B stacked; "
               f"{len(inv_fwd) + len(inv_bwd)} loop-invariant value(s) computed once")
     return info
 

@@ -3,16 +3,20 @@
 Nothing here imports MLIR, LLVM or anything outside this folder except
 numpy and the standard library, so it runs on a GPU machine that has only
 numpy and the NVIDIA driver. Compile elsewhere
-(``ferrule.runtime.cuda_compile.compile_cuda(...).save("f.json")``), carry
-the file, then::
+(``ferrule.compile(f, ..., target="cuda").save("f.json")``), carry the file,
+then::
 
     from ferrule.runtime import cuda          # where ferrule is installed
     f = cuda.load("f.json")
     outs = f(x, y)                            # numpy in, numpy out
     outs = f(x_t, y_t)                        # torch/CuPy CUDA in, same out
 
-Where ferrule is not installed (or its top-level package would import
-MLIR), use this folder on its own — it has only relative imports:
+``from ferrule.runtime import cuda`` imports no MLIR or LLVM either (the
+packages above this one import lazily), and the command line is
+``python -m ferrule.runtime.cuda {devices | info f.json | run f.json}``.
+
+Where ferrule is not installed, use this folder on its own — it has only
+relative imports:
 
 * copy it under any name: ``cp -r runtime/cuda /opt/x/ferrule_cuda`` and
   ``PYTHONPATH=/opt/x python -m ferrule_cuda info f.json`` (or

@@ -1,4 +1,6 @@
-"""Command line: ``python -m ferrule_cuda {devices | info A | run A [-n N]}``.
+"""Command line: ``python -m ferrule.runtime.cuda {devices | info A | run A [-n N]}``
+(``python -m ferrule_cuda ...`` for a copy of this folder named so; see the
+package docstring).
 
 ``devices``: the GPUs the driver sees. ``info``: an artifact's target,
 kernels, launch configurations and signature (no GPU needed). ``run``: call
@@ -65,7 +67,7 @@ def _run(path: str, repeat: int) -> int:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m ferrule_cuda")
+    p = argparse.ArgumentParser(prog=f"python -m {__package__}")
     sub = p.add_subparsers(dest="cmd", required=True)
     sub.add_parser("devices")
     sub.add_parser("info").add_argument("artifact")

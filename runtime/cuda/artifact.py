@@ -17,7 +17,7 @@ Layout (``FORMAT``, version ``VERSION``)::
               "steps": [...]}}                # see below
 
 ``plan`` is the host call sequence (documented in
-``ferrule.runtime.cuda_hostplan``): input/output shapes and dtypes,
+``ferrule.runtime.cuda_compile.hostplan``): input/output shapes and dtypes,
 constant buffers (base64), and steps ``alloc`` / ``launch`` / ``free``.
 A launch names its kernel, its grid and block (use them as recorded: the
 grid is compiled into the kernel's index ranges) and its arguments

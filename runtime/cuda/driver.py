@@ -227,10 +227,6 @@ def mem_alloc(nbytes: int) -> int:
     return ptr.value
 
 
-def mem_free(ptr: int) -> None:
-    call("cuMemFree_v2", CUdeviceptr(ptr))
-
-
 def load_module(image: bytes, what: str) -> ctypes.c_void_p:
     """``cuModuleLoadDataEx`` on a cubin or NUL-terminated PTX; a failure
     raises :class:`CudaError` carrying the driver JIT's error log."""

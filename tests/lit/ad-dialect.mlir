@@ -72,13 +72,13 @@ func.func @uses_custom_rrule(%x: tensor<4xf32>) -> tensor<4xf32> {
 // -----
 
 // CHECK-LABEL: func.func @uses_scan
-// CHECK: "ad.scan"(%arg0, %arg1) {callee = @acc, length = 3 : i64, operandSegmentSizes = array<i32: 1, 1, 0>, reverse = 0 : i64}
+// CHECK: "ad.scan"(%arg0, %arg1) {callee = @acc, length = 3 : i64, operandSegmentSizes = array<i32: 1, 1, 0>, remat = 0 : i64, reverse = 0 : i64}
 func.func private @acc(%c: tensor<2xf32>, %x: tensor<2xf32>) -> (tensor<2xf32>, tensor<2xf32>) {
   %s = arith.addf %c, %x : tensor<2xf32>
   return %s, %s : tensor<2xf32>, tensor<2xf32>
 }
 func.func @uses_scan(%c: tensor<2xf32>, %xs: tensor<3x2xf32>) -> (tensor<2xf32>, tensor<3x2xf32>) {
-  %0:2 = "ad.scan"(%c, %xs) {callee = @acc, length = 3 : i64, reverse = 0 : i64, operandSegmentSizes = array<i32: 1, 1, 0>} : (tensor<2xf32>, tensor<3x2xf32>) -> (tensor<2xf32>, tensor<3x2xf32>)
+  %0:2 = "ad.scan"(%c, %xs) {callee = @acc, length = 3 : i64, reverse = 0 : i64, remat = 0 : i64, operandSegmentSizes = array<i32: 1, 1, 0>} : (tensor<2xf32>, tensor<3x2xf32>) -> (tensor<2xf32>, tensor<3x2xf32>)
   return %0#0, %0#1 : tensor<2xf32>, tensor<3x2xf32>
 }
 

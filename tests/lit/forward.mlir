@@ -81,7 +81,7 @@ func.func @jvp_cube(%x: tensor<4xf32>, %dx: tensor<4xf32>) -> (tensor<4xf32>, te
 // tangents of the xs join the xs.
 // CHECK-LABEL: func.func @rnn_jvp(
 // CHECK-LABEL: func.func private @rnn_jvp1(
-// CHECK: "ad.scan"(%arg0, %arg3, %arg1, %arg4, %arg2) {callee = @step_scan_jvp, length = 5 : i64, operandSegmentSizes = array<i32: 2, 2, 1>, reverse = 0 : i64}
+// CHECK: "ad.scan"(%arg0, %arg3, %arg1, %arg4, %arg2) {callee = @step_scan_jvp, length = 5 : i64, operandSegmentSizes = array<i32: 2, 2, 1>, remat = 0 : i64, reverse = 0 : i64}
 // CHECK-LABEL: func.func private @step_jvp1
 // CHECK: linalg.matmul
 // CHECK: math.tanh
@@ -95,7 +95,7 @@ func.func private @step(%h: tensor<4x8xf32>, %x: tensor<4x8xf32>, %w: tensor<8x8
   return %t, %t : tensor<4x8xf32>, tensor<4x8xf32>
 }
 func.func private @rnn(%h0: tensor<4x8xf32>, %xs: tensor<5x4x8xf32>, %w: tensor<8x8xf32>) -> tensor<5x4x8xf32> {
-  %r:2 = "ad.scan"(%h0, %xs, %w) {callee = @step, length = 5 : i64, reverse = 0 : i64, operandSegmentSizes = array<i32: 1, 1, 1>} : (tensor<4x8xf32>, tensor<5x4x8xf32>, tensor<8x8xf32>) -> (tensor<4x8xf32>, tensor<5x4x8xf32>)
+  %r:2 = "ad.scan"(%h0, %xs, %w) {callee = @step, length = 5 : i64, reverse = 0 : i64, remat = 0 : i64, operandSegmentSizes = array<i32: 1, 1, 1>} : (tensor<4x8xf32>, tensor<5x4x8xf32>, tensor<8x8xf32>) -> (tensor<4x8xf32>, tensor<5x4x8xf32>)
   return %r#1 : tensor<5x4x8xf32>
 }
 func.func @rnn_jvp(%h0: tensor<4x8xf32>, %xs: tensor<5x4x8xf32>, %w: tensor<8x8xf32>, %th: tensor<4x8xf32>, %txs: tensor<5x4x8xf32>) -> (tensor<5x4x8xf32>, tensor<5x4x8xf32>) {

@@ -1,0 +1,105 @@
+"""Compile a tensor-level MLIR function for the host CPU: one call.
+
+:func:`compile_function` lowers the function (:func:`lower_to_llvm_ir`: the
+CPU pipeline of :mod:`ferrule.runtime.pipelines`, then LLVM IR), decides how
+it runs — the run policy: on one thread, or split over row chunks on
+several (:mod:`.rowsplit`) when it is row-separable and large enough — and
+returns the callable.
+"""
+
+import time
+from typing import Optional, Tuple
+
+import numpy as np
+from mlir import ir
+
+from ...dialect.ir_utils import find_func
+from ...passes import run_pipeline
+from .. import pipelines
+from ..llvm_translate import translate_to_llvm_ir
+from ..signature import Signature, function_signature, mark_inputs_readonly
+from . import rowsplit
+from .codegen import host_vector_bytes
+from .function import CpuFunction, RowSplitFunction, symbol_for
+from .options import CpuOptions, defaults
+
+
+def lower_to_llvm_ir(module_text: str, func_name: str, ctx: ir.Context,
+                     on_stage=None, vector_bytes: Optional[int] = None) -> Tuple[str, str]:
+    """Lower a tensor-level module to (LLVM-dialect MLIR text, LLVM IR text),
+    for ``vector_bytes``-wide vectors (default: the host's).
+
+    The function is exported as :func:`~.function.symbol_for` ``(func_name)``.
+    """
+    with ctx, ir.Location.unknown():
+        module = ir.Module.parse(module_text)
+        mark_inputs_readonly(module, func_name)
+        find_func(module, func_name).attributes["sym_name"] = ir.StringAttr.get(
+            symbol_for(func_name))
+        run_pipeline(module, pipelines.cpu_lowering(vector_bytes or host_vector_bytes()),
+                     on_stage=on_stage)
+        llvm_dialect = str(module)
+        return llvm_dialect, translate_to_llvm_ir(module.operation)
+
+
+def compile_function(module_text: str, func_name: str, ctx: ir.Context,
+                     options: Optional[CpuOptions] = None):
+    """``func_name`` of a tensor-level module as a callable on numpy arrays:
+    a :class:`~.function.CpuFunction`, or a :class:`~.function.RowSplitFunction`
+    over the CPU's cores when the function is row-separable and large enough
+    (``options``, default :func:`~.options.defaults`).
+
+    The callable also carries ``stages`` (``"llvm"``: the LLVM dialect,
+    ``"llvm-ir"``: LLVM IR, both of the whole function), ``threads_note``
+    (how it runs, and why) and ``timings`` (``lowering``, ``codegen``: s).
+    """
+    opts = (options or defaults()).resolved()
+    t = time.perf_counter()
+    ll_mlir, ll_ir = lower_to_llvm_ir(module_text, func_name, ctx,
+                                      vector_bytes=opts.vector_bytes)
+    lowering = time.perf_counter() - t
+    with ctx:
+        sig = function_signature(ir.Module.parse(module_text), func_name)
+    t = time.perf_counter()
+    fn, note = _row_split(module_text, sig, ctx, opts)
+    if fn is None:
+        fn = CpuFunction(ll_ir, func_name, sig.inputs, sig.outputs)
+    fn.stages = {"llvm": ll_mlir, "llvm-ir": ll_ir}
+    fn.threads_note = note
+    fn.timings = {"lowering": lowering, "codegen": time.perf_counter() - t}
+    return fn
+
+
+def _row_split(module_text: str, sig: Signature, ctx: ir.Context, opts: CpuOptions):
+    """``(RowSplitFunction, note)`` when the function is worth splitting over
+    row chunks, else ``(None, why not)``."""
+    threads = opts.threads
+    size = sum(int(np.prod(s.shape, dtype=np.int64)) for s in [*sig.inputs, *sig.outputs])
+    if threads < 2:
+        return None, "1 thread (FERRULE_NUM_THREADS or the CPU count is 1)"
+    if size < opts.split_min_elements:
+        return None, f"1 thread ({size} elements: too small to split)"
+    plan, why = rowsplit.plan_split(module_text, sig.func_name, ctx)
+    if plan is None:
+        return None, f"1 thread (not splittable over rows: {why})"
+    sums = sum(1 for lay in plan["results"] if lay == "sum")
+    if sums and plan["rows"] // threads < opts.split_min_rows_with_sums:
+        # Each chunk writes a full copy of every summed result (a weight
+        # gradient) to be added up: worth it only for enough rows.
+        return None, (f"1 thread ({plan['rows']} rows: too few to split a function "
+                      f"whose results are summed over the chunks)")
+    n = plan["rows"]
+    threads = min(threads, n)
+    bounds = [n * k // threads for k in range(threads + 1)]
+    sizes = {hi - lo for lo, hi in zip(bounds[:-1], bounds[1:])}
+    compiled = {}
+    for rows in sizes:
+        text = rowsplit.chunk_module(module_text, sig.func_name, ctx, rows, plan)
+        _, ll = lower_to_llvm_ir(text, sig.func_name, ctx, vector_bytes=opts.vector_bytes)
+        with ctx:
+            chunk = function_signature(ir.Module.parse(text), sig.func_name)
+        compiled[rows] = CpuFunction(ll, sig.func_name, chunk.inputs, chunk.outputs)
+    note = (f"{threads} threads over row chunks of {sorted(sizes)} rows"
+            + (f"; {sums} result(s) summed over the chunks" if sums else ""))
+    chunks = [(lo, hi, compiled[hi - lo]) for lo, hi in zip(bounds[:-1], bounds[1:])]
+    return RowSplitFunction(sig, chunks, plan), note

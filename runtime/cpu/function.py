@@ -1,0 +1,168 @@
+"""Compiled CPU functions, called with numpy arrays.
+
+Calling convention (:mod:`ferrule.runtime.signature`): after bufferization
+every tensor argument is a memref and every result an out-parameter
+(``buffer-results-to-out-params``); without ``llvm.emit_c_interface`` a
+memref of rank r is passed as the flattened descriptor ``(allocated,
+aligned, offset, sizes[r], strides[r])``. The caller (numpy) allocates the
+outputs, so numpy owns all memory.
+
+:class:`CpuFunction` is one JIT-compiled function (its object code cached on
+disk); :class:`RowSplitFunction` runs one compiled per row chunk on a
+thread pool. Both have the same call interface.
+"""
+
+import ctypes
+import hashlib
+import os
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+import numpy as np
+
+from ..signature import Signature, TensorSpec, check_inputs, prepare_outputs
+from .codegen import jit_llvm_ir
+
+def symbol_for(func_name: str) -> str:
+    """The native symbol of a compiled function: prefixed, so that a user's
+    function called ``exp`` or ``log1p`` cannot collide with the C library."""
+    return "__ferrule_" + func_name
+
+
+def _cache_dir() -> Optional[Path]:
+    d = os.environ.get("FERRULE_CACHE_DIR")
+    if d == "":
+        return None
+    path = Path(d) if d else Path.home() / ".cache" / "ferrule"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return path
+
+
+class _ObjectCache:
+    """MCJIT object cache keyed by the hash of the LLVM IR and the host."""
+
+    def __init__(self, key: str):
+        d = _cache_dir()
+        self.path = d / f"{key}.o" if d else None
+        self.hit = bool(self.path and self.path.exists())
+
+    def notify(self, _module, buffer: bytes) -> None:
+        if self.path is not None:
+            tmp = self.path.with_suffix(f".tmp{os.getpid()}")
+            tmp.write_bytes(buffer)
+            os.replace(tmp, self.path)
+
+    def getbuffer(self, _module):
+        if self.path is not None and self.path.exists():
+            return self.path.read_bytes()
+        return None
+
+
+class CpuFunction:
+    """A compiled function: call it with numpy arrays, get numpy arrays back.
+
+    ``__call__(*arrays, out=None)``: inputs must match the specialised shapes
+    and dtypes (checked); ``out`` may give preallocated output arrays
+    (C-contiguous, right shape and dtype), which avoids page faults on fresh
+    buffers for large outputs.
+    """
+
+    def __init__(self, llvm_ir: str, func_name: str,
+                 inputs: Sequence[TensorSpec], outputs: Sequence[TensorSpec]):
+        import llvmlite.binding as llvm
+        self.signature = Signature(func_name, tuple(inputs), tuple(outputs))
+        self.inputs = list(inputs)
+        self.outputs = list(outputs)
+        self.func_name = func_name
+        key = hashlib.sha256((llvm_ir + llvm.get_host_cpu_name()
+                              + llvm.get_host_cpu_features().flatten()).encode()).hexdigest()
+        cache = _ObjectCache(key)
+        self.from_disk_cache = cache.hit
+        self._engine, _ = jit_llvm_ir(llvm_ir, (cache.notify, cache.getbuffer))
+        addr = self._engine.get_function_address(symbol_for(func_name))
+        if not addr:
+            raise RuntimeError(f"ferrule.runtime: symbol {func_name} not found after JIT")
+        argtypes: List = []
+        for spec in [*self.inputs, *self.outputs]:
+            r = len(spec.shape)
+            argtypes += [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64]
+            argtypes += [ctypes.c_int64] * (2 * r)
+        self._cfunc = ctypes.CFUNCTYPE(None, *argtypes)(addr)
+
+    @staticmethod
+    def _descriptor(a: np.ndarray) -> list:
+        ptr = a.ctypes.data
+        return [ptr, ptr, 0, *a.shape, *(s // a.itemsize for s in a.strides)]
+
+    def __call__(self, *arrays, out=None):
+        ins = check_inputs(self.signature, arrays)
+        outs = prepare_outputs(self.signature, out)
+        args = []
+        for a in [*ins, *outs]:
+            args += self._descriptor(a)
+        self._cfunc(*args)
+        return tuple(outs)
+
+
+class RowSplitFunction:
+    """A function run as chunks of its batch rows on a thread pool.
+
+    ``chunks`` is a list of ``(start, stop, CpuFunction)`` covering the rows;
+    each chunk function is the same program compiled for ``stop - start``
+    rows. ``plan`` (from :func:`ferrule.runtime.cpu.rowsplit.plan_split`) says
+    which arguments are cut into rows (the others go whole to every chunk)
+    and how each result is assembled: rows of dimension ``d`` written in
+    place (``("split", d)``), partial sums added in chunk order (``"sum"``),
+    or chunk 0's copy (``"whole"``). Same call interface as
+    :class:`CpuFunction`.
+    """
+
+    _pools = {}
+
+    def __init__(self, signature: Signature, chunks, plan):
+        self.signature = signature
+        self.inputs, self.outputs = list(signature.inputs), list(signature.outputs)
+        self.func_name = signature.func_name
+        self.chunks = chunks
+        self.threads = len(chunks)
+        self.plan = plan
+
+    def _pool(self):
+        from concurrent.futures import ThreadPoolExecutor
+        pool = RowSplitFunction._pools.get(self.threads)
+        if pool is None:
+            pool = RowSplitFunction._pools[self.threads] = ThreadPoolExecutor(
+                self.threads, thread_name_prefix="ferrule")
+        return pool
+
+    def __call__(self, *arrays, out=None):
+        arrays = check_inputs(self.signature, arrays)
+        outs = prepare_outputs(self.signature, out)
+        split_args, layouts = self.plan["split_args"], self.plan["results"]
+        jobs, later = [], []
+        for c, (lo, hi, fn) in enumerate(self.chunks):
+            ins = [a[lo:hi] if s else a for a, s in zip(arrays, split_args)]
+            chunk_outs = []
+            for j, (o, lay) in enumerate(zip(outs, layouts)):
+                if lay == ("split", 0):
+                    chunk_outs.append(o[lo:hi])
+                elif lay in ("sum", "whole") and c == 0:
+                    chunk_outs.append(o)
+                else:
+                    shape = list(fn.outputs[j].shape)
+                    t = np.empty(shape, o.dtype)
+                    chunk_outs.append(t)
+                    later.append((j, lay, lo, hi, t))
+            jobs.append(self._pool().submit(fn, *ins, out=tuple(chunk_outs)))
+        for f in jobs:
+            f.result()
+        for j, lay, lo, hi, t in later:     # chunk order: deterministic sums
+            if lay == "sum":
+                outs[j] += t
+            elif lay != "whole":
+                d = lay[1]
+                outs[j][(slice(None),) * d + (slice(lo, hi),)] = t
+        return tuple(outs)

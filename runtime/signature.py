@@ -1,0 +1,104 @@
+"""The calling convention of compiled functions, shared by every target.
+
+A compiled function takes its inputs as arrays that the caller owns and
+that it never writes (bufferization is told so: :func:`mark_inputs_readonly`),
+and writes its results into output arrays the caller allocates (results
+become out-parameters). :class:`Signature` holds the shapes and dtypes on
+both sides; :func:`check_inputs` and :func:`prepare_outputs` hold a call to
+them.
+"""
+
+from dataclasses import dataclass
+from typing import List, Optional, Sequence, Tuple
+
+import numpy as np
+from mlir import ir
+
+from ..dialect.ir_utils import find_func, func_type
+
+# Bool tensors are stored as bytes (see passes/workarounds/widen_bools.py): i1
+# at the tensor level and i8 after widening are both numpy bools to the caller.
+_NP_OF = {"f32": np.float32, "f64": np.float64, "i1": np.bool_,
+          "i8": np.bool_, "i32": np.int32, "i64": np.int64, "ui32": np.uint32}
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """Shape and numpy dtype of one argument or result."""
+    shape: Tuple[int, ...]
+    dtype: np.dtype
+
+    @staticmethod
+    def of_type(t: ir.Type) -> "TensorSpec":
+        if isinstance(t, ir.RankedTensorType):
+            shape, elt = tuple(t.shape), str(t.element_type)
+        else:
+            shape, elt = (), str(t)
+        if elt not in _NP_OF:
+            raise TypeError(f"ferrule.runtime: unsupported element type {elt}")
+        return TensorSpec(shape, np.dtype(_NP_OF[elt]))
+
+
+@dataclass(frozen=True)
+class Signature:
+    """A compiled function's name and the specs of its inputs and outputs."""
+    func_name: str
+    inputs: Tuple[TensorSpec, ...]
+    outputs: Tuple[TensorSpec, ...]
+
+
+def function_signature(module: ir.Module, func_name: str) -> Signature:
+    """The :class:`Signature` of ``func_name`` in a tensor-level module."""
+    ftype = func_type(find_func(module, func_name))
+    return Signature(func_name, tuple(TensorSpec.of_type(t) for t in ftype.inputs),
+                     tuple(TensorSpec.of_type(t) for t in ftype.results))
+
+
+def function_specs(module: ir.Module, func_name: str):
+    """``(input specs, output specs)`` of ``func_name`` (lists)."""
+    sig = function_signature(module, func_name)
+    return list(sig.inputs), list(sig.outputs)
+
+
+def mark_inputs_readonly(module: ir.Module, func_name: str) -> None:
+    """Tell bufferization it may not write into the caller's input arrays."""
+    fn = find_func(module, func_name)
+    ro = ir.DictAttr.get({"bufferization.writable": ir.BoolAttr.get(False)})
+    fn.attributes["arg_attrs"] = ir.ArrayAttr.get([ro] * len(func_type(fn).inputs))
+
+
+def check_inputs(sig: Signature, arrays: Sequence) -> List[np.ndarray]:
+    """``arrays`` as C-contiguous numpy arrays of the specialised shapes and
+    dtypes; a ``TypeError`` naming the argument otherwise."""
+    if len(arrays) != len(sig.inputs):
+        raise TypeError(f"{sig.func_name}: expected {len(sig.inputs)} "
+                        f"arrays, got {len(arrays)}")
+    out = []
+    for k, (a, spec) in enumerate(zip(arrays, sig.inputs)):
+        a = np.asarray(a)
+        if not a.flags.c_contiguous:  # (ascontiguousarray would make 0-d arrays 1-d)
+            a = a.copy(order="C")
+        if a.shape != spec.shape or a.dtype != spec.dtype:
+            raise TypeError(
+                f"{sig.func_name}: argument {k} must be {spec.dtype}"
+                f"{list(spec.shape)}, got {a.dtype}{list(a.shape)}")
+        out.append(a)
+    return out
+
+
+def prepare_outputs(sig: Signature, out: Optional[Sequence]) -> List[np.ndarray]:
+    """New output arrays, or the caller's ``out=`` arrays once checked
+    (writeable, C-contiguous, the right shapes and dtypes)."""
+    if out is None:
+        return [np.empty(s.shape, s.dtype) for s in sig.outputs]
+    outs = list(out)
+    if len(outs) != len(sig.outputs):
+        raise TypeError(f"{sig.func_name}: out= needs {len(sig.outputs)} arrays")
+    for k, (o, s) in enumerate(zip(outs, sig.outputs)):
+        if (not isinstance(o, np.ndarray) or o.shape != s.shape
+                or o.dtype != s.dtype or not o.flags.c_contiguous
+                or not o.flags.writeable):
+            raise TypeError(
+                f"{sig.func_name}: out[{k}] must be a writeable C-contiguous "
+                f"{s.dtype}{list(s.shape)} array")
+    return outs
