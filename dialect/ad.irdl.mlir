@@ -100,4 +100,46 @@ irdl.dialect @ad {
     irdl.results(outs: variadic %t)
     irdl.attributes { "callee" = %sym, "length" = %i, "reverse" = %i, "remat" = %i }
   }
+
+  // A gather along `axis` (numpy's take): for a table of shape
+  // P + [n] + Q (P has `axis` dims) and integer indices (i32 or i64) of
+  // shape J, the result has shape P + J + Q and
+  //   out[p, j, q] = table[p, idx[j], q]
+  // where an index i is read as i + n when negative, then clamped to
+  // [0, n - 1] (compiled code cannot raise; as JAX, out-of-range indices
+  // clamp). Its derivative in the table is a gather of the tangent (forward)
+  // and an ad.scatter_add of the cotangent (reverse); the indices carry
+  // none. lower-gather (after lower-ad) turns it into a linalg.generic
+  // reading the table with tensor.extract.
+  irdl.operation @gather {
+    %t = irdl.any
+    %i = irdl.base "#builtin.integer"
+    irdl.operands(table: %t, indices: %t)
+    irdl.results(out: %t)
+    irdl.attributes { "axis" = %i }
+  }
+
+  // The transpose of ad.gather: `dest` plus the updates added at the
+  // gathered positions, repeated indices accumulating:
+  //   out = dest;  out[p, idx[j], q] += updates[p, j, q]
+  // (indices wrapped and clamped as ad.gather's). Linear in (dest,
+  // updates): its tangent is a scatter_add of the tangents, its reverse
+  // rule gives dest the cotangent and updates a gather of it, so second
+  // order works. lower-gather turns it into an scf.for over the indices.
+  irdl.operation @scatter_add {
+    %t = irdl.any
+    %i = irdl.base "#builtin.integer"
+    irdl.operands(dest: %t, indices: %t, updates: %t)
+    irdl.results(out: %t)
+    irdl.attributes { "axis" = %i }
+  }
+
+  // The identity with a zero derivative (ferrule.stop_gradient): forward
+  // mode gives it no tangent, reverse mode no cotangent, at any order;
+  // lower-ad replaces it by its operand once differentiation is done.
+  irdl.operation @stop_gradient {
+    %t = irdl.any
+    irdl.operands(x: %t)
+    irdl.results(out: %t)
+  }
 }

@@ -10,7 +10,7 @@ from typing import Sequence
 from mlir import ir
 
 AD_OPS = ("ad.jvp", "ad.vjp", "ad.frule_via_ad", "ad.custom_rrule", "ad.custom_frule",
-          "ad.scan")
+          "ad.scan", "ad.gather", "ad.scatter_add", "ad.stop_gradient")
 
 
 def _i64(v: int) -> ir.Attribute:
@@ -99,6 +99,36 @@ def scan(callee: str, init: Sequence[ir.Value], xs: Sequence[ir.Value],
         attributes={"callee": _sym(callee), "length": _i64(length),
                     "reverse": _i64(1 if reverse else 0), "remat": _i64(1 if remat else 0),
                     "operandSegmentSizes": _segments(len(init), len(xs), len(consts))})
+
+
+def gather_type(table_type: ir.Type, indices_type: ir.Type, axis: int) -> ir.Type:
+    """The result type of ``ad.gather`` of ``table`` at ``indices`` along ``axis``."""
+    t, i = ir.RankedTensorType(table_type), ir.RankedTensorType(indices_type)
+    shape = list(t.shape)
+    return ir.RankedTensorType.get(shape[:axis] + list(i.shape) + shape[axis + 1:],
+                                   t.element_type)
+
+
+def gather(table: ir.Value, indices: ir.Value, axis: int) -> ir.Operation:
+    """``ad.gather``: ``out[p, j, q] = table[p, indices[j], q]`` (``p`` has
+    ``axis`` dims; indices wrapped when negative, then clamped)."""
+    return ir.Operation.create(
+        "ad.gather", results=[gather_type(table.type, indices.type, axis)],
+        operands=[table, indices], attributes={"axis": _i64(axis)})
+
+
+def scatter_add(dest: ir.Value, indices: ir.Value, updates: ir.Value,
+                axis: int) -> ir.Operation:
+    """``ad.scatter_add``: ``dest`` with ``updates[p, j, q]`` added at
+    ``[p, indices[j], q]`` (the transpose of :func:`gather`)."""
+    return ir.Operation.create(
+        "ad.scatter_add", results=[dest.type], operands=[dest, indices, updates],
+        attributes={"axis": _i64(axis)})
+
+
+def stop_gradient(x: ir.Value) -> ir.Operation:
+    """``ad.stop_gradient``: the identity, with a zero derivative."""
+    return ir.Operation.create("ad.stop_gradient", results=[x.type], operands=[x])
 
 
 def call_func(callee: str, args: Sequence[ir.Value],

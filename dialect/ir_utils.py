@@ -184,15 +184,20 @@ def float_const(t: ir.Type, v: float) -> ir.Value:
 
 
 def splat_zeros(shape: Sequence[int], elt: ir.Type) -> ir.Value:
-    """A splat 0.0 tensor constant: the passes' symbolic zero."""
+    """A splat zero tensor constant (0.0, or 0 for an integer ``elt``): the
+    passes' symbolic zero."""
     t = tensor_type(shape, elt)
-    attr = ir.DenseElementsAttr.get_splat(t, ir.FloatAttr.get(elt, 0.0))
+    zero = (ir.IntegerAttr.get(elt, 0) if isinstance(elt, ir.IntegerType)
+            else ir.FloatAttr.get(elt, 0.0))
+    attr = ir.DenseElementsAttr.get_splat(t, zero)
     return create("arith.constant", [t], [], {"value": attr}).result
 
 
-def is_splat_zero(v: Union[ir.Value, ir.Operation, None]) -> bool:
+def is_splat_zero(v: Union[ir.Value, ir.Operation, None], integers: bool = False) -> bool:
     """True for a splat 0.0 tensor ``arith.constant`` (or its result): a
-    symbolic zero to the passes, a zero start to a reduction."""
+    symbolic zero to the passes, a zero start to a reduction. With
+    ``integers``, a splat integer 0 counts too (the symbolic zero cotangent
+    of an integer value, a zero start of an integer sum)."""
     op = defining_op(v) if isinstance(v, ir.Value) else v
     if op is None or op.name != "arith.constant" or len(op.results) != 1:
         return False
@@ -202,6 +207,8 @@ def is_splat_zero(v: Union[ir.Value, ir.Operation, None]) -> bool:
     if not isinstance(attr, ir.DenseElementsAttr) or not attr.is_splat:
         return False
     s = attr.get_splat_value()
+    if integers and isinstance(s, ir.IntegerAttr):
+        return ir.IntegerAttr(s).value == 0
     return isinstance(s, ir.FloatAttr) and ir.FloatAttr(s).value == 0.0
 
 

@@ -87,6 +87,9 @@ def _verify_ad_op(module_op, op, spec):
               "#builtin.string": isinstance(a, ir.StringAttr)}.get(base, True)
         if not ok:
             raise VerificationError(f"'{op.name}' attribute '{name}' must be {base}", op.location)
+    if "callee" not in attrs:   # ad.gather, ad.scatter_add, ad.stop_gradient
+        _verify_data_op(op, segments)
+        return
     sizes = [len(op.operands)]
     if len(segments) > 1:
         if "operandSegmentSizes" not in op.attributes:
@@ -120,3 +123,52 @@ def _verify_ad_op(module_op, op, spec):
         raise VerificationError(
             f"'{op.name}' result types ({', '.join(map(str, results))}) do not match "
             f"@{callee}'s signature, which gives ({', '.join(map(str, want_res))})", op.location)
+
+
+def _ranked(v, what, op):
+    t = v.type
+    if not isinstance(t, ir.RankedTensorType):
+        raise VerificationError(f"'{op.name}' {what} must be a ranked tensor, got {t}",
+                                op.location)
+    return ir.RankedTensorType(t)
+
+
+def _verify_data_op(op, segments) -> None:
+    """``ad.gather``, ``ad.scatter_add``, ``ad.stop_gradient``: one operand
+    per segment, and the types their definitions in ad.irdl.mlir imply."""
+    if len(op.operands) != len(segments) or len(op.results) != 1:
+        raise VerificationError(
+            f"'{op.name}' takes {len(segments)} operand(s) ({', '.join(segments)}) and gives "
+            f"one result; got {len(op.operands)} and {len(op.results)}", op.location)
+    res = op.results[0].type
+    if op.name == "ad.stop_gradient":
+        if str(res) != str(op.operands[0].type):
+            raise VerificationError(f"'ad.stop_gradient' result type {res} differs from its "
+                                    f"operand's {op.operands[0].type}", op.location)
+        return
+    table = _ranked(op.operands[0], "table" if op.name == "ad.gather" else "dest", op)
+    idx = _ranked(op.operands[1], "indices", op)
+    axis = ir.IntegerAttr(op.attributes["axis"]).value
+    if not 0 <= axis < table.rank:
+        raise VerificationError(f"'{op.name}' axis {axis} is out of range for a tensor of rank "
+                                f"{table.rank}", op.location)
+    elt = idx.element_type
+    if not (isinstance(elt, ir.IntegerType) and ir.IntegerType(elt).width in (32, 64)):
+        raise VerificationError(f"'{op.name}' indices must be i32 or i64, got {elt}", op.location)
+    shape = list(table.shape)
+    gathered = ir.RankedTensorType.get(shape[:axis] + list(idx.shape) + shape[axis + 1:],
+                                       table.element_type)
+    if op.name == "ad.gather":
+        if str(res) != str(gathered):
+            raise VerificationError(f"'ad.gather' result type {res} does not match: gathering "
+                                    f"{table} at {idx} along axis {axis} gives {gathered}",
+                                    op.location)
+        return
+    upd = op.operands[2].type
+    if str(upd) != str(gathered):
+        raise VerificationError(f"'ad.scatter_add' updates type {upd} does not match: "
+                                f"scattering into {table} at {idx} along axis {axis} needs "
+                                f"{gathered}", op.location)
+    if str(res) != str(table):
+        raise VerificationError(f"'ad.scatter_add' result type {res} differs from dest's "
+                                f"{table}", op.location)

@@ -20,14 +20,14 @@ from .errors import (CompileError, ConcretizationError, DTypeError, FerruleError
 
 __version__ = "0.1.0"
 
-__all__ = ["jit", "compile", "scan", "ShapeDtype", "CudaCompiled", "grad", "value_and_grad", "vjp", "jvp", "Jitted", "Lowered", "numpy", "nn", "errors", "pytree",
+__all__ = ["jit", "compile", "scan", "stop_gradient", "float0", "random", "ShapeDtype", "CudaCompiled", "grad", "value_and_grad", "vjp", "jvp", "Jitted", "Lowered", "numpy", "nn", "errors", "pytree",
            "FerruleError", "TracingError", "UnsupportedOperationError",
            "ConcretizationError", "TracerBoolConversionError", "ShapeError",
            "DTypeError", "CompileError"]
 
 _FROM_API = {"jit", "compile", "ShapeDtype", "CudaCompiled", "Jitted", "Lowered"}
 _FROM_TRANSFORMS = {"grad", "value_and_grad", "vjp", "jvp"}
-_SUBPACKAGES = {"numpy", "nn", "pytree", "rules", "eager", "runtime"}
+_SUBPACKAGES = {"numpy", "nn", "pytree", "random", "rules", "eager", "runtime"}
 
 
 def __getattr__(name):
@@ -39,6 +39,10 @@ def __getattr__(name):
         value = getattr(module, name)
     elif name == "scan":
         from .control import scan as value
+    elif name == "stop_gradient":
+        from .stop_gradient_op import stop_gradient as value
+    elif name == "float0":
+        from .pytree import FLOAT0 as value
     elif name in _SUBPACKAGES:
         value = importlib.import_module(f".{name}", __name__)
     else:
@@ -48,4 +52,4 @@ def __getattr__(name):
 
 
 def __dir__():
-    return sorted(set(globals()) | _FROM_API | _FROM_TRANSFORMS | _SUBPACKAGES | {"scan"})
+    return sorted(set(globals()) | _FROM_API | _FROM_TRANSFORMS | _SUBPACKAGES | {"scan", "stop_gradient", "float0"})

@@ -28,7 +28,14 @@ from .runtime.cpu import CpuOptions
 from .runtime.cuda import GpuFunction
 from .runtime.cuda_compile import compile_cuda
 from .runtime.signature import TensorSpec
-from .tracing import current_trace, mlir_element_type, where_str
+from .tracing import TypedArg, current_trace, mlir_element_type, where_str
+
+# Argument dtypes jit compiles for (besides Python floats, traced as weakly
+# typed float64 0-d values).
+_ARG_DTYPES = tuple(np.dtype(d) for d in (np.float32, np.float64, np.int32, np.int64,
+                                          np.uint32, np.bool_))
+_ARG_DTYPE_NAMES = "float32, float64, int32, int64, uint32 and bool"
+_WEAK = "weak"   # the dtype field of a Python float argument's spec
 
 
 class StaticArg:
@@ -73,19 +80,22 @@ def _arg_spec(x):
         cai = x.__cuda_array_interface__
         x = ShapeDtype(cai["shape"], np.dtype(cai["typestr"]))
     if isinstance(x, ShapeDtype):
-        if x.dtype not in (np.float32, np.float64):
+        if x.dtype not in _ARG_DTYPES:
             raise DTypeError(f"ferrule: ShapeDtype of dtype {x.dtype} is not supported; "
-                             f"use float32 or float64")
+                             f"use {_ARG_DTYPE_NAMES}")
         return ("array", x.shape, x.dtype.str)
     if isinstance(x, np.ndarray) or isinstance(x, np.generic):
         a = np.asarray(x)
-        if a.dtype not in (np.float32, np.float64):
+        if a.dtype not in _ARG_DTYPES:
             raise DTypeError(
                 f"argument of dtype {a.dtype} is not supported; ferrule compiles "
-                f"float32 and float64 arrays (use x.astype(np.float32))")
+                f"{_ARG_DTYPE_NAMES} arrays (use x.astype(np.float32))")
         return ("array", a.shape, a.dtype.str)
-    if isinstance(x, (bool, int, float, str, type(None))):
-        return ("static", type(x).__name__, x)  # 1, 1.0 and True differ
+    if isinstance(x, float):
+        # Traced, not static: a new value (a learning rate) does not recompile.
+        return ("array", (), _WEAK)
+    if isinstance(x, (bool, int, str, type(None))):
+        return ("static", type(x).__name__, x)  # 1 and True differ
     if hasattr(x, "__array__"):
         return _arg_spec(np.asarray(x))
     raise TypeError(f"ferrule.jit: cannot pass {type(x).__name__} to a jitted function; "
@@ -98,7 +108,11 @@ class Lowered:
     ``out_shapes``: the results as :class:`ShapeDtype`, in the results'
     structure — known once traced, before anything is compiled (what
     ``ferrule.torch``/``ferrule.jax`` tell their frameworks about a call).
+    ``uint32_outs``: the positions of the results that are uint32 (``i32``
+    in the IR: the compiled function's int32 arrays are viewed as uint32).
     """
+
+    uint32_outs: Sequence[int] = ()
 
     def __init__(self, name: str, ctx: ir.Context, traced: str, out_struct,
                  timings: Dict[str, float], pullback: str = "auto"):
@@ -140,6 +154,10 @@ class Lowered:
             raise CompileError(f"{self.name}: ferrule.scan is not supported for target "
                                f"{target!r} yet (its loop runs on the host between kernels, "
                                f"which the GPU lowering does not build); compile for 'cpu'")
+        if '"ad.gather"' in self._stages["traced"]:
+            raise CompileError(f"{self.name}: gathers (take, x[int_array], take_along_axis) "
+                               f"and their derivatives are not supported for target "
+                               f"{target!r} yet (untested on a GPU); compile for 'cpu'")
         tgt = "sm_90" if target == "cuda" else target
         try:
             prog = compile_cuda(self._stages["ad"], self.name, self._ctx, target=tgt,
@@ -226,16 +244,21 @@ class Jitted:
             module = ir.Module.create()
             arg_leaves = []
             for l, spec in zip(leaves, key[0]):
-                if spec[0] == "array":
-                    arg_leaves.append(ir.RankedTensorType.get(
-                        list(spec[1]), mlir_element_type(np.dtype(spec[2]))))
+                if spec[0] == "array" and spec[2] == _WEAK:
+                    arg_leaves.append(TypedArg(ir.RankedTensorType.get(
+                        [], mlir_element_type(np.float64)), np.float64, weak=True))
+                elif spec[0] == "array":
+                    dt = np.dtype(spec[2])
+                    t = ir.RankedTensorType.get(list(spec[1]), mlir_element_type(dt))
+                    arg_leaves.append(TypedArg(t, dt) if dt == np.uint32 else t)
                 else:
                     arg_leaves.append(l.value if isinstance(l, StaticArg) else l)
             tree = unflatten(struct, arg_leaves)
-            name, out_struct, out_types = trace_into(module, self.fun, tuple(tree),
-                                                     getattr(self.fun, "__name__", "fn"))
-            out_shapes = [ShapeDtype(s.shape, s.dtype)
-                          for s in map(TensorSpec.of_type, out_types)]
+            res = trace_into(module, self.fun, tuple(tree), getattr(self.fun, "__name__", "fn"))
+            name, out_struct, out_types = res
+            # the frontend's dtypes: uint32 results are i32 in the IR
+            out_shapes = [ShapeDtype(s.shape, d)
+                          for s, d in zip(map(TensorSpec.of_type, out_types), res.out_dtypes)]
             try:
                 verify_module(module)
             except (VerificationError, ir.MLIRError) as e:
@@ -244,6 +267,8 @@ class Jitted:
         low = Lowered(name, ctx, traced, out_struct, {"trace": time.perf_counter() - t0},
                       self.pullback)
         low.out_shapes = unflatten(out_struct, out_shapes)
+        # uint32 is i32 in the IR: the caller's arrays are viewed across.
+        low.uint32_outs = [k for k, d in enumerate(res.out_dtypes) if d == np.uint32]
         self._cache[key] = low
         return low
 
@@ -252,13 +277,29 @@ class Jitted:
             return self.fun(*args)
         key, leaves, struct = self._key(args)
         low = self._cache.get(key) or self._lower(key, leaves, struct)
-        arrays = [l for l, spec in zip(leaves, key[0]) if spec[0] == "array"]
+        arrays = [_arg_array(l, spec) for l, spec in zip(leaves, key[0]) if spec[0] == "array"]
         if self.target != "cpu":
             if key not in self._gpu:
                 self._gpu[key] = low.compile_cuda(self.target).load()
             return unflatten(low.out_struct, list(self._gpu[key](*arrays, out=out)))
-        outs = low.compile()(*arrays, out=out)
-        return unflatten(low.out_struct, list(outs))
+        u32 = low.uint32_outs
+        if out is not None and u32:
+            out = [o.view(np.int32) if k in u32 and isinstance(o, np.ndarray)
+                   and o.dtype == np.uint32 else o for k, o in enumerate(out)]
+        outs = list(low.compile()(*arrays, out=out))
+        for k in u32:
+            outs[k] = outs[k].view(np.uint32)
+        return unflatten(low.out_struct, outs)
+
+
+def _arg_array(leaf, spec):
+    """The array the compiled function takes for an argument leaf: a Python
+    float as a float64 0-d array, a uint32 array viewed as int32."""
+    if spec[2] == _WEAK:
+        return np.asarray(leaf, np.float64)
+    if spec[2] == np.dtype(np.uint32).str:
+        return np.asarray(leaf).view(np.int32)
+    return leaf
 
 
 def _check_target(target: str) -> str:
@@ -272,7 +313,9 @@ def jit(fun=None, *, static_argnums: Sequence[int] = (), target: str = "cpu",
     """Compile ``fun`` for the CPU, specialised on argument shapes and dtypes.
 
     ``jit(f)(*args)`` traces ``f`` once per signature (array shapes/dtypes and
-    the values of Python scalars, which are static), runs the AD and lowering
+    the values of Python ints, bools, strings and None, which are static;
+    Python floats are traced as weakly typed scalars, so a new value does
+    not recompile — ``static_argnums`` makes them static), runs the AD and lowering
     pipelines, and calls native code. ``jit(f).lower(*args).as_text(stage)``
     shows the IR. Calls may pass ``out=`` (a tuple of preallocated arrays,
     one per output) to reuse output buffers. ``pullback`` chooses how reverse

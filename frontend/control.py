@@ -9,14 +9,15 @@ steps. The AD passes differentiate the op by rule; ``lower-scan`` turns it
 into a loop.
 """
 
+import numpy as np
 from mlir import ir
 
 from . import numpy as fnp
-from .core import asarray_traced, trace_into
+from .core import asarray_traced, strong, trace_into
 from .dialect import builders
 from .errors import ShapeError, TracingError
 from .pytree import flatten, unflatten
-from .tracing import Tracer, current_trace, user_location, where_str
+from .tracing import Tracer, TypedArg, current_trace, typed_arg, user_location, where_str
 from .transforms import compiled_once
 
 
@@ -56,9 +57,9 @@ def scan(f, init, xs=None, length=None, reverse=False, checkpoint=None):
 
 def _scan(f, init, xs, length, reverse, remat):
     init_leaves, init_struct = flatten(init)
-    carry = [asarray_traced(c) for c in init_leaves]
+    carry = [strong(asarray_traced(c)) for c in init_leaves]
     x_leaves, x_struct = flatten(xs) if xs is not None else ([], None)
-    xs_t = [asarray_traced(x) for x in x_leaves]
+    xs_t = [strong(asarray_traced(x)) for x in x_leaves]
     for x in xs_t:
         if x.ndim == 0:
             raise ShapeError(f"{where_str()}: scan: every xs must have a leading axis to "
@@ -106,10 +107,12 @@ def _scan(f, init, xs, length, reverse, remat):
         return (*c_leaves, *[asarray_traced(v) for v in y_leaves])
 
     tr = current_trace()
-    arg_types = tuple([c.value.type for c in carry]
-                      + [ir.RankedTensorType.get(list(x.shape[1:]),
-                                                 ir.RankedTensorType(x.value.type).element_type)
-                         for x in xs_t])
+
+    def slice_arg(x):
+        t = ir.RankedTensorType.get(list(x.shape[1:]),
+                                    ir.RankedTensorType(x.value.type).element_type)
+        return TypedArg(t, x.dtype) if x.dtype == np.uint32 else t
+    arg_types = tuple([typed_arg(c) for c in carry] + [slice_arg(x) for x in xs_t])
     res = trace_into(tr.module, step, arg_types, name, private=True)
     callee, _, out_types = res
     consts = [c.value for c in res.captures]
@@ -119,7 +122,8 @@ def _scan(f, init, xs, length, reverse, remat):
     with ir.InsertionPoint(tr.block), user_location():
         op = builders.scan(callee, [c.value for c in carry], [x.value for x in xs_t], consts,
                            list(out_types[:n_c]) + stacked, length, reverse, remat)
-    results = [Tracer(r, tr) for r in op.results]
+    dtypes = [c.dtype for c in carry] + list(res.out_dtypes[n_c:])
+    results = [Tracer(r, tr, d) for r, d in zip(op.results, dtypes)]
     final = unflatten(init_struct, results[:n_c])
     ys = None if y_info["none"] else unflatten(y_info["struct"], results[n_c:])
     return final, ys

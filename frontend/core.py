@@ -3,11 +3,14 @@
 * Python values to traced arrays: :func:`asarray_traced` (numpy arrays and
   scalars become constants, nested lists of arrays are stacked),
   :func:`constant`, and the trace checks;
-* numpy's dtype promotion (weakly typed Python scalars, as numpy 2) and
+* numpy's dtype promotion (weakly typed Python scalars, as numpy 2; the
+  rules, integers included, are in :mod:`ferrule.dtypes`) and
   broadcasting: :func:`promoted_dtype`, :func:`broadcast_shapes`,
   :func:`broadcast_to`, and :func:`elementwise`, which emits one elementwise
-  ``arith``/``math`` op on operands brought to one shape and dtype;
-* the structural ops the plumbing itself needs: :func:`astype`,
+  ``arith``/``math`` op on operands brought to one shape and dtype (the
+  integer op for integers);
+* the structural ops the plumbing itself needs: :func:`astype` (casts
+  between every pair of dtypes),
   :func:`reshape_to`, slices and :func:`concatenate`/:func:`stack`;
 * :func:`trace_into`: a Python function traced into a new ``func.func``.
 
@@ -22,10 +25,12 @@ import numpy as _onp
 from mlir import ir
 
 from .dialect import ir_utils
-from .dialect.ir_utils import create, empty, make_generic, PARALLEL, projection_map
+from .dialect.ir_utils import cmpf_attrs, create, empty, make_generic, PARALLEL, projection_map
+from .dtypes import (BOOL, F32, F64, INT_DTYPES, U32, all_weak, int_attr, int_constant_array,
+                     int_op, promoted_dtype)
 from .errors import DTypeError, ShapeError, TracingError
 from .pytree import flatten, unflatten
-from .tracing import (Trace, Tracer, active, check_trace, current_trace, fresh_name,
+from .tracing import (Trace, Tracer, TypedArg, active, check_trace, current_trace, fresh_name,
                       mlir_element_type, numpy_dtype, user_location, where_str)
 
 
@@ -38,8 +43,10 @@ def tensor_type(shape, dtype) -> ir.RankedTensorType:
     return ir.RankedTensorType.get(list(shape), mlir_element_type(dtype))
 
 
-def wrap(value: ir.Value, tr) -> Tracer:
-    return Tracer(value, tr)
+def wrap(value: ir.Value, tr, dtype=None) -> Tracer:
+    """A Tracer over ``value``; ``dtype`` says uint32 for an ``i32`` value
+    (other dtypes follow from the type, uint32 from the operands too)."""
+    return Tracer(value, tr, dtype)
 
 
 def emit(name, result_types, operands, attrs=None) -> ir.Operation:
@@ -56,6 +63,9 @@ def constant(value, shape=(), dtype=_onp.float32) -> Tracer:
     dtype = _onp.dtype(dtype)
     t = tensor_type(shape, dtype)
     arr = _onp.asarray(value, dtype=dtype)
+    if dtype.kind in "iu":
+        return wrap(emit("arith.constant", [t], [], {"value": int_attr(arr, shape, t)}).result,
+                    tr, dtype)
     if arr.ndim == 0:
         scalar_t = t.element_type
         if dtype == _onp.bool_:
@@ -91,7 +101,9 @@ def asarray_traced(x, tr=None) -> Tracer:
         if arr.dtype.kind not in "biuf":
             raise DTypeError(f"{where_str()}: a constant of dtype {arr.dtype} cannot be "
                              f"used in a traced function (float32/float64 only)")
-        if arr.dtype not in (_onp.float32, _onp.float64, _onp.bool_):
+        if isinstance(x, _onp.ndarray) or (isinstance(x, _onp.generic) and arr.dtype.kind in "iu"):
+            arr = int_constant_array(arr)  # integer arrays keep an integer dtype
+        if arr.dtype not in (F32, F64, BOOL, *INT_DTYPES):
             arr = arr.astype(_onp.float32 if arr.dtype.kind in "iu" else _onp.float64)
         return constant(arr, arr.shape, arr.dtype)
     raise TracingError(f"{where_str()}: cannot use {type(x).__name__} as an array "
@@ -99,16 +111,6 @@ def asarray_traced(x, tr=None) -> Tracer:
 
 
 # -- promotion and broadcasting ------------------------------------------------------
-
-def promoted_dtype(*xs):
-    """numpy promotion among arrays and numpy scalars; Python scalars are
-    weakly typed (numpy 2, NEP 50)."""
-    dts = [_onp.dtype(x.dtype) for x in xs if isinstance(x, (Tracer, _onp.ndarray, _onp.generic))]
-    floats = [d for d in dts if d != _onp.bool_]
-    if not floats:
-        return _onp.dtype(_onp.float32)
-    return _onp.dtype(_onp.float64) if any(d == _onp.float64 for d in floats) else _onp.dtype(_onp.float32)
-
 
 def broadcast_shapes(*shapes):
     try:
@@ -135,25 +137,36 @@ def operand(x, shape, dtype) -> Tracer:
 
 def elementwise(name, *xs, dtype=None, result_dtype=None, attrs=None) -> Tracer:
     """Emit the elementwise op ``name`` on ``xs`` broadcast to one shape and
-    promoted to one dtype (``dtype``; the result's is ``result_dtype``)."""
+    promoted to one dtype (``dtype``; the result's is ``result_dtype``). On
+    integers a float op becomes the integer op (:func:`ferrule.dtypes.int_op`).
+    The result is weakly typed when ``xs`` are (a Python float argument and
+    Python scalars)."""
     tr = check_trace(*xs)
     dtype = dtype or promoted_dtype(*xs)
     shape = broadcast_shapes(*(shape_of(x) for x in xs))
+    if _onp.dtype(dtype).kind in "iu":   # the integer op, or a float one on converted ints
+        name, dtype, attrs = int_op(name, dtype, attrs)
     ops = [operand(x, shape, dtype) for x in xs]
     rt = tensor_type(shape, result_dtype or dtype)
-    return wrap(emit(name, [rt], [o.value for o in ops], attrs).result, tr)
+    r = wrap(emit(name, [rt], [o.value for o in ops], attrs).result, tr, result_dtype or dtype)
+    r.weak = result_dtype is None and all_weak(*xs)
+    return r
 
 
 def astype(x, dtype):
-    """Convert between float32 and float64 (``arith.extf`` / ``truncf``), and
-    from bool to either (``where(x, 1, 0)``, so AD sees a select)."""
+    """Convert between float32 and float64 (``arith.extf`` / ``truncf``), from
+    bool to either (``where(x, 1, 0)``, so AD sees a select), and with an
+    integer or bool on either side (:func:`_astype_int`). A weakly typed
+    value converted to its own dtype becomes strongly typed."""
     dtype = _onp.dtype(dtype)
     if not traced(x):
         # x.astype keeps array wrappers of other ADs (ferrule.eager) in play
         return x.astype(dtype) if hasattr(x, "astype") else _onp.asarray(x).astype(dtype)
     x = asarray_traced(x)
     if x.dtype == dtype:
-        return x
+        return x if not x.weak else wrap(x.value, x.trace)   # the same value, strongly typed
+    if dtype.kind in "iub" or x.dtype.kind in "iu":
+        return _astype_int(x, dtype)
     if dtype not in (_onp.float32, _onp.float64):
         raise DTypeError(f"{where_str()}: astype from {x.dtype} to {dtype} is not supported "
                          f"(ferrule computes in float32 and float64)")
@@ -193,6 +206,40 @@ def broadcast_to(x, shape):
                           [projection_map(len(shape), dims), projection_map(len(shape), range(len(shape)))],
                           [PARALLEL] * len(shape), lambda a: [a[0]])
     return wrap(op.result, x.trace)
+
+
+def _astype_int(x: Tracer, dtype) -> Tracer:
+    """Casts with an integer or bool on either side (numpy's ``astype``):
+    float to integer truncates toward zero; to bool is ``!= 0`` (NaN is
+    True); integer to integer wraps or extends by the source's sign."""
+    src = x.dtype
+    if dtype not in (*INT_DTYPES, BOOL, F32, F64):
+        raise DTypeError(f"{where_str()}: astype from {src} to {dtype} is not supported "
+                         f"(ferrule computes in float32, float64, int32, int64, uint32 and bool)")
+    t = tensor_type(x.shape, dtype)
+
+    def emit_cast(name, v=x):
+        return wrap(emit(name, [t], [v.value]).result, x.trace, dtype)
+    if dtype == BOOL:
+        if src.kind == "f":   # != 0.0, unordered: NaN is True
+            return elementwise("arith.cmpf", x, 0.0, result_dtype=BOOL, attrs=cmpf_attrs("une"))
+        ne = {"predicate": ir.IntegerAttr.get(ir.IntegerType.get_signless(64), 1)}
+        return elementwise("arith.cmpi", x, constant(0, (), src), dtype=src, result_dtype=BOOL,
+                           attrs=ne)
+    if src == BOOL:   # to an integer (to a float: astype's select)
+        return emit_cast("arith.extui")
+    if src.kind == "f":
+        if x.weak:
+            x = astype(x, F64)
+        return emit_cast("arith.fptoui" if dtype == U32 else "arith.fptosi", x)
+    if dtype.kind == "f":
+        return emit_cast("arith.uitofp" if src == U32 else "arith.sitofp")
+    sw, dw = src.itemsize, dtype.itemsize
+    if sw == dw:   # int32 <-> uint32: the same bits, a new value with the new dtype
+        return emit_cast("arith.bitcast")
+    if dw > sw:
+        return emit_cast("arith.extui" if src == U32 else "arith.extsi")
+    return emit_cast("arith.trunci")
 
 
 # -- reshapes ----------------------------------------------------------------------
@@ -329,32 +376,49 @@ def stack(arrays, axis=0):
 class TraceResult(tuple):
     """``(func_name, out_struct, out_types)``; ``.captures`` lists the arrays
     of enclosing traces the function closed over, which follow the declared
-    arguments in its signature (the caller passes them)."""
+    arguments in its signature (the caller passes them); ``.out_dtypes`` the
+    results' dtypes (uint32 results are ``i32`` in the IR)."""
     captures: List[Tracer] = []
+    out_dtypes: List[_onp.dtype] = []
 
 
 def trace_into(module: ir.Module, fn: Callable, arg_tree, name: str,
                private: bool = False) -> TraceResult:
     """Trace ``fn`` called on ``arg_tree`` into a new func in ``module``.
 
-    ``arg_tree`` leaves are ``ir.Type`` (becoming func arguments) or Python
-    values passed through unchanged (static). Returns a :class:`TraceResult`.
+    ``arg_tree`` leaves are ``ir.Type`` or :class:`~ferrule.tracing.TypedArg`
+    (becoming func arguments) or Python values passed through unchanged
+    (static). Returns a :class:`TraceResult`. A weakly typed result (a
+    Python float argument returned as it is) becomes float32, the default
+    float.
     """
     leaves, struct = flatten(arg_tree)
-    arg_types = [l for l in leaves if isinstance(l, ir.Type)]
+    arg_types = [l.type if isinstance(l, TypedArg) else l for l in leaves
+                 if isinstance(l, (ir.Type, TypedArg))]
     name = fresh_name(module, name)
     tr = Trace(module, name, arg_types, private=private)
     with active(tr):
         it = iter(tr.block.arguments)
-        call_leaves = [Tracer(next(it), tr) if isinstance(l, ir.Type) else l
+        call_leaves = [Tracer(next(it), tr, l.dtype, l.weak) if isinstance(l, TypedArg)
+                       else Tracer(next(it), tr) if isinstance(l, ir.Type) else l
                        for l in leaves]
         args = unflatten(struct, call_leaves)
         with ir.InsertionPoint(tr.block):
             out = fn(*args)
         out_leaves, out_struct = flatten(out)
         with tr.ip, user_location():
-            results = [asarray_traced(o, tr).value for o in out_leaves]
+            traced = [strong(asarray_traced(o, tr)) for o in out_leaves]
+            results = [t.value for t in traced]
         tr.finish(results, ir.Location.unknown())
     res = TraceResult((name, out_struct, [r.type for r in results]))
     res.captures = list(tr.captures)
+    res.out_dtypes = [t.dtype for t in traced]
     return res
+
+
+def strong(t: Tracer) -> Tracer:
+    """A weakly typed traced float (a Python float argument) as a float32
+    array; any other array unchanged."""
+    if isinstance(t, Tracer) and t.weak:
+        return astype(t, _onp.float32)
+    return t

@@ -50,8 +50,10 @@ class ShapeError(TracingError, ValueError):
 class DTypeError(TracingError, TypeError):
     """An array has a dtype ferrule does not support, or dtypes do not mix.
 
-    ferrule compiles float32 and float64 arrays (bool arrays arise from
-    comparisons). Fix: convert inputs with ``x.astype(np.float32)``.
+    ferrule compiles float32, float64, int32, int64, uint32 and bool arrays;
+    integers and bools are not differentiable (``grad`` refuses them in
+    ``argnums``; a pullback takes and gives ``ferrule.float0`` for them).
+    Fix: convert inputs with ``x.astype(np.float32)`` (or ``np.int32``).
     """
 
 

@@ -1,30 +1,33 @@
-"""Basic slicing and splitting for traced arrays.
+"""Slicing, integer-array indexing and splitting for traced arrays.
 
 Part of ``ferrule.numpy`` (re-exported there). Slices become
 ``tensor.extract_slice`` (static offsets/sizes/strides) that keeps every
 axis; integer indices then drop their (size-1) axes and ``None`` adds axes
-through ``tensor.collapse_shape``/``expand_shape``. (Concatenation and
+through ``tensor.collapse_shape``/``expand_shape``. Integer arrays as
+indices are a gather (:mod:`ferrule.gather`), after the slices. (Concatenation and
 stacking live in :mod:`ferrule.core`: ``asarray`` of nested lists needs them.)
 """
 
 import numpy as _onp
 
 from .core import asarray_traced, extract_slice, normalize_axis, reshape_to
+from .gather import gather_indexed, split_index
 from .errors import ShapeError, UnsupportedOperationError
 from .tracing import Tracer, where_str
 
 
 def getitem(x, idx):
-    """Basic indexing: ints, slices with positive steps, ``...``, ``None``."""
+    """Basic indexing — ints, slices with positive steps, ``...``, ``None`` —
+    and integer arrays (Tracers, numpy arrays, lists) on some axes
+    (:func:`ferrule.gather.gather_indexed`)."""
     if not isinstance(x, Tracer):
         return x[idx]
     x = asarray_traced(x)
     if not isinstance(idx, tuple):
         idx = (idx,)
     if any(isinstance(i, (Tracer, _onp.ndarray, list, bool, _onp.bool_)) for i in idx):
-        raise UnsupportedOperationError(
-            f"{where_str()}: advanced (array or boolean) indexing is not supported; use "
-            f"basic slices and integers, or ferrule.numpy.where for masks")
+        basic, arrays = split_index(x, idx)       # integer arrays: a gather
+        return gather_indexed(getitem(x, basic), arrays)
     n_ellipsis = sum(1 for i in idx if i is Ellipsis)
     if n_ellipsis > 1:
         raise ShapeError(f"{where_str()}: an index can only have one ellipsis")

@@ -3,8 +3,9 @@
 Part of ``ferrule.numpy`` (re-exported there). Transposes are
 ``linalg.generic`` ops reading through permutation maps, so they fuse into
 pointwise regions (broadcasts too: :func:`ferrule.core.broadcast_to`);
-reshapes are ``tensor.collapse_shape`` / ``expand_shape``; reductions are
-generics with reduction iterators; matmul is ``linalg.matmul``.
+reshapes are ``tensor.collapse_shape`` / ``expand_shape``; reductions
+(``sum``, ``max``, ``min``, and ``argmax``/``argmin``, which give int64
+indices) are generics with reduction iterators; matmul is ``linalg.matmul``.
 """
 
 import operator
@@ -12,10 +13,14 @@ import operator
 import numpy as _onp
 from mlir.dialects import linalg as linalg_d
 
+from mlir import ir
+
 from .core import (asarray_traced, astype, broadcast_to, constant, promoted_dtype,
                    reshape_to, traced, wrap)
-from .dialect.ir_utils import PARALLEL, REDUCTION, create, empty, make_generic, projection_map
-from .elementwise import multiply
+from .dialect.ir_utils import (PARALLEL, REDUCTION, cmpf, create, empty, make_generic,
+                               projection_map)
+from .dtypes import I32, I64, U32
+from .elementwise import CMPI, CONSTANT_IOTA_MAX, arange, iota, multiply
 from .errors import DTypeError, ShapeError
 from .tracing import check_trace, mlir_element_type, user_location, where_str
 
@@ -90,29 +95,50 @@ def _norm_axes(axis, ndim):
     return tuple(sorted(set(out)))
 
 
+def _limits(dtype):
+    """The smallest and largest value of integer ``dtype``."""
+    if dtype == U32:
+        return 0, 0xFFFFFFFF
+    info = _onp.iinfo(dtype)
+    return int(info.min), int(info.max)
+
+
+def _reduction_op(kind, dtype):
+    """(start value, body op) of a ``kind`` reduction of ``dtype``."""
+    if dtype.kind == "f":
+        return ({"add": 0.0, "max": -_onp.inf, "min": _onp.inf}[kind],
+                {"add": "arith.addf", "max": "arith.maximumf", "min": "arith.minimumf"}[kind])
+    lo, hi = _limits(dtype)
+    u = dtype == U32
+    return ({"add": 0, "max": lo, "min": hi}[kind],
+            {"add": "arith.addi", "max": "arith.maxui" if u else "arith.maxsi",
+             "min": "arith.minui" if u else "arith.minsi"}[kind])
+
+
 def _reduce(x, axis, keepdims, kind):
     x = asarray_traced(x)
-    if x.dtype == _onp.bool_:
-        if kind != "add":
-            raise DTypeError(f"{where_str()}: max of a bool array is not supported")
-        x = astype(x, _onp.float32)  # a count, as float32 (ferrule has no integer arrays)
+    if x.dtype == _onp.bool_ and kind != "add":
+        raise DTypeError(f"{where_str()}: {kind} of a bool array is not supported")
+    if kind == "add" and x.dtype.kind in "biu":
+        # Sums of integers accumulate in int64 (numpy's dtype for int32 and
+        # bool: a count; uint64 for uint32, which ferrule does not have).
+        x = astype(x, I64)
     axes = _norm_axes(axis, x.ndim)
-    if kind == "max" and any(x.shape[d] == 0 for d in axes):
-        raise ShapeError(f"{where_str()}: zero-size array to reduction operation maximum "
-                         f"which has no identity")
+    if kind in ("max", "min") and any(x.shape[d] == 0 for d in axes):
+        raise ShapeError(f"{where_str()}: zero-size array to reduction operation "
+                         f"{'maximum' if kind == 'max' else 'minimum'} which has no identity")
     kept = [d for d in range(x.ndim) if d not in axes]
     out_shape = tuple(x.shape[d] for d in kept)
     elt = mlir_element_type(x.dtype)
-    init_val = 0.0 if kind == "add" else -_onp.inf
+    init_val, body_op = _reduction_op(kind, x.dtype)
     fill = constant(init_val, out_shape, x.dtype)
-    body_op = {"add": "arith.addf", "max": "arith.maximumf"}[kind]
     with user_location():
         op = make_generic(
             [x.value], [fill.value],
             [projection_map(x.ndim, range(x.ndim)), projection_map(x.ndim, kept)],
             [REDUCTION if d in axes else PARALLEL for d in range(x.ndim)],
             lambda a: [create(body_op, [elt], [a[0], a[1]]).result])
-    r = wrap(op.result, x.trace)
+    r = wrap(op.result, x.trace, x.dtype)
     if keepdims:
         r = reshape_to(r, tuple(1 if d in axes else x.shape[d] for d in range(x.ndim)))
     return r
@@ -133,6 +159,91 @@ def max(x, axis=None, keepdims=False):
 
 
 amax = max
+
+
+def min(x, axis=None, keepdims=False):
+    """numpy ``min`` (``amin``); derivative conventions as ``max``: the
+    cotangent is split among tied minima, NaN in gives NaN out."""
+    if not traced(x):
+        return _onp.min(x, axis=axis, keepdims=keepdims)
+    return _reduce(x, axis, keepdims, "min")
+
+
+amin = min
+
+
+def _arg_reduce(x, axis, keepdims, largest: bool):
+    name = "argmax" if largest else "argmin"
+    if not traced(x):
+        fn = _onp.argmax if largest else _onp.argmin
+        return fn(x, axis=axis, keepdims=keepdims)
+    x = asarray_traced(x)
+    if x.dtype == _onp.bool_:
+        x = astype(x, I32)
+    ndim = x.ndim
+    if axis is None:
+        y, ax = reshape(x, (-1,)), 0
+    else:
+        ax = int(axis)
+        if not -ndim <= ax < ndim:
+            raise ShapeError(f"{where_str()}: axis {ax} is out of bounds for array of "
+                             f"dimension {ndim}")
+        ax %= ndim
+        y = x
+    n = y.shape[ax]
+    if n == 0:
+        raise ShapeError(f"{where_str()}: attempt to get {name} of an empty sequence")
+    dtype = y.dtype
+    elt = mlir_element_type(dtype)
+    kept = [d for d in range(y.ndim) if d != ax]
+    out_shape = tuple(y.shape[d] for d in kept)
+    idx = arange(n) if n <= CONSTANT_IOTA_MAX else iota((n,), 0, I64)
+    if dtype.kind == "f":
+        start = constant(-_onp.inf if largest else _onp.inf, out_shape, dtype)
+    else:
+        lo, hi = _limits(dtype)
+        start = constant(lo if largest else hi, out_shape, dtype)
+    first = constant(0, out_shape, I64)
+    i1, i64 = ir.IntegerType.get_signless(1), ir.IntegerType.get_signless(64)
+
+    def body(a):
+        v, k, m, best = a
+        if dtype.kind == "f":
+            # strictly better, or the first NaN (numpy: a NaN wins, the first one)
+            better = cmpf("ogt" if largest else "olt", v, m)
+            nan_v = cmpf("uno", v, v)
+            m_ok = cmpf("ord", m, m)
+            better = create("arith.ori", [i1], [better, create("arith.andi", [i1],
+                                                                 [nan_v, m_ok]).result]).result
+        else:
+            pred = CMPI["greater" if largest else "less"][1 if dtype == U32 else 0]
+            better = create("arith.cmpi", [i1], [v, m],
+                            {"predicate": ir.IntegerAttr.get(i64, pred)}).result
+        return [create("arith.select", [elt], [better, v, m]).result,
+                create("arith.select", [i64], [better, k, best]).result]
+    with user_location():
+        op = make_generic(
+            [y.value, idx.value], [start.value, first.value],
+            [projection_map(y.ndim, range(y.ndim)), projection_map(y.ndim, [ax]),
+             projection_map(y.ndim, kept), projection_map(y.ndim, kept)],
+            [REDUCTION if d == ax else PARALLEL for d in range(y.ndim)], body)
+    r = wrap(op.results[1], x.trace, I64)
+    if keepdims:
+        r = reshape_to(r, (1,) * ndim if axis is None
+                       else tuple(1 if d == ax else x.shape[d] for d in range(ndim)))
+    return r
+
+
+def argmax(x, axis=None, keepdims=False):
+    """numpy ``argmax``: the index (int64) of the largest element along
+    ``axis`` (of the flattened array for ``axis=None``); the first one on
+    ties; the first NaN if there is one (as numpy)."""
+    return _arg_reduce(x, axis, keepdims, True)
+
+
+def argmin(x, axis=None, keepdims=False):
+    """numpy ``argmin`` (int64; first occurrence; the first NaN wins)."""
+    return _arg_reduce(x, axis, keepdims, False)
 
 
 def mean(x, axis=None, keepdims=False):

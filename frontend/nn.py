@@ -1,8 +1,11 @@
-"""``ferrule.nn``: activation functions built from the traced op set."""
+"""``ferrule.nn``: activation functions and language-model ops (softmax,
+cross-entropy, one-hot) built from the traced op set."""
 
 import numpy as np
 
 from . import numpy as fnp
+from .stop_gradient_op import stop_gradient
+from .tracing import Tracer
 
 
 def sigmoid(x):
@@ -44,7 +47,9 @@ def logsumexp(x, axis=None, keepdims=False):
     The shift ``m = max(x)`` is replaced by 0 where it is infinite, so an
     all ``-inf`` slice gives ``-inf`` and a ``+inf`` gives ``+inf`` (not NaN).
     """
-    m = fnp.max(x, axis=axis, keepdims=True)
+    # The shift by the max cancels in the derivative: stop_gradient spares
+    # the backward the max's tie handling (the result is the same).
+    m = stop_gradient(fnp.max(x, axis=axis, keepdims=True))
     m = fnp.where(fnp.abs(m) < fnp.inf, m, 0.0)
     s = fnp.log(fnp.sum(fnp.exp(x - m), axis=axis, keepdims=True)) + m
     if keepdims:
@@ -57,3 +62,57 @@ def _axes(axis, ndim):
     if axis is None:
         return set(range(ndim))
     return {a % ndim for a in ((axis,) if isinstance(axis, int) else axis)}
+
+
+# -- language-model ops (docs/language-model-ops.md) ----------------------------------
+
+def one_hot(idx, num_classes, dtype=fnp.float32):
+    """``out[..., k] = (idx[...] == k)`` as ``dtype`` (JAX's ``one_hot``): a
+    new last axis of ``num_classes``; an index outside ``[0, num_classes)``
+    (negative ones too) gives a row of zeros."""
+    num_classes = int(num_classes)
+    if isinstance(idx, (int, np.integer, np.ndarray, list)) and not _is_traced(idx):
+        idx = np.asarray(idx)
+        return (idx[..., None] == np.arange(num_classes)).astype(dtype)
+    idx = fnp.asarray(idx)
+    hit = fnp.equal(fnp.reshape(idx, idx.shape + (1,)),
+                    fnp.arange(num_classes, dtype=idx.dtype if idx.dtype.kind in "iu"
+                               else np.int64))
+    return fnp.astype(hit, dtype)
+
+
+def _is_traced(x):
+    return isinstance(x, Tracer)
+
+
+def log_softmax(x, axis=-1):
+    """``x - logsumexp(x, axis)``, stable: the shift by the max along
+    ``axis`` is a ``stop_gradient`` constant (it cancels in the derivative,
+    whose cost it would only add to)."""
+    return x - logsumexp(x, axis=axis, keepdims=True)
+
+
+def softmax(x, axis=-1):
+    """``exp(x) / sum(exp(x), axis)``, computed as ``exp(x - max)`` over its
+    sum (the max a ``stop_gradient`` shift, as in ``logsumexp``)."""
+    m = stop_gradient(fnp.max(x, axis=axis, keepdims=True))
+    m = fnp.where(fnp.abs(m) < fnp.inf, m, 0.0)
+    e = fnp.exp(x - m)
+    return e / fnp.sum(e, axis=axis, keepdims=True)
+
+
+def cross_entropy(logits, labels, axis=-1):
+    """Per-example softmax cross-entropy for integer class labels:
+    ``-log_softmax(logits, axis)[..., labels[...], ...]``, one loss per
+    label (``labels.shape`` = ``logits.shape`` without ``axis``); average
+    them for a mean loss. A label outside ``[0, num_classes)`` picks nothing
+    and its loss is 0 (as ``one_hot``). Written as a sum against
+    ``one_hot(labels)``, so it fuses and its gradient is
+    ``softmax(logits) - one_hot(labels)``, with no scatter."""
+    logp = log_softmax(logits, axis=axis)
+    nd = len(logp.shape)
+    ax = axis % nd
+    oh = one_hot(labels, logp.shape[ax], dtype=logp.dtype)
+    if ax != nd - 1:
+        oh = fnp.transpose(oh, tuple(range(ax)) + (nd - 1,) + tuple(range(ax, nd - 1)))
+    return -fnp.sum(oh * logp, axis=ax)

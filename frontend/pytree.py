@@ -2,13 +2,26 @@
 
 Containers: tuples, lists, dicts (by sorted key, as JAX), namedtuples,
 dataclass instances (by field, in declaration order), ``None`` (a node with
-no leaves), and any class registered with :func:`register`. Everything else
-is a leaf. A structure is hashable and prints the same for equal trees, so
+no leaves), and any class registered with :func:`register`. A ``float0``
+array (:data:`FLOAT0`: a symbolic zero cotangent, it holds no data) is a
+node with no leaves too; it comes back as zeros of its shape. Everything
+else is a leaf. A structure is hashable and prints the same for equal trees, so
 it is part of ``jit``'s cache key.
 """
 
 import dataclasses
 from typing import Any, Callable, Dict, List, Sequence, Tuple
+
+import numpy as np
+
+# JAX's float0: the dtype of the cotangent (or tangent) of an integer or
+# bool value, a symbolic zero; arrays of it hold no data.
+FLOAT0 = np.dtype([("float0", np.void, 0)])
+
+
+def is_float0(x) -> bool:
+    """True for a float0 array (a symbolic zero cotangent)."""
+    return isinstance(x, np.ndarray) and x.dtype == FLOAT0
 
 _REGISTRY: Dict[type, Tuple[Callable, Callable]] = {}
 _NONE = "None"
@@ -28,6 +41,8 @@ def register(cls: type, flatten: Callable[[Any], Tuple[Sequence[Any], Any]],
 def _node(tree):
     """(kind, aux, children) for a container, or None for a leaf."""
     t = type(tree)
+    if is_float0(tree):
+        return ("float0", tree.shape, [])
     if t in _REGISTRY:
         children, aux = _REGISTRY[t][0](tree)
         return ("registered", (t, aux), list(children))
@@ -52,14 +67,19 @@ def _build(kind, aux, children):
         return aux(*children)
     if kind == "dict":
         return dict(zip(aux, children))
+    if kind == "float0":
+        return np.zeros(aux, FLOAT0)
     if kind == "dataclass":
         cls, names = aux
         return cls(**dict(zip(names, children)))
     return kind(children)
 
 
-def flatten(tree) -> Tuple[List[Any], Any]:
-    """``(leaves, structure)`` of ``tree``; a leaf's structure is None."""
+def flatten(tree, is_leaf: Callable[[Any], bool] = None) -> Tuple[List[Any], Any]:
+    """``(leaves, structure)`` of ``tree``; a leaf's structure is None.
+    ``is_leaf(subtree)`` true makes a subtree a leaf (as JAX's)."""
+    if is_leaf is not None and is_leaf(tree):
+        return [tree], None
     if tree is None:
         return [], _NONE
     node = _node(tree)
@@ -68,7 +88,7 @@ def flatten(tree) -> Tuple[List[Any], Any]:
     kind, aux, children = node
     leaves, structs = [], []
     for c in children:
-        l, s = flatten(c)
+        l, s = flatten(c, is_leaf)
         leaves += l
         structs.append((len(l), s))
     return leaves, (kind, aux, tuple(structs))

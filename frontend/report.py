@@ -15,7 +15,7 @@ from .dialect.ir_utils import loc_where
 
 def _nbytes(t) -> int:
     t = ir.RankedTensorType(t)
-    width = {"f32": 4, "f64": 8, "i1": 1}.get(str(t.element_type), 8)
+    width = {"f32": 4, "f64": 8, "i1": 1, "i32": 4}.get(str(t.element_type), 8)
     return int(np.prod(t.shape, dtype=np.int64)) * width
 
 
@@ -44,6 +44,8 @@ def explain(module_text: str, ctx: ir.Context, ad_text: str = "") -> str:
                 frules.setdefault(name, []).append(op)
         lines = []
         for op in ops:
+            if "callee" not in op.attributes:   # ad.gather, ad.scatter_add, ad.stop_gradient
+                continue
             callee = ir.FlatSymbolRefAttr(op.attributes["callee"]).value
             at = loc_where(op.location)
             if op.name == "ad.vjp":

@@ -6,7 +6,8 @@ insertion point, each at the location of the user's source line. The tracer
 records; it never differentiates (that is the passes' job).
 
 This module holds only the state (traces, tracers, source locations,
-dtypes). It knows no array op: :mod:`ferrule.core` turns Python values into
+dtypes: the integer dtypes over MLIR's signless integers, uint32 included,
+and weakly typed Python float arguments). It knows no array op: :mod:`ferrule.core` turns Python values into
 traced arrays and functions into ``func.func`` (:func:`~ferrule.core.trace_into`),
 and :mod:`ferrule.numpy`, the op set, installs the Tracer's operators and
 array methods.
@@ -24,26 +25,74 @@ from mlir.dialects import func as func_d
 
 from .errors import (ConcretizationError, DTypeError, TracerBoolConversionError,
                      TracingError)
+# FLOAT0 is JAX's float0: the dtype of the cotangent of an integer or bool
+# value, a symbolic zero whose arrays hold no data. It is defined with the
+# pytree nodes that give such arrays their meaning (no leaves).
+from .pytree import FLOAT0  # noqa: F401
 
 _FRONTEND_DIR = os.path.dirname(os.path.abspath(__file__))
 _state = threading.local()
 
+# uint32 is a frontend notion: in the IR it is a signless i32 (MLIR's
+# integer types carry no sign; the ops do), and Tracer.dtype says uint32.
 DTYPES = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64",
-          np.dtype(np.bool_): "i1"}
-
+          np.dtype(np.bool_): "i1", np.dtype(np.int32): "i32",
+          np.dtype(np.int64): "i64", np.dtype(np.uint32): "i32"}
 
 def mlir_element_type(dtype) -> ir.Type:
     name = DTYPES.get(np.dtype(dtype))
     if name is None:
         raise DTypeError(f"unsupported dtype {np.dtype(dtype)}; ferrule compiles "
-                         f"float32 and float64 arrays")
+                         f"float32, float64, int32, int64, uint32 and bool arrays")
     return {"f32": ir.F32Type.get, "f64": ir.F64Type.get,
-            "i1": lambda: ir.IntegerType.get_signless(1)}[name]()
+            "i1": lambda: ir.IntegerType.get_signless(1),
+            "i32": lambda: ir.IntegerType.get_signless(32),
+            "i64": lambda: ir.IntegerType.get_signless(64)}[name]()
 
 
 def numpy_dtype(t: ir.Type) -> np.dtype:
     s = str(t)
-    return np.dtype({"f32": np.float32, "f64": np.float64, "i1": np.bool_}[s])
+    return np.dtype({"f32": np.float32, "f64": np.float64, "i1": np.bool_,
+                     "i32": np.int32, "i64": np.int64, "ui32": np.uint32}[s])
+
+
+class TypedArg:
+    """A traced argument's type with the frontend's dtype (uint32 over an
+    ``i32`` tensor) and weak typing (a Python float passed to ``jit``)."""
+
+    def __init__(self, type: ir.Type, dtype, weak: bool = False):
+        self.type, self.dtype, self.weak = type, np.dtype(dtype), weak
+
+
+def typed_arg(t: "Tracer"):
+    """The argument type of a function traced with ``t`` as its argument."""
+    if t.dtype == np.uint32:
+        return TypedArg(t.value.type, t.dtype)
+    return t.value.type
+
+
+# Ops whose tensor result has the dtype of their first tensor operand (data
+# movement): a uint32 operand makes a uint32 result.
+_SAME_DTYPE_OPS = ("tensor.extract_slice", "tensor.collapse_shape", "tensor.expand_shape",
+                   "linalg.generic", "ad.gather", "ad.stop_gradient")
+
+
+def _inferred_unsigned(value: ir.Value, trace: "Trace") -> bool:
+    if not trace.unsigned:
+        return False
+    if value in trace.unsigned:
+        return True
+    owner = value.owner
+    if isinstance(owner, ir.Block):
+        return False
+    op = owner.operation if hasattr(owner, "operation") else owner
+    if op.name == "tensor.insert_slice":
+        return any(v in trace.unsigned for v in list(op.operands)[:2])
+    if op.name == "arith.select":
+        return any(v in trace.unsigned for v in list(op.operands)[1:3])
+    if op.name in _SAME_DTYPE_OPS and len(op.operands):
+        return op.operands[0] in trace.unsigned
+    return False
 
 
 def user_frame():
@@ -85,6 +134,7 @@ class Trace:
         # trailing arguments; the op that refers to this function passes the
         # outer values for them (see TraceResult.captures).
         self.parent = current_trace()
+        self.unsigned = set()   # the i32 values of this trace that are uint32
         self._captured = {}
         self.captures: List["Tracer"] = []
 
@@ -104,7 +154,7 @@ class Trace:
         outer = x if x.trace is self.parent else self.parent.capture(x)
         if outer.value not in self._captured:
             arg = self.block.add_argument(outer.value.type, ir.Location.unknown())
-            self._captured[outer.value] = Tracer(arg, self)
+            self._captured[outer.value] = Tracer(arg, self, outer.dtype)
             self.captures.append(outer)
         return self._captured[outer.value]
 
@@ -150,22 +200,33 @@ def fresh_name(module: ir.Module, base: str) -> str:
 class Tracer:
     """A symbolic array inside a trace: shape and dtype known, values not.
 
-    Supports numpy operators (``+ - * / ** @``, comparisons, indexing) and the
-    methods ``reshape``, ``transpose``/``T``, ``sum``, ``mean``, ``max``,
-    ``astype``: :mod:`ferrule.numpy` installs them (they are its functions).
+    Supports numpy operators (``+ - * / ** @``, comparisons, indexing, and
+    on integers ``// % & | ^ ~ << >>``) and the methods ``reshape``,
+    ``transpose``/``T``, ``sum``, ``mean``, ``max``, ``min``, ``argmax``,
+    ``argmin``, ``clip``, ``take``, ``astype``: :mod:`ferrule.numpy` installs
+    them (they are its functions).
     Converting it to a concrete value raises
     :class:`~ferrule.errors.ConcretizationError`.
     """
 
     __array_priority__ = 1000  # numpy defers to our reflected operators
 
-    def __init__(self, value: ir.Value, trace: Trace):
+    def __init__(self, value: ir.Value, trace: Trace, dtype=None, weak: bool = False):
         self.value = value
         self.trace = trace
+        # weak: a Python float argument of jit, traced as a float64 0-d value
+        # that promotes like a Python scalar (x_f32 * lr stays float32).
+        self.weak = weak
         t = value.type
         if isinstance(t, ir.RankedTensorType):
             self.shape: Tuple[int, ...] = tuple(t.shape)
             self.dtype = numpy_dtype(t.element_type)
+            if dtype is not None and np.dtype(dtype) == np.uint32 and self.dtype == np.int32:
+                self.dtype = np.dtype(np.uint32)
+            elif dtype is None and self.dtype == np.int32 and _inferred_unsigned(value, trace):
+                self.dtype = np.dtype(np.uint32)
+            if self.dtype == np.uint32:
+                trace.unsigned.add(value)
         else:
             raise TracingError(f"internal: tracer over non-tensor value {t}")
 

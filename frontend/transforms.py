@@ -18,53 +18,65 @@ import numpy as np
 from mlir import ir
 
 from .api import jit
-from .core import asarray_traced, astype, constant, trace_into, zeros_value
+from .core import asarray_traced, astype, constant, strong, trace_into, zeros_value
 from .dialect import builders
-from .errors import ShapeError, TracingError
-from .pytree import flatten, unflatten
-from .tracing import Tracer, current_trace, numpy_dtype, user_location, where_str
+from .errors import DTypeError, ShapeError, TracingError
+from .pytree import FLOAT0, flatten, is_float0, unflatten
+from .tracing import (Tracer, current_trace, numpy_dtype, typed_arg, user_location,
+                      where_str)
 
 
 def _traced_leaves(tree, what):
+    """The array leaves of ``tree`` as Tracers. Integer and bool leaves are
+    allowed (they are not differentiated: their cotangent is float0); a
+    weakly typed float (a Python float argument) becomes float32."""
     leaves, struct = flatten(tree)
-    out = []
-    for l in leaves:
-        t = asarray_traced(l)
-        if t.dtype == np.bool_:
-            raise TracingError(f"{where_str()}: {what}: cannot differentiate with respect "
-                               f"to a bool array")
-        out.append(t)
-    return out, struct
+    return [strong(asarray_traced(l)) for l in leaves], struct
+
+
+def _is_float(dtype) -> bool:
+    return np.dtype(dtype).kind == "f"
+
+
+def _float0_like(t: Tracer):
+    """The cotangent (or tangent) of an integer or bool value: a float0
+    array of its shape (JAX's symbolic zero; it holds no data)."""
+    return np.zeros(t.shape, FLOAT0)
 
 
 def _trace_callee(f, primal_tree, name):
     """Trace ``f(*primal_tree)`` into a private func of the current module.
 
-    Returns ``(name, out_struct, out_types, captured)``: ``captured`` are the
-    current trace's values the function closed over, passed as extra primals
-    (constants of the differentiation: their derivatives are dropped).
+    Returns ``(name, out_struct, out_types, captured, out_dtypes)``:
+    ``captured`` are the current trace's values the function closed over,
+    passed as extra primals (constants of the differentiation: their
+    derivatives are dropped).
     """
     tr = current_trace()
     leaves, struct = flatten(primal_tree)
-    types = unflatten(struct, [l.value.type for l in leaves])
+    types = unflatten(struct, [typed_arg(l) for l in leaves])
     res = trace_into(tr.module, f, tuple(types), name, private=True)
     fname, out_struct, out_types = res
-    return fname, out_struct, out_types, [c.value for c in res.captures]
+    return fname, out_struct, out_types, [c.value for c in res.captures], list(res.out_dtypes)
 
 
 def _emit_vjp(f, primals: Tuple, cotangent_fn, name):
-    """Emit ``ad.vjp``; ``cotangent_fn(out_leaves_types) -> list of cotangent values``."""
+    """Emit ``ad.vjp``; ``cotangent_fn(out_types, out_struct, out_dtypes) ->
+    list of cotangent values``."""
     tr = current_trace()
     p_leaves, p_struct = _traced_leaves(primals, name)
-    fname, out_struct, out_types, captured = _trace_callee(
+    fname, out_struct, out_types, captured, out_dtypes = _trace_callee(
         f, unflatten(p_struct, p_leaves), f"{_name(f)}")
-    cts = cotangent_fn(out_types, out_struct)
+    cts = cotangent_fn(out_types, out_struct, out_dtypes)
     primals = [l.value for l in p_leaves] + captured
     with ir.InsertionPoint(tr.block), user_location():
         op = builders.vjp(fname, primals, cts, out_types + [v.type for v in primals])
-    res = [Tracer(r, tr) for r in op.results]
     n = len(out_types)
-    return res[:n], out_struct, res[n:n + len(p_leaves)], p_struct
+    res = [Tracer(r, tr, d) for r, d in zip(op.results, out_dtypes)]
+    # Cotangents of integer/bool primals are symbolic zeros: float0 arrays.
+    in_cts = [Tracer(r, tr) if _is_float(p.dtype) else _float0_like(p)
+              for r, p in zip(list(op.results)[n:n + len(p_leaves)], p_leaves)]
+    return res, out_struct, in_cts, p_struct
 
 
 def _name(f):
@@ -147,14 +159,21 @@ def vjp(f, *primals, has_aux=False):
         value = f
 
     def pullback(cts):
-        ct_leaves, _ = flatten(cts)
+        ct_leaves, _ = flatten(cts, is_leaf=is_float0)
 
-        def cot(out_types, out_struct):
+        def cot(out_types, out_struct, out_dtypes):
             if len(ct_leaves) != len(out_types):
                 raise ShapeError(f"{where_str()}: pullback got {len(ct_leaves)} cotangents "
                                  f"for {len(out_types)} outputs")
             vals = []
-            for c, t in zip(ct_leaves, out_types):
+            for k, (c, t) in enumerate(zip(ct_leaves, out_types)):
+                dt = out_dtypes[k]
+                shape = tuple(ir.RankedTensorType(t).shape)
+                if not _is_float(dt) or is_float0(c):
+                    _check_float0(c, dt, shape, f"pullback: the cotangent of output {k}",
+                                  "cotangent")
+                    vals.append(zeros_value(t))
+                    continue
                 ct = asarray_traced(c)
                 if tuple(ct.shape) != tuple(ir.RankedTensorType(t).shape):
                     raise ShapeError(f"{where_str()}: cotangent of shape {ct.shape} for an "
@@ -182,8 +201,18 @@ def value_and_grad(f, argnums: Union[int, Sequence[int]] = 0, has_aux=False):
             if not -len(args) <= k < len(args):
                 raise TracingError(f"{where_str()}: argnums {k} out of range for "
                                    f"{len(args)} arguments")
+            for leaf in flatten(args[k])[0]:
+                dt = np.dtype(getattr(leaf, "dtype", np.float32))
+                if isinstance(leaf, (bool, int)) and not isinstance(leaf, float):
+                    dt = np.dtype(np.int64) if not isinstance(leaf, bool) else np.dtype(np.bool_)
+                if not _is_float(dt):
+                    raise DTypeError(
+                        f"{where_str()}: grad of {_name(f)} with respect to argument {k}, "
+                        f"which holds a {dt} array: grad needs float arguments (integers "
+                        f"and bools are not differentiable). Leave it out of argnums, or use "
+                        f"vjp, whose pullback gives float0 zeros for it")
 
-        def cot(out_types, out_struct):
+        def cot(out_types, out_struct, out_dtypes):
             t0 = ir.RankedTensorType(out_types[0])
             if tuple(t0.shape) != ():
                 raise ShapeError(
@@ -230,23 +259,50 @@ def jvp(f, primals: Tuple, tangents: Tuple):
             tuple(primals), tuple(tangents))
     tr = current_trace()
     p_leaves, p_struct = _traced_leaves(tuple(primals), "jvp")
-    t_leaves, t_struct = flatten(tuple(tangents))
+    t_leaves, t_struct = flatten(tuple(tangents), is_leaf=is_float0)
     if len(t_leaves) != len(p_leaves):
         raise ShapeError(f"{where_str()}: jvp got {len(t_leaves)} tangents for "
                          f"{len(p_leaves)} primals")
     tv = []
-    for p, t in zip(p_leaves, t_leaves):
+    for k, (p, t) in enumerate(zip(p_leaves, t_leaves)):
+        if not _is_float(p.dtype) or is_float0(t):
+            _check_float0(t, p.dtype, p.shape, f"jvp: the tangent of primal {k}", "tangent")
+            tv.append(zeros_value(p.value.type))
+            continue
         t = astype(asarray_traced(t), p.dtype)
         if t.shape != p.shape:
             raise ShapeError(f"{where_str()}: tangent shape {t.shape} does not match "
                              f"primal shape {p.shape}")
         tv.append(t.value)
-    fname, out_struct, out_types, captured = _trace_callee(
+    fname, out_struct, out_types, captured, out_dtypes = _trace_callee(
         f, unflatten(p_struct, p_leaves), _name(f))
     with ir.InsertionPoint(tr.block), user_location():
         zeros = [zeros_value(v.type) for v in captured]
         op = builders.jvp(fname, [l.value for l in p_leaves] + captured, tv + zeros,
                           out_types + out_types)
-    res = [Tracer(r, tr) for r in op.results]
+    res = [Tracer(r, tr, d) for r, d in zip(op.results, out_dtypes + out_dtypes)]
     n = len(out_types)
-    return unflatten(out_struct, res[:n]), unflatten(out_struct, res[n:])
+    # Tangents of integer/bool outputs: float0 arrays (symbolic zeros).
+    touts = [t if _is_float(t.dtype) else _float0_like(t) for t in res[n:]]
+    return unflatten(out_struct, res[:n]), unflatten(out_struct, touts)
+
+
+def _check_float0(c, dtype, shape, what: str, kind: str) -> None:
+    """``c`` (the ``kind``, "cotangent" of an output or "tangent" of a
+    primal, of a ``dtype`` value of ``shape``) must be a float0 array of that
+    shape when ``dtype`` is an integer or bool, and not one for a float."""
+    if _is_float(dtype) or not is_float0(c):
+        got = "float0" if is_float0(c) else str(getattr(c, "dtype", type(c).__name__))
+        if _is_float(dtype):
+            need = f"a {dtype} array" if kind == "cotangent" else "a float array"
+        elif kind == "cotangent":
+            need = ("a float0 array (ferrule.float0: integer and bool outputs are not "
+                    "differentiable)")
+        else:
+            need = "a float0 array (ferrule.float0): integers and bools are not differentiable"
+        raise DTypeError(f"{where_str()}: {what} ({np.dtype(dtype)}{list(shape)}) must be "
+                         f"{need}, got {got}")
+    if tuple(c.shape) != tuple(shape):
+        where_to = (f"for an output of shape {tuple(shape)}" if kind == "cotangent"
+                    else f"does not match primal shape {tuple(shape)}")
+        raise ShapeError(f"{where_str()}: float0 {kind} of shape {tuple(c.shape)} {where_to}")

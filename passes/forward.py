@@ -78,7 +78,7 @@ def _lower_group(module_op, group: List[ir.Operation]) -> None:
         for d in range(k):
             tangent_sets.append(ts[d * n_p:(d + 1) * n_p])
     K = len(tangent_sets)
-    mask = [[not is_splat_zero(t) for t in ts] for ts in tangent_sets]
+    mask = [[not is_splat_zero(t, integers=True) for t in ts] for ts in tangent_sets]
     fn = jvp_function(module_op, callee, K, mask, first.location)
     args = primals + [t for ts, m in zip(tangent_sets, mask) for t, keep in zip(ts, m) if keep]
     with ir.InsertionPoint(group[-1]), first.location:
@@ -114,7 +114,8 @@ def jvp_function(module_op, callee: str, K: int, mask, loc) -> ir.Operation:
     for d in range(K):
         for a, keep in zip(args, mask[d]):
             if keep:
-                tan[a][d] = next(it)
+                t = next(it)
+                tan[a][d] = t if ad.is_float(a) else None   # integers: no tangent
     ctx = op_rules.PassContext(module_op, jvp_function)
     results = None
     with ir.InsertionPoint(nb):
@@ -142,6 +143,10 @@ def _tangents(tan, v, K) -> Tangents:
 def _forward_op(op: ir.Operation, env, tan, K: int, ctx: op_rules.PassContext) -> None:
     ins = list(op.operands)
     if all(all(t is None for t in _tangents(tan, v, K)) for v in ins) and op.name != "linalg.generic":
+        clone_with_remap(op, env)
+        return
+    if len(op.results) and not any(ad.is_float(r) and list(r.uses) for r in op.results):
+        # integer/bool results (argmax, comparisons), float ones unused: no tangent
         clone_with_remap(op, env)
         return
     if op.name == "ad.custom_frule":

@@ -3,7 +3,9 @@
 Expects: ``forward`` and ``reverse`` have run.
 Guarantees: no ``ad`` op remains but ``ad.scan`` (a loop, not a derivative:
 ``lower-scan`` turns it into ``scf.for`` after the AD pipeline, so that its
-step stays one function through the tensor-level passes). An
+step stays one function through the tensor-level passes) and ``ad.gather`` /
+``ad.scatter_add`` (``lower-gather``, next in the pipeline, lowers them).
+``ad.stop_gradient`` becomes its operand. An
 ``ad.custom_rrule`` or ``ad.custom_frule`` outside any differentiated code is
 just a call of its primal callee; any other ``ad`` op left over is an error
 naming it (never silently dropped).
@@ -15,14 +17,22 @@ from ..dialect.ir_utils import replace_by_call
 from .support.registry import PassError, register
 
 
+# Not derivatives: ops the later pipeline lowers.
+_KEPT = ("ad.scan", "ad.gather", "ad.scatter_add")
+
+
 @register("lower-ad")
 def lower_ad(module_op: ir.Operation) -> None:
     leftovers = []
     module_op.walk(lambda o: (leftovers.append(o.operation)
                               if o.operation.name.startswith("ad.")
-                              and o.operation.name != "ad.scan" else None,
+                              and o.operation.name not in _KEPT else None,
                               ir.WalkResult.ADVANCE)[1])
     for op in leftovers:
+        if op.name == "ad.stop_gradient":
+            op.results[0].replace_all_uses_with(op.operands[0])
+            op.erase()
+            continue
         if op.name not in ("ad.custom_rrule", "ad.custom_frule"):
             raise PassError("lower-ad", f"'{op.name}' was not lowered; run the "
                             f"forward and reverse passes first", op.location)

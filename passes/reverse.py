@@ -11,9 +11,11 @@ fused) followed by the backward sweep in reverse order:
     elementwise, and applies the scalar partials table backwards (the same
     table forward mode uses). Nothing but the inputs is kept between sweeps.
     Broadcast / transposed inputs get their cotangents summed / permuted back;
-  * matmul, sum/max reductions, slices, inserts and reshapes use the reverse
-    rules of the op rule table (support/op_rules.py, shared with forward
-    mode: a linear op's reverse rule is its transpose);
+  * matmul, sum/max/min reductions, slices, inserts, reshapes and gathers
+    use the reverse rules of the op rule table (support/op_rules.py, shared
+    with forward mode: a linear op's reverse rule is its transpose);
+  * integer and bool values are never active (not differentiable), nor is
+    the result of ``ad.stop_gradient``;
   * fan-out accumulates; cotangent slices that tile a tensor are inserted
     into one buffer instead of being added;
   * symbolic zeros (splat zero cotangents, inactive values) are pruned: an
@@ -62,7 +64,7 @@ def _lower_vjp(module_op, op: ir.Operation, strategy: str = "auto") -> None:
     n_p, n_c = ad.segment_sizes(op)
     operands = list(op.operands)
     primals, cts = operands[:n_p], operands[n_p:]
-    mask = [not is_splat_zero(c) for c in cts]
+    mask = [not is_splat_zero(c, integers=True) for c in cts]
     # Cotangents nobody reads (arguments outside grad's argnums, arrays a
     # closure captured) are not computed at all.
     wanted = [bool(list(r.uses)) for r in list(op.results)[len(cts):]]
@@ -229,11 +231,15 @@ def vjp_function(module_op, callee: str, mask: List[bool], loc,
 
 
 def _activity(body, seeds) -> set:
-    """Values that depend on the function's arguments."""
-    active = set(seeds)
+    """Float values that depend on the function's arguments. Integer and
+    bool values are never active (not differentiable), nor is what
+    ``ad.stop_gradient`` returns."""
+    active = {s for s in seeds if ad.is_float(s)}
     for op in body:
+        if op.name == "ad.stop_gradient":
+            continue
         if any(v in active for v in values_used(op)):
-            active.update(op.results)
+            active.update(r for r in op.results if ad.is_float(r))
     return active
 
 

@@ -26,6 +26,12 @@ AD = [
     "forward",
     "reverse",
     "lower-ad",
+    # ad.gather -> a generic reading the table with tensor.extract;
+    # ad.scatter_add -> an scf.for of slice additions. Before inlining: the
+    # inliner cannot move unregistered (ad) ops, so a function holding them
+    # would stay a call. These regions read tensors: not pointwise, never
+    # fused (support/pointwise.py).
+    "lower-gather",
     "inline",
     "symbol-dce",
     "canonicalize",

@@ -19,7 +19,7 @@ from ..dialect.ir_utils import find_func, func_type
 # Bool tensors are stored as bytes (see passes/workarounds/widen_bools.py): i1
 # at the tensor level and i8 after widening are both numpy bools to the caller.
 _NP_OF = {"f32": np.float32, "f64": np.float64, "i1": np.bool_,
-          "i8": np.bool_, "i32": np.int32, "i64": np.int64}
+          "i8": np.bool_, "i32": np.int32, "i64": np.int64, "ui32": np.uint32}
 
 
 @dataclass(frozen=True)

@@ -51,7 +51,10 @@ def test_one_computed_value_returned_twice():
     np.testing.assert_array_equal(b, 2 * x)
 
 
-def test_static_python_scalars_specialise():
+def test_python_ints_are_static_and_floats_traced():
+    """Python ints (and bools, strings, None) specialise; Python floats are
+    traced (weakly typed: x_f32 * lr stays float32), so a new learning rate
+    does not recompile; static_argnums keeps a float static."""
     calls = []
 
     def f(x, k):
@@ -60,9 +63,23 @@ def test_static_python_scalars_specialise():
 
     g = ferrule.jit(f)
     x = np.ones(3, np.float32)
-    np.testing.assert_array_equal(g(x, 2.0), 2 * x)
-    np.testing.assert_array_equal(g(x, 3.0), 3 * x)
-    g(x, 2.0)
+    np.testing.assert_array_equal(g(x, 2), 2 * x)
+    np.testing.assert_array_equal(g(x, 3), 3 * x)
+    g(x, 2)
+    assert calls == [2, 3]
+    calls.clear()
+    for lr in (0.5, 0.25, 1e-3):
+        got = g(x, lr)
+        assert got.dtype == np.float32
+        np.testing.assert_array_equal(got, x * np.float32(lr))
+    assert len(calls) == 1                                            # traced once
+    assert g(x.astype(np.float64), 0.1).dtype == np.float64          # float64 kept exactly
+    np.testing.assert_array_equal(g(x.astype(np.float64), 0.1), np.full(3, 0.1))
+    calls.clear()
+    s = ferrule.jit(f, static_argnums=1)
+    s(x, 2.0)
+    s(x, 3.0)
+    s(x, 2.0)
     assert calls == [2.0, 3.0]
 
 

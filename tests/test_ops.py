@@ -326,7 +326,8 @@ def test_gradient_of_mean_of_a_broadcast():
 
 
 def test_bool_arrays_in_arithmetic_and_sums():
-    """Bools become 0/1 (as numpy); sums of bools count, in float32."""
+    """Bools become 0/1 (as numpy); sums of bools count, in int64 (numpy's
+    dtype); their mean is float32 (numpy: float64)."""
     x = np.array([[-1.0, 0.5, 2.0], [3.0, -0.5, 0.0]], np.float64)
     got = ferrule.jit(lambda x: ((x > 0) * x, (x > 0) + (x > 1), (x > 0).sum(axis=0),
                                  (x > 0).mean(), (x > 0) == (x < 1)))(x)
@@ -334,7 +335,7 @@ def test_bool_arrays_in_arithmetic_and_sums():
             (x > 0).mean(), (x > 0) == (x < 1))
     for g, w in zip(got, want):
         np.testing.assert_array_equal(g, w)
-    assert [g.dtype for g in got] == [F64, F32, F32, F32, np.bool_]
+    assert [g.dtype for g in got] == [F64, F32, np.int64, F32, np.bool_]
 
 
 def test_logsumexp_with_infinities():

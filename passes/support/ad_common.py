@@ -63,8 +63,14 @@ def int_attr(op: ir.Operation, name: str) -> int:
 
 
 def zeros_like(v: ir.Value) -> ir.Value:
-    """A symbolic zero (splat 0.0 constant) of ``v``'s tensor type."""
+    """A symbolic zero (splat 0.0 constant, 0 for integers) of ``v``'s tensor type."""
     return splat_zeros(shape_of(v), element_type(v))
+
+
+def is_float(v) -> bool:
+    """True for a float tensor (or scalar): the values AD differentiates.
+    Integer and bool values are never active and never get a tangent."""
+    return isinstance(element_type(v), (ir.F32Type, ir.F64Type, ir.F16Type, ir.BF16Type))
 
 
 def add(a: Optional[ir.Value], b: ir.Value) -> ir.Value:

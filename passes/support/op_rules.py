@@ -8,7 +8,11 @@ its JVP is the op itself applied to the tangents, and its VJP is the
 transpose applied to the cotangent, so nothing is written twice. Ops that
 are not linear give both rules: ``matmul`` (bilinear: a product rule
 forward, one transposed product per operand backward) and ``max`` (whose
-derivative goes to the elements equal to the maximum, ties sharing it).
+derivative goes to the elements equal to the maximum, ties sharing it;
+``min`` uses the same rules). Gathers are linear in the table
+(``ad.gather``: a gather of the tangent, a scatter-add of the cotangent)
+and ``ad.scatter_add`` in its destination and updates (its transpose is a
+gather), so their derivatives differentiate again.
 
 Pointwise regions are not here: the one table of scalar partials
 (:mod:`.scalar_rules`) serves them in both modes. Custom user rules
@@ -51,6 +55,7 @@ from typing import Callable, List, Optional, Sequence, Union
 from mlir import ir
 from mlir.dialects import linalg
 
+from ...dialect import builders
 from ...dialect.ir_utils import (OEQ, PARALLEL, block_ops, body_block, cmpf, create,
                                  element_type, empty, extract_slice, float_const,
                                  generic_maps, generic_num_inputs,
@@ -150,10 +155,12 @@ def _reshape_T(op, env, ybars, cts):
     cts.add(x, create(inverse, [x.type], [ybars[0]], attrs).result)
 
 
-# -- reductions: y = init + sum(x) (linear), y = max(init, max(x)) -----------------
+# -- reductions: y = init + sum(x) (linear), y = max(init, max(x)), min ------------
 
 def reduction_kind(op: ir.Operation) -> Optional[str]:
-    """"sum" or "max" for a generic reducing with addf/maximumf into its init."""
+    """"sum", "max" or "min" for a generic reducing with addf/maximumf/minimumf
+    into its init (a min differentiates as a max: through the elements equal
+    to the result)."""
     if op.name != "linalg.generic" or len(op.results) != 1 or generic_num_inputs(op) != 1:
         return None
     b = body_block(op)
@@ -163,7 +170,7 @@ def reduction_kind(op: ir.Operation) -> Optional[str]:
     body, args = ops[0], list(b.arguments)
     if set(body.operands) != {args[0], args[1]} or ops[1].operands[0] != body.results[0]:
         return None
-    return {"arith.addf": "sum", "arith.maximumf": "max"}.get(body.name)
+    return {"arith.addf": "sum", "arith.maximumf": "max", "arith.minimumf": "min"}.get(body.name)
 
 
 def _check_input_map(op):
@@ -298,6 +305,39 @@ def _matmul_vjp(op, env, ybars, cts):
         cts.add(c, g)
 
 
+# -- gathers: ad.gather linear in the table, ad.scatter_add in (dest, updates) ----
+
+def _axis(op: ir.Operation) -> int:
+    return ad.int_attr(op, "axis")
+
+
+def _gather_T(op, env, ybars, cts):
+    """The transpose of a gather scatter-adds the cotangent into zeros of the
+    table's shape (the indices are integers: no cotangent)."""
+    table, idx = op.operands
+    if cts.wants(table):
+        cts.add(table, builders.scatter_add(ad.zeros_like(env[table]), env[idx], ybars[0],
+                                            _axis(op)).result)
+
+
+def _scatter_add_jvp(op, env, tangents):
+    """The scatter-add of the tangents; scattering zero updates is the
+    identity on ``dest``."""
+    td, _, tu = tangents
+    if tu is None:
+        return [td]
+    return apply_to_tangents(op, env, tangents, (0, 2))
+
+
+def _scatter_add_T(op, env, ybars, cts):
+    """``dest`` gets the cotangent, ``updates`` the gather of it."""
+    dest, idx, updates = op.operands
+    if cts.wants(dest):
+        cts.add(dest, ybars[0])
+    if cts.wants(updates):
+        cts.add(updates, builders.gather(ybars[0], env[idx], _axis(op)).result)
+
+
 # -- scan (runs its step function: rules in scan_ad.py) ---------------------------
 
 SCAN = FunctionOpRule(
@@ -320,8 +360,12 @@ RULES = {
     "tensor.expand_shape": linear(_reshape_T),
     "linalg.generic:sum": linear(_sum_T, operands=(0, 1), jvp=_sum_jvp),
     "linalg.generic:max": OpRule(_max_jvp, _max_vjp),
+    "linalg.generic:min": OpRule(_max_jvp, _max_vjp),
     "linalg.matmul": OpRule(_matmul_jvp, _matmul_vjp),
     "linalg.batch_matmul": OpRule(_matmul_jvp, _matmul_vjp),
+    "ad.gather": linear(_gather_T),
+    "ad.scatter_add": linear(_scatter_add_T, operands=(0, 2), jvp=_scatter_add_jvp),
+    "ad.stop_gradient": _NO_DERIVATIVE,   # no tangent, no cotangent, at every order
     "ad.scan": SCAN,
     "tensor.empty": _NO_DERIVATIVE,
     "arith.constant": _NO_DERIVATIVE,
@@ -342,5 +386,5 @@ def missing_rule(op: ir.Operation, mode: str) -> str:
     "reverse-mode") rule."""
     if op.name == "linalg.generic":
         return (f"no {mode} rule for this linalg.generic (only pointwise regions and "
-                f"sum/max reductions)")
+                f"sum/max/min reductions)")
     return f"no {mode} rule for '{op.name}'"

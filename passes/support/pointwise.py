@@ -63,7 +63,14 @@ def is_pointwise_generic(op: ir.Operation) -> bool:
     # A body that reads its output-init arguments is an accumulation, not a
     # pure function of its inputs.
     args = list(op.regions[0].blocks[0].arguments)[n_in:]
-    return all(not list(a.uses) for a in args)
+    if any(list(a.uses) for a in args):
+        return False
+    # A body that reads anything but its scalar arguments — its loop
+    # indices (linalg.index), a tensor (tensor.extract: a gather) — is not
+    # a function of the elements at one position: fusing it would be wrong.
+    return all(o.operation.name.split(".", 1)[0] in ELEMENTWISE_DIALECTS
+               or o.operation.name == "linalg.yield"
+               for o in op.regions[0].blocks[0].operations)
 
 
 def is_pointwise(op: ir.Operation) -> bool:

@@ -22,7 +22,10 @@ ONE = "one"
 NEG_ONE = "neg_one"
 
 # Ops whose result carries no derivative at all (bool results, constants).
-NON_DIFFERENTIABLE = {"arith.cmpf", "arith.constant"}
+# Integer results (float-to-integer casts, bit casts, integer ops) carry none
+# either: integers are never differentiated.
+NON_DIFFERENTIABLE = {"arith.cmpf", "arith.constant", "arith.cmpi", "arith.fptosi",
+                      "arith.fptoui", "arith.bitcast"}
 # Casts: the tangent goes through the same cast, the cotangent back through
 # the inverse one.
 CASTS = {"arith.extf": "arith.truncf", "arith.truncf": "arith.extf"}

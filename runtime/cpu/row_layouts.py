@@ -95,6 +95,9 @@ class Layouts:
         if any(o.operation.name == "linalg.index"
                for o in op.regions[0].blocks[0].operations):
             raise NotSplittable("a region reads its loop indices (linalg.index)")
+        if any(o.operation.name == "tensor.extract"
+               for o in op.regions[0].blocks[0].operations):
+            raise NotSplittable("a region reads a tensor at computed positions (a gather)")
         maps = [ir.AffineMapAttr(a).value for a in op.attributes["indexing_maps"]]
         dims = [map_dims(m) for m in maps]
         if any(d is None for d in dims):

@@ -5,6 +5,8 @@
 // TYPES: bad-ad-types.mlir:6:{{[0-9]+}}: error: 'ad.vjp' operand types (tensor<4xf32>, tensor<f32>) do not match @sq's signature, which needs (tensor<4xf32>, tensor<4xf32>)
 // RUN: not ferrule-opt %S/Inputs/bad-scan-types.mlir 2>&1 | FileCheck %s --check-prefix=SCAN
 // SCAN: bad-scan-types.mlir:6:{{[0-9]+}}: error: 'ad.scan' operand types (tensor<4xf32>, tensor<3x4xf32>) do not match @step's signature, which needs (tensor<4xf32>, tensor<5x4xf32>)
+// RUN: not ferrule-opt %S/Inputs/bad-gather-types.mlir 2>&1 | FileCheck %s --check-prefix=GATHER
+// GATHER: bad-gather-types.mlir:3:{{[0-9]+}}: error: 'ad.gather' result type tensor<4x5xf32> does not match: gathering tensor<5x3xf32> at tensor<4xi32> along axis 0 gives tensor<4x3xf32>
 
 // Every `ad` op round-trips through the IRDL-defined dialect (generic form).
 
@@ -78,4 +80,17 @@ func.func private @acc(%c: tensor<2xf32>, %x: tensor<2xf32>) -> (tensor<2xf32>, 
 func.func @uses_scan(%c: tensor<2xf32>, %xs: tensor<3x2xf32>) -> (tensor<2xf32>, tensor<3x2xf32>) {
   %0:2 = "ad.scan"(%c, %xs) {callee = @acc, length = 3 : i64, reverse = 0 : i64, remat = 0 : i64, operandSegmentSizes = array<i32: 1, 1, 0>} : (tensor<2xf32>, tensor<3x2xf32>) -> (tensor<2xf32>, tensor<3x2xf32>)
   return %0#0, %0#1 : tensor<2xf32>, tensor<3x2xf32>
+}
+
+// -----
+
+// CHECK-LABEL: func.func @uses_gather
+// CHECK: "ad.gather"(%arg0, %arg1) {axis = 0 : i64} : (tensor<5x3xf32>, tensor<4xi64>) -> tensor<4x3xf32>
+// CHECK: "ad.scatter_add"(%arg0, %arg1, %{{.+}}) {axis = 0 : i64}
+// CHECK: "ad.stop_gradient"(%{{.+}}) : (tensor<5x3xf32>) -> tensor<5x3xf32>
+func.func @uses_gather(%t: tensor<5x3xf32>, %i: tensor<4xi64>) -> tensor<5x3xf32> {
+  %0 = "ad.gather"(%t, %i) {axis = 0 : i64} : (tensor<5x3xf32>, tensor<4xi64>) -> tensor<4x3xf32>
+  %1 = "ad.scatter_add"(%t, %i, %0) {axis = 0 : i64} : (tensor<5x3xf32>, tensor<4xi64>, tensor<4x3xf32>) -> tensor<5x3xf32>
+  %2 = "ad.stop_gradient"(%1) : (tensor<5x3xf32>) -> tensor<5x3xf32>
+  return %2 : tensor<5x3xf32>
 }

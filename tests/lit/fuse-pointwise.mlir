@@ -127,3 +127,31 @@ func.func @crossing_groups(%x: tensor<4x4xf32>, %y: tensor<4x4xf32>, %w: tensor<
   %b2 = arith.mulf %y, %m1 : tensor<4x4xf32>
   return %a2, %b2 : tensor<4x4xf32>, tensor<4x4xf32>
 }
+
+// -----
+
+// A region that reads a tensor at a computed position (a lowered gather)
+// or its loop indices is not pointwise: it is never merged with its
+// elementwise producer or consumer (an element of it is not a function of
+// the elements at its own position).
+// CHECK-LABEL: func.func @gather_is_not_pointwise
+// CHECK: %[[I:.+]] = linalg.generic {{.+}} ins(%arg1 : tensor<4xi64>)
+// CHECK: arith.addi
+// CHECK: %[[G:.+]] = linalg.generic {{.+}} ins(%[[I]] : tensor<4xi64>)
+// CHECK: tensor.extract %arg0
+// CHECK: linalg.generic {{.+}} ins(%[[G]] : tensor<4xf32>)
+// CHECK: math.exp
+#g1 = affine_map<(d0) -> (d0)>
+func.func @gather_is_not_pointwise(%t: tensor<9xf32>, %i: tensor<4xi64>) -> tensor<4xf32> {
+  %one = arith.constant dense<1> : tensor<4xi64>
+  %j = arith.addi %i, %one : tensor<4xi64>
+  %e = tensor.empty() : tensor<4xf32>
+  %g = linalg.generic {indexing_maps = [#g1, #g1], iterator_types = ["parallel"]} ins(%j : tensor<4xi64>) outs(%e : tensor<4xf32>) {
+  ^bb0(%in: i64, %out: f32):
+    %k = arith.index_cast %in : i64 to index
+    %v = tensor.extract %t[%k] : tensor<9xf32>
+    linalg.yield %v : f32
+  } -> tensor<4xf32>
+  %r = math.exp %g : tensor<4xf32>
+  return %r : tensor<4xf32>
+}
