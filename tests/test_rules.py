@@ -70,7 +70,7 @@ def test_lstm_rule_compiles_to_the_same_single_region_as_builtin_reverse_mode():
     pointwise2 = [l for l in ad2.splitlines() if "linalg.generic" in l and "reduction" not in l]
     assert len(pointwise2) == len(pointwise)
     report = low.explain()
-    assert "differentiated by rule lstm_rrule" in report
+    assert "@lstm_pointwise (rules: rrule lstm_rrule): reverse mode used rrule lstm_rrule" in report
     assert "1 frule_via_ad call(s), 5 tangent direction(s) fused into one region" in report
     assert "test_rules.py:" in report
     got = ferrule.grad(lstm_loss, argnums=(0, 1))(G, c)
@@ -148,10 +148,14 @@ def test_forward_pullback_helper():
     np.testing.assert_allclose(gb, wb, rtol=1e-10)
 
 
-def test_rule_only_function_still_works_under_jvp():
+def test_rrule_only_function_under_jvp_uses_the_transposed_rule():
+    # the rule says y has a zero cotangent, so forward mode (the transpose of
+    # its pullback) agrees with reverse mode, not with the primal's derivative
     x, t = RNG.standard_normal(5), RNG.standard_normal(5)
     _, yt = ferrule.jvp(lambda x: scaled_square(x, x), (x,), (t,))
-    np.testing.assert_allclose(yt, 3 * x * x * t, rtol=1e-12)
+    np.testing.assert_allclose(yt, 2 * x * x * t, rtol=1e-12)
+    g = ferrule.grad(lambda x: fnp.sum(scaled_square(x, x)))(x)
+    np.testing.assert_allclose(np.dot(yt, np.ones(5)), np.dot(t, g), rtol=1e-12)
 
 
 # -- errors ---------------------------------------------------------------------------------
@@ -220,17 +224,19 @@ def cube_frule(config, tangents, x):
     return x * x * x, 3.0 * x * x * xdot
 
 
-def test_frule_is_used_by_forward_mode_and_reverse_differentiates_the_primal():
+def test_frule_is_used_by_forward_mode_and_transposed_for_reverse_mode():
     x, t = RNG.standard_normal(5), RNG.standard_normal(5)
     before = FRULE_CALLS["n"]
     low = ferrule.jit(lambda x, t: ferrule.jvp(cube, (x,), (t,))).lower(x, t)
     assert '"ad.custom_frule"' in low.as_text("traced")
-    assert "has forward rule cube_frule: used by forward mode" in low.explain()
+    assert "forward mode used frule cube_frule as written" in low.explain()
     assert FRULE_CALLS["n"] > before
     y, yt = ferrule.jvp(cube, (x,), (t,))
     np.testing.assert_allclose(yt, 3 * x * x * t, rtol=1e-12)
     g = ferrule.grad(lambda x: fnp.sum(cube(x)))(x)
     np.testing.assert_allclose(g, 3 * x * x, rtol=1e-12)
+    report = ferrule.jit(ferrule.grad(lambda x: fnp.sum(cube(x)))).lower(x).explain()
+    assert "reverse mode used frule cube_frule, transposed (its tangent map is linear)" in report
     np.testing.assert_allclose(ferrule.jit(cube)(x), x ** 3, rtol=1e-12)
 
 
