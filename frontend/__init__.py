@@ -20,7 +20,7 @@ from .errors import (CompileError, ConcretizationError, DTypeError, FerruleError
 
 __version__ = "0.1.0"
 
-__all__ = ["jit", "compile", "scan", "ShapeDtype", "CudaCompiled", "grad", "value_and_grad", "vjp", "jvp", "Jitted", "Lowered", "numpy", "nn", "errors", "pytree",
+__all__ = ["jit", "compile", "scan", "pure_callback", "ShapeDtype", "CudaCompiled", "grad", "value_and_grad", "vjp", "jvp", "Jitted", "Lowered", "numpy", "nn", "errors", "pytree",
            "FerruleError", "TracingError", "UnsupportedOperationError",
            "ConcretizationError", "TracerBoolConversionError", "ShapeError",
            "DTypeError", "CompileError"]
@@ -39,6 +39,8 @@ def __getattr__(name):
         value = getattr(module, name)
     elif name == "scan":
         from .control import scan as value
+    elif name == "pure_callback":
+        from .callback import pure_callback as value
     elif name in _SUBPACKAGES:
         value = importlib.import_module(f".{name}", __name__)
     else:
@@ -48,4 +50,5 @@ def __getattr__(name):
 
 
 def __dir__():
-    return sorted(set(globals()) | _FROM_API | _FROM_TRANSFORMS | _SUBPACKAGES | {"scan"})
+    return sorted(set(globals()) | _FROM_API | _FROM_TRANSFORMS | _SUBPACKAGES
+                  | {"scan", "pure_callback"})

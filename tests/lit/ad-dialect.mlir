@@ -79,3 +79,13 @@ func.func @uses_scan(%c: tensor<2xf32>, %xs: tensor<3x2xf32>) -> (tensor<2xf32>,
   %0:2 = "ad.scan"(%c, %xs) {callee = @acc, length = 3 : i64, reverse = 0 : i64, remat = 0 : i64, operandSegmentSizes = array<i32: 1, 1, 0>} : (tensor<2xf32>, tensor<3x2xf32>) -> (tensor<2xf32>, tensor<3x2xf32>)
   return %0#0, %0#1 : tensor<2xf32>, tensor<3x2xf32>
 }
+
+// -----
+
+// A host callback: no callee, a callback number and a name.
+// CHECK-LABEL: func.func @uses_callback
+// CHECK: "ad.pure_callback"(%arg0, %arg1) {callback = 2 : i64, name = "solve"} : (tensor<3x3xf64>, tensor<3xf64>) -> tensor<3xf64>
+func.func @uses_callback(%a: tensor<3x3xf64>, %b: tensor<3xf64>) -> tensor<3xf64> {
+  %0 = "ad.pure_callback"(%a, %b) {callback = 2 : i64, name = "solve"} : (tensor<3x3xf64>, tensor<3xf64>) -> tensor<3xf64>
+  return %0 : tensor<3xf64>
+}
