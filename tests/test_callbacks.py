@@ -347,3 +347,25 @@ def test_solve_with_both_rules_every_mode():
     np.testing.assert_allclose(xt, fd, rtol=1e-6, atol=1e-9)
     low = ferrule.jit(lambda A, b, dA, db: ferrule.jvp(solve2, (A, b), (dA, db))).lower(A, b, dA, db)
     assert "forward mode used frule solve2_frule as written" in low.explain()
+
+
+@rules.primitive
+def solve3(A, b):                 # frule only, its tangent through a callback
+    return ferrule.pure_callback(scipy.linalg.solve, like(b), A, b)
+
+
+@rules.frule(solve3)
+def solve3_frule(config, tangents, A, b):
+    return solve2_frule(config, tangents, A, b)
+
+
+def test_an_frule_whose_tangent_enters_a_callback_cannot_serve_reverse_mode():
+    A = RNG.standard_normal((3, 3)) + 3 * np.eye(3)
+    b = RNG.standard_normal(3)
+    with pytest.raises(ferrule.CompileError) as e:
+        ferrule.grad(lambda A, b: fnp.sum(solve3(A, b)))(A, b)
+    msg = str(e.value)
+    assert "has an frule, solve3_frule, but no rrule, so reverse mode transposes" in msg
+    assert "passes a tangent to the callback 'solve'" in msg
+    _, xt = ferrule.jvp(solve3, (A, b), (np.zeros((3, 3)), b))   # forward mode: as written
+    np.testing.assert_allclose(xt, np.linalg.solve(A, b), rtol=1e-10)
