@@ -20,7 +20,7 @@ from .errors import (CompileError, ConcretizationError, DTypeError, FerruleError
 
 __version__ = "0.1.0"
 
-__all__ = ["jit", "compile", "scan", "pure_callback", "ShapeDtype", "CudaCompiled", "grad", "value_and_grad", "vjp", "jvp", "Jitted", "Lowered", "numpy", "nn", "errors", "pytree",
+__all__ = ["jit", "compile", "scan", "pure_callback", "CallbackError", "ShapeDtype", "CudaCompiled", "grad", "value_and_grad", "vjp", "jvp", "Jitted", "Lowered", "numpy", "nn", "errors", "pytree",
            "FerruleError", "TracingError", "UnsupportedOperationError",
            "ConcretizationError", "TracerBoolConversionError", "ShapeError",
            "DTypeError", "CompileError"]
@@ -41,6 +41,8 @@ def __getattr__(name):
         from .control import scan as value
     elif name == "pure_callback":
         from .callback import pure_callback as value
+    elif name == "CallbackError":
+        from .runtime.cpu.callbacks import CallbackError as value
     elif name in _SUBPACKAGES:
         value = importlib.import_module(f".{name}", __name__)
     else:
@@ -51,4 +53,4 @@ def __getattr__(name):
 
 def __dir__():
     return sorted(set(globals()) | _FROM_API | _FROM_TRANSFORMS | _SUBPACKAGES
-                  | {"scan", "pure_callback"})
+                  | {"scan", "pure_callback", "CallbackError"})

@@ -17,7 +17,7 @@ from scipy import special
 import ferrule
 import ferrule.numpy as fnp
 from ferrule import rules
-from ferrule.runtime.cpu.callbacks import CallbackError
+from ferrule import CallbackError
 
 RNG = np.random.default_rng(21)
 SD = ferrule.ShapeDtype
@@ -369,3 +369,20 @@ def test_an_frule_whose_tangent_enters_a_callback_cannot_serve_reverse_mode():
     assert "passes a tangent to the callback 'solve'" in msg
     _, xt = ferrule.jvp(solve3, (A, b), (np.zeros((3, 3)), b))   # forward mode: as written
     np.testing.assert_allclose(xt, np.linalg.solve(A, b), rtol=1e-10)
+
+
+def test_the_compiled_call_releases_the_gil_and_callbacks_take_it():
+    # ctypes: a call through a CFUNCTYPE prototype (not PYFUNCTYPE) releases
+    # the GIL for the native code; a CFUNCTYPE callback takes it back
+    # (PyGILState_Ensure) to run Python. Both prototypes are checked here; the
+    # threads test above runs callbacks from several threads at once.
+    import ctypes
+    f = ferrule.jit(lambda x: ferrule.pure_callback(np.sin, like(x), x) * 2.0)
+    x = np.ones(3)
+    fn = f.lower(x).compile()
+    np.testing.assert_allclose(fn(x)[0], 2 * np.sin(x))
+    flags = type(fn._cfunc)._flags_
+    assert not flags & ctypes._FUNCFLAG_PYTHONAPI       # the GIL is released
+    (cb,) = fn.callbacks
+    assert not type(cb.trampoline)._flags_ & ctypes._FUNCFLAG_PYTHONAPI
+    assert cb.calls >= 1

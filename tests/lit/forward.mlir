@@ -1,4 +1,6 @@
 // RUN: ferrule-opt %s --split-input-file --pass-pipeline='builtin.module(forward)' | FileCheck %s
+// RUN: not ferrule-opt %S/Inputs/callback-grad.mlir --pass-pipeline='builtin.module(forward)' 2>&1 | FileCheck %s --check-prefix=CALLBACK
+// CALLBACK: callback-grad.mlir:4:{{[0-9]+}}: error: forward: pure_callback 'gammaln' (at {{.+}}:4) is not differentiable: ferrule cannot see into host code, so forward mode has no derivative for it
 // RUN: not ferrule-opt %S/Inputs/nonlinear-pullback.mlir --pass-pipeline='builtin.module(forward)' 2>&1 | FileCheck %s --check-prefix=NONLIN
 // NONLIN: nonlinear-pullback.mlir:17:{{[0-9]+}}: error: forward: @e (called at {{.+}}:17) has an rrule, e_rrule, but no frule, so forward mode transposes the rule's pullback; it cannot: the pullback must be linear in the cotangents, and at {{.+}}:13 it applies math.exp to a tangent, which is not linear
 
