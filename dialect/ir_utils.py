@@ -184,9 +184,13 @@ def float_const(t: ir.Type, v: float) -> ir.Value:
 
 
 def splat_zeros(shape: Sequence[int], elt: ir.Type) -> ir.Value:
-    """A splat 0.0 tensor constant: the passes' symbolic zero."""
+    """A splat 0.0 tensor constant: the passes' symbolic zero (0 / false for
+    an integer or bool element type: the zero tangent of a value that has
+    none)."""
     t = tensor_type(shape, elt)
-    attr = ir.DenseElementsAttr.get_splat(t, ir.FloatAttr.get(elt, 0.0))
+    zero = (ir.IntegerAttr.get(elt, 0) if isinstance(elt, ir.IntegerType)
+            else ir.FloatAttr.get(elt, 0.0))
+    attr = ir.DenseElementsAttr.get_splat(t, zero)
     return create("arith.constant", [t], [], {"value": attr}).result
 
 

@@ -315,3 +315,34 @@ def test_a_pullback_that_is_not_linear_is_refused_under_jvp():
     # reverse mode still uses the rrule as written
     np.testing.assert_allclose(ferrule.grad(lambda x: fnp.sum(exp_r(x)))(x), np.e * np.exp(x),
                                rtol=1e-12)
+
+
+# -- a bool argument (no tangent of its own) --------------------------------------------
+
+@rules.primitive
+def masked_f(x, m):
+    return fnp.where(m, x * 2.0, x)
+
+
+@rules.frule(masked_f)
+def masked_f_frule(config, tangents, x, m):
+    return masked_f(x, m), fnp.where(m, tangents[1] * 2.0, tangents[1])
+
+
+@rules.primitive
+def masked_r(x, m):
+    return fnp.where(m, x * 2.0, x)
+
+
+@rules.rrule(masked_r)
+def masked_r_rrule(config, x, m):
+    return masked_r(x, m), lambda g: (rules.NoTangent(), fnp.where(m, g * 2.0, g),
+                                      rules.NoTangent())
+
+
+def test_rules_with_a_bool_argument_transpose():
+    x = np.arange(4.0)
+    want = np.where(x > 1.0, 2.0, 1.0)
+    np.testing.assert_array_equal(ferrule.grad(lambda x: fnp.sum(masked_f(x, x > 1.0)))(x), want)
+    _, t = ferrule.jvp(lambda x: masked_r(x, x > 1.0), (x,), (np.ones(4),))
+    np.testing.assert_array_equal(t, want)

@@ -101,6 +101,8 @@ def _is_zero_constant(op) -> bool:
         if not attr.is_splat:
             return False
         attr = attr.get_splat_value()
+    if isinstance(attr, ir.IntegerAttr):
+        return ir.IntegerAttr(attr).value == 0
     return isinstance(attr, ir.FloatAttr) and ir.FloatAttr(attr).value == 0.0
 
 
@@ -292,7 +294,12 @@ def check_linear(module_op, fn_name: str, linear_args: Sequence[bool],
     states = linearity(module_op, fn_name, linear_args)
     fn = find_func(module_op, fn_name)
     ret = block_ops(func_body(fn))[-1]
+    types = list(func_type(fn).results)
     for k in (range(len(states)) if outputs is None else outputs):
+        elt = ir.RankedTensorType(types[k]).element_type if isinstance(
+            types[k], ir.RankedTensorType) else types[k]
+        if not isinstance(elt, (ir.F32Type, ir.F64Type, ir.F16Type, ir.BF16Type)):
+            continue            # an integer or bool result has no tangent to be linear in
         s = states[k]
         if isinstance(s, Bad):
             raise NotTransposable(s)
