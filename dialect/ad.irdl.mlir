@@ -142,4 +142,22 @@ irdl.dialect @ad {
     irdl.operands(x: %t)
     irdl.results(out: %t)
   }
+
+  // A call of host Python from compiled code (ferrule.pure_callback):
+  // `callback` is the number the runtime registered the Python function
+  // under in this process (ferrule.runtime.cpu.callbacks), `name` the
+  // function's name for messages. Pure: the same arguments give the same
+  // results, so an unused call may be dropped and equal calls merged. Not
+  // differentiable: the AD passes refuse it (wrap it in a @rules.primitive
+  // with a rule). lower-ad turns it into a call of the external function
+  // @__ferrule_callback_<callback> on tensors, lower-callbacks into one on
+  // buffers, which the CPU runtime binds to the Python function.
+  irdl.operation @pure_callback {
+    %t = irdl.any
+    %i = irdl.base "#builtin.integer"
+    %s = irdl.base "#builtin.string"
+    irdl.operands(args: variadic %t)
+    irdl.results(outs: variadic %t)
+    irdl.attributes { "callback" = %i, "name" = %s }
+  }
 }

@@ -10,7 +10,7 @@ from typing import Sequence
 from mlir import ir
 
 AD_OPS = ("ad.jvp", "ad.vjp", "ad.frule_via_ad", "ad.custom_rrule", "ad.custom_frule",
-          "ad.scan", "ad.gather", "ad.scatter_add", "ad.stop_gradient")
+          "ad.scan", "ad.gather", "ad.scatter_add", "ad.stop_gradient", "ad.pure_callback")
 
 
 def _i64(v: int) -> ir.Attribute:
@@ -129,6 +129,22 @@ def scatter_add(dest: ir.Value, indices: ir.Value, updates: ir.Value,
 def stop_gradient(x: ir.Value) -> ir.Operation:
     """``ad.stop_gradient``: the identity, with a zero derivative."""
     return ir.Operation.create("ad.stop_gradient", results=[x.type], operands=[x])
+# The external function compiled code calls for host callback number n (the
+# passes declare it, the CPU runtime binds it to the Python function).
+CALLBACK_PREFIX = "__ferrule_callback_"
+
+
+def callback_symbol(number: int) -> str:
+    return f"{CALLBACK_PREFIX}{number}"
+
+
+def pure_callback(callback: int, name: str, args: Sequence[ir.Value],
+                  result_types: Sequence[ir.Type]) -> ir.Operation:
+    """``ad.pure_callback``: host function number ``callback`` (``name`` for
+    messages) on ``args``."""
+    return ir.Operation.create(
+        "ad.pure_callback", results=list(result_types), operands=list(args),
+        attributes={"callback": _i64(callback), "name": ir.StringAttr.get(name)})
 
 
 def call_func(callee: str, args: Sequence[ir.Value],

@@ -184,8 +184,9 @@ def float_const(t: ir.Type, v: float) -> ir.Value:
 
 
 def splat_zeros(shape: Sequence[int], elt: ir.Type) -> ir.Value:
-    """A splat zero tensor constant (0.0, or 0 for an integer ``elt``): the
-    passes' symbolic zero."""
+    """A splat zero tensor constant (0.0, or 0 / false for an integer or bool
+    ``elt``): the passes' symbolic zero (for integers: the zero tangent of a
+    value that has none)."""
     t = tensor_type(shape, elt)
     zero = (ir.IntegerAttr.get(elt, 0) if isinstance(elt, ir.IntegerType)
             else ir.FloatAttr.get(elt, 0.0))

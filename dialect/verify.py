@@ -99,6 +99,12 @@ def _verify_ad_op(module_op, op, spec):
             raise VerificationError(
                 f"'{op.name}' operandSegmentSizes {sizes} do not match its "
                 f"{len(op.operands)} operands in segments {segments}", op.location)
+    if op.name == "ad.pure_callback":   # no callee: a host function
+        for v in [*op.operands, *op.results]:
+            if not isinstance(v.type, ir.RankedTensorType):
+                raise VerificationError(f"'ad.pure_callback' takes and returns ranked "
+                                        f"tensors, not {v.type}", op.location)
+        return
     callee = ir.FlatSymbolRefAttr(op.attributes["callee"]).value
     sig = _func_types(module_op, callee)
     if sig is None:

@@ -20,7 +20,9 @@ from .errors import (CompileError, ConcretizationError, DTypeError, FerruleError
 
 __version__ = "0.1.0"
 
-__all__ = ["jit", "compile", "scan", "stop_gradient", "float0", "random", "ShapeDtype", "CudaCompiled", "grad", "value_and_grad", "vjp", "jvp", "Jitted", "Lowered", "numpy", "nn", "errors", "pytree",
+__all__ = ["jit", "compile", "scan", "stop_gradient", "float0", "random", "pure_callback",
+           "CallbackError", "ShapeDtype", "CudaCompiled", "grad", "value_and_grad", "vjp", "jvp",
+           "Jitted", "Lowered", "numpy", "nn", "errors", "pytree",
            "FerruleError", "TracingError", "UnsupportedOperationError",
            "ConcretizationError", "TracerBoolConversionError", "ShapeError",
            "DTypeError", "CompileError"]
@@ -43,6 +45,10 @@ def __getattr__(name):
         from .stop_gradient_op import stop_gradient as value
     elif name == "float0":
         from .pytree import FLOAT0 as value
+    elif name == "pure_callback":
+        from .callback import pure_callback as value
+    elif name == "CallbackError":
+        from .runtime.cpu.callbacks import CallbackError as value
     elif name in _SUBPACKAGES:
         value = importlib.import_module(f".{name}", __name__)
     else:
@@ -52,4 +58,5 @@ def __getattr__(name):
 
 
 def __dir__():
-    return sorted(set(globals()) | _FROM_API | _FROM_TRANSFORMS | _SUBPACKAGES | {"scan", "stop_gradient", "float0"})
+    return sorted(set(globals()) | _FROM_API | _FROM_TRANSFORMS | _SUBPACKAGES
+                  | {"scan", "stop_gradient", "float0", "pure_callback", "CallbackError"})

@@ -149,6 +149,13 @@ class Lowered:
 
     def compile_cuda(self, target: str = "cuda:sm_90", fast_math: bool = False):
         """Compile this specialisation for an NVIDIA GPU (see :func:`compile`)."""
+        from .callback import callbacks_in
+        found = callbacks_in(self._stages["traced"], self._ctx)
+        if found:
+            name, at = found[0]
+            raise CompileError(f"{self.name}: pure_callback {name!r} (at {at}) cannot run on "
+                               f"target {target!r}: host callbacks are called from CPU code, "
+                               f"and a GPU kernel cannot call into Python; compile for 'cpu'")
         self._run_ad()
         if '"ad.scan"' in self._stages["ad"]:
             raise CompileError(f"{self.name}: ferrule.scan is not supported for target "

@@ -5,6 +5,7 @@ was asked to do at each ``ad`` op and rule call; the strategy facts are those
 of the passes (pointwise pullbacks recompute from their inputs).
 """
 
+import re
 from typing import Dict, List
 
 import numpy as np
@@ -26,11 +27,52 @@ def _fmt_bytes(n: int) -> str:
         n /= 1024
 
 
+def _prim(callee: str) -> str:
+    """The primitive's name from its traced function's symbol (made unique
+    with a ``_<n>`` suffix, or ``_with_frule`` for its frule's wrapper)."""
+    return re.sub(r"(_with_frule)?(_\d+)?$", "", callee) or callee
+
+
+def _rule_uses(ad_module) -> Dict[str, List[tuple]]:
+    """What the AD passes recorded in ``ferrule.rules``: per call site,
+    ``(mode, rule, how)``."""
+    uses: Dict[str, List[tuple]] = {}
+    if ad_module is not None and "ferrule.rules" in ad_module.operation.attributes:
+        for a in ad_module.operation.attributes["ferrule.rules"]:
+            at, _, mode, rule, how = ir.StringAttr(a).value.split(" | ")
+            if (mode, rule, how) not in uses.setdefault(at, []):
+                uses[at].append((mode, rule, how))
+    return uses
+
+
+def _served(uses: List[tuple]) -> str:
+    parts = []
+    for mode in ("reverse", "forward"):
+        for m, rule, how in uses:
+            if m != mode:
+                continue
+            kind = ("rrule" if how == "its pullback" or "pullback is linear" in how
+                    else "frule")
+            if how == "its pullback":
+                parts.append(f"{mode} mode used rrule {rule} (its pullback)")
+            elif how == "as written":
+                parts.append(f"{mode} mode used frule {rule} as written")
+            else:
+                parts.append(f"{mode} mode used {kind} {rule}, {how}")
+    return "; ".join(parts) if parts else "not differentiated here (only its primal ran)"
+
+
 def explain(module_text: str, ctx: ir.Context, ad_text: str = "") -> str:
     """A per-call-site report of the differentiation in ``module_text``, plus
-    the reverse pass's pullback choices recorded in ``ad_text``."""
+    what the AD passes recorded in ``ad_text``: which rule served which
+    mode at each call site (and whether it was transposed), and the reverse
+    pass's pullback choices."""
     with ctx:
         module = ir.Module.parse(module_text)
+        ad_module = ir.Module.parse(ad_text) if ad_text else None
+        uses = _rule_uses(ad_module)
+        funcs = {ir.StringAttr(f.attributes["sym_name"]).value: f
+                 for f in module.body.operations if f.operation.name == "func.func"}
         ops: List[ir.Operation] = []
         module.operation.walk(lambda o: (ops.append(o.operation) if o.operation.name.startswith("ad.")
                                          else None, ir.WalkResult.ADVANCE)[1])
@@ -42,11 +84,44 @@ def explain(module_text: str, ctx: ir.Context, ad_text: str = "") -> str:
                     fn = fn.parent
                 name = ir.StringAttr(fn.attributes["sym_name"]).value if fn else "?"
                 frules.setdefault(name, []).append(op)
-        lines = []
+
+        def frule_in(callee):
+            f = funcs.get(callee)
+            if f is None or not len(f.regions[0].blocks):
+                return None
+            for o in f.regions[0].blocks[0].operations:
+                if o.operation.name == "ad.custom_frule":
+                    return ir.StringAttr(o.operation.attributes["rule"]).value
+            return None
+        lines, sites = [], {}
         for op in ops:
-            if "callee" not in op.attributes:   # ad.gather, ad.scatter_add, ad.stop_gradient
+            if op.name in ("ad.custom_rrule", "ad.custom_frule"):
+                at = loc_where(op.location)
+                site = sites.get(at)
+                if site is None:
+                    site = sites[at] = {"prim": _prim(ir.FlatSymbolRefAttr(
+                        op.attributes["callee"]).value), "rrule": None, "frule": None,
+                        "extra": "", "index": len(lines)}
+                    lines.append(None)
+                rule = ir.StringAttr(op.attributes["rule"]).value
+                if op.name == "ad.custom_frule":
+                    site["frule"] = rule
+                    continue
+                site["rrule"] = rule
+                site["frule"] = site["frule"] or frule_in(
+                    ir.FlatSymbolRefAttr(op.attributes["callee"]).value)
+                pb = ir.FlatSymbolRefAttr(op.attributes["pullback"]).value
+                fr = frules.get(pb, [])
+                dirs = sum(ir.IntegerAttr(f.attributes["num_directions"]).value for f in fr)
+                fwd = (f"yes: {len(fr)} frule_via_ad call(s), {dirs} tangent direction(s) "
+                       f"fused into one region" if fr else "no")
+                kept = sum(_nbytes(v.type) for v in op.operands)
+                site["extra"] = (f"; inside rrule {rule} forward mode ran: {fwd}; residuals: "
+                                 f"the rule's arguments ({_fmt_bytes(kept)}, views of the "
+                                 f"inputs), no intermediates")
                 continue
-            callee = ir.FlatSymbolRefAttr(op.attributes["callee"]).value
+            callee = ir.FlatSymbolRefAttr(op.attributes["callee"]).value \
+                if "callee" in op.attributes else ""
             at = loc_where(op.location)
             if op.name == "ad.vjp":
                 lines.append(f"{at}: reverse mode of @{callee} (built-in): pointwise regions "
@@ -56,28 +131,17 @@ def explain(module_text: str, ctx: ir.Context, ad_text: str = "") -> str:
                 k = ir.IntegerAttr(op.attributes["num_directions"]).value
                 lines.append(f"{at}: forward mode of @{callee} ({k} direction(s)), dual-number "
                              f"regions computing primal and tangents in one sweep")
-            elif op.name == "ad.custom_rrule":
-                rule = ir.StringAttr(op.attributes["rule"]).value
-                pb = ir.FlatSymbolRefAttr(op.attributes["pullback"]).value
-                fr = frules.get(pb, [])
-                dirs = sum(ir.IntegerAttr(f.attributes["num_directions"]).value for f in fr)
-                fwd = (f"yes: {len(fr)} frule_via_ad call(s), {dirs} tangent direction(s) "
-                       f"fused into one region" if fr else "no")
-                kept = sum(_nbytes(v.type) for v in op.operands)
-                lines.append(f"{at}: @{callee} differentiated by rule {rule} (rrule); forward "
-                             f"mode ran: {fwd}; residuals: the rule's arguments "
-                             f"({_fmt_bytes(kept)}, views of the inputs), no intermediates; "
-                             f"under forward mode the primal is differentiated instead")
-            elif op.name == "ad.custom_frule":
-                rule = ir.StringAttr(op.attributes["rule"]).value
-                lines.append(f"{at}: @{callee} has forward rule {rule}: used by forward mode; "
-                             f"reverse mode differentiates the primal (frule transposition is "
-                             f"not implemented)")
-        if ad_text:
-            ad_mod = ir.Module.parse(ad_text)
-            if "ferrule.pullbacks" in ad_mod.operation.attributes:
-                lines += [ir.StringAttr(a).value
-                          for a in ad_mod.operation.attributes["ferrule.pullbacks"]]
+            elif op.name == "ad.pure_callback":
+                name = ir.StringAttr(op.attributes["name"]).value
+                lines.append(f"{at}: pure_callback {name!r}: host Python called from the "
+                             f"compiled code (not differentiable by itself)")
+        for at, site in sites.items():
+            have = ", ".join(f"{k} {site[k]}" for k in ("rrule", "frule") if site[k])
+            lines[site["index"]] = (f"{at}: @{site['prim']} (rules: {have}): "
+                                    f"{_served(uses.get(at, []))}{site['extra']}")
+        if ad_module is not None and "ferrule.pullbacks" in ad_module.operation.attributes:
+            lines += [ir.StringAttr(a).value
+                      for a in ad_module.operation.attributes["ferrule.pullbacks"]]
         if not lines:
             return "no differentiation in this function"
         return "\n".join(lines)

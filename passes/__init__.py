@@ -28,6 +28,7 @@ from . import fuse_into_reductions  # noqa: F401
 from . import tile_matmul_gpu  # noqa: F401
 from . import lower_scan  # noqa: F401
 from . import lower_gather  # noqa: F401
+from . import lower_callbacks  # noqa: F401
 
 __all__ = ["PassError", "register", "registered_passes", "run_pipeline",
            "split_pipeline"]

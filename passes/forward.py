@@ -11,6 +11,10 @@ table (support/op_rules.py, shared with reverse mode); zero tangents (splat
 zero constants) are pruned symbolically. ``ad.frule_via_ad`` ops on the same
 callee and the same primals are first merged into one multi-direction op:
 the primal work is shared, which is the "fused tangent code" of the rules API.
+A user rule: ``ad.custom_frule`` calls the frule once per direction;
+``ad.custom_rrule`` of a primitive with no frule transposes the rule's
+pullback, which must be linear in the cotangents (support/transpose.py;
+an error names the rule and the line that is not).
 An op without a derivative rule is an error naming it and its location.
 """
 
@@ -25,6 +29,7 @@ from .fuse_pointwise import fuse_block
 from .support import ad_common as ad
 from .support import op_rules
 from .support import pointwise as pw
+from .support import transpose
 from .support.registry import PassError, register
 from .support.scalar_ad import NoRuleError, active_values, forward_body
 
@@ -98,7 +103,6 @@ def _lower_group(module_op, group: List[ir.Operation]) -> None:
 
 def jvp_function(module_op, callee: str, K: int, mask, loc) -> ir.Operation:
     """Build ``@<callee>_jvp<K>(primals, nonzero tangents) -> (outs, K*tangents)``."""
-    # A custom rrule has nothing to offer forward mode: differentiate its primal.
     copy = ad.prepared_copy(module_op, callee, mode="forward")
     fuse_block(func_body(copy))
     src = func_body(copy)
@@ -152,6 +156,9 @@ def _forward_op(op: ir.Operation, env, tan, K: int, ctx: op_rules.PassContext) -
     if op.name == "ad.custom_frule":
         _forward_custom_frule(op, env, tan, K)
         return
+    if op.name == "ad.custom_rrule":
+        _forward_custom_rrule(ctx.module_op, op, env, tan, K)
+        return
     if pw.is_pointwise_generic(op):
         _forward_pointwise(op, env, tan, K)
         return
@@ -203,6 +210,43 @@ def _forward_custom_frule(op: ir.Operation, env, tan, K: int) -> None:
     for j, r in enumerate(op.results):
         env[r] = outs[j]
         tan[r] = tans[j]
+    ad.record_rule(module_op.operation, op, "forward", "as written")
+
+
+def _forward_custom_rrule(module_op, op: ir.Operation, env, tan, K: int) -> None:
+    """A primitive with only an rrule: the pushforward is the transpose of
+    the rule's pullback (support/transpose.py), one call per nonzero
+    direction. The op itself stays for the outputs (it keeps its rule for
+    a further derivative)."""
+    clone_with_remap(op, env)
+    n, m = len(op.operands), len(op.results)
+    n_res = ad.int_attr(op, "num_residuals")
+    if transpose.residuals_are_args(module_op, op):
+        res = [env[v] for v in op.operands]
+    else:
+        fwd = find_func(module_op, ir.FlatSymbolRefAttr(op.attributes["forward"]).value)
+        res = ad.call(fwd, [env[v] for v in op.operands])[m:]
+    tans = [[None] * K for _ in range(m)]
+    built = {}
+    for d in range(K):
+        ts = [_tangents(tan, v, K)[d] for v in op.operands]
+        mask = tuple(t is not None for t in ts)
+        if not any(mask):
+            continue
+        if mask not in built:
+            try:
+                built[mask] = transpose.pullback_pushforward(module_op, op, list(mask))
+            except transpose.NotTransposable as e:
+                raise PassError("forward", transpose.not_transposable_message(op, e, "forward"),
+                                op.location) from None
+        out = ad.call(built[mask], res + [ad.zeros_like(env[r]) for r in op.results]
+                      + [t for t in ts if t is not None])
+        for j in range(m):
+            tans[j][d] = out[n + n_res + j]
+    for j, r in enumerate(op.results):
+        tan[r] = tans[j]
+    if built:
+        ad.record_rule(module_op, op, "forward", "transposed (its pullback is linear)")
 
 
 def _forward_pointwise(op: ir.Operation, env, tan, K: int) -> None:
@@ -262,3 +306,6 @@ def _forward_pointwise(op: ir.Operation, env, tan, K: int) -> None:
         tan[r] = [None] * K
     for (j, d), nr in zip(t_outs, list(new.results)[n_out:]):
         tan[op.results[j]][d] = nr
+
+
+ad.register_builder("jvp", jvp_function)

@@ -19,7 +19,13 @@ fused) followed by the backward sweep in reverse order:
   * fan-out accumulates; cotangent slices that tile a tensor are inserted
     into one buffer instead of being added;
   * symbolic zeros (splat zero cotangents, inactive values) are pruned: an
-    input that does not influence the outputs gets zeros and no work.
+    input that does not influence the outputs gets zeros and no work;
+  * a user rule: ``ad.custom_rrule`` calls the rule's traced pullback;
+    ``ad.custom_frule`` (a primitive with an frule only) transposes the
+    frule's tangent map, which must be linear in the tangents
+    (support/transpose.py; an error names the rule and the line that is
+    not). Both stay in the forward sweep as they are, so differentiating
+    the result again (second order) uses the rules again.
 Dead primal work disappears in the canonicalisation after inlining.
 """
 
@@ -35,6 +41,7 @@ from .support import ad_common as ad
 from .support import op_rules
 from .support import pointwise as pw
 from .support import pullback
+from .support import transpose
 from .support.registry import PassError, register
 
 
@@ -213,6 +220,8 @@ def vjp_function(module_op, callee: str, mask: List[bool], loc,
             with op.location:
                 if op.name == "ad.custom_rrule":
                     _rule_pullback(module_op, op, env, cts, active, residuals[op])
+                elif op.name == "ad.custom_frule":
+                    _frule_transposed(module_op, op, env, cts, active, strategy)
                 elif op in residuals:   # a FunctionOpRule's backward sweep
                     op_rules.rule_for(op).vjp_backward(ctx, op, env, cts, active, residuals[op])
                 elif op in partials:
@@ -255,7 +264,13 @@ def _reverse_op(op: ir.Operation, env, cts: _Cotangents, active: set) -> None:
 
 
 def _rule_forward(module_op, op: ir.Operation, env) -> List[ir.Value]:
-    """Forward sweep of a custom rrule: call ``@forward``; return its residuals."""
+    """Forward sweep of a custom rrule: its outputs and residuals. When the
+    residuals are the arguments (as the frontend builds rules), the op
+    itself stays (a call of the primal that keeps its rule for a second
+    derivative); otherwise ``@forward`` is called."""
+    if transpose.residuals_are_args(module_op, op):
+        clone_with_remap(op, env)
+        return [env[v] for v in op.operands]
     fwd = find_func(module_op, ir.FlatSymbolRefAttr(op.attributes["forward"]).value)
     res = ad.call(fwd, [env[v] for v in op.operands])
     n_out = len(op.results)
@@ -273,7 +288,37 @@ def _rule_pullback(module_op, op: ir.Operation, env, cts: _Cotangents, active,
         g = cts.get(r, env[r])
         ybars.append(g if g is not None else ad.zeros_like(env[r]))
     xbars = ad.call(pb, list(residuals) + ybars)
+    ad.record_rule(module_op, op, "reverse", "its pullback")
     for x, xb in zip(op.operands, xbars):
         if x in active:
             cts.add(x, xb)
 
+
+
+def _frule_transposed(module_op, op: ir.Operation, env, cts: _Cotangents, active,
+                      strategy: str) -> None:
+    """Backward sweep of a primitive with only an frule: the transpose of
+    the frule's tangent map (support/transpose.py) applied to the output
+    cotangents."""
+    n, m = len(op.operands), len(op.results)
+    ybars = [cts.get(r, env[r]) for r in op.results]
+    mask = [y is not None for y in ybars]
+    wanted = [x in active and isinstance(element_type(x), (ir.F32Type, ir.F64Type))
+              for x in op.operands]
+    if not any(wanted) or not any(mask):
+        return
+    try:
+        fn = transpose.frule_pullback(module_op, op, mask, wanted, strategy)
+    except transpose.NotTransposable as e:
+        raise PassError("reverse", transpose.not_transposable_message(op, e, "reverse"),
+                        op.location) from None
+    ad.record_rule(module_op, op, "reverse", "transposed (its tangent map is linear)")
+    args = ([env[x] for x in op.operands] + [ad.zeros_like(env[x]) for x in op.operands]
+            + [y for y in ybars if y is not None])
+    xbars = ad.call(fn, args)[m + n:m + 2 * n]
+    for x, xb, w in zip(op.operands, xbars, wanted):
+        if w:
+            cts.add(x, xb)
+
+
+ad.register_builder("vjp", vjp_function)   # for transposing rules (support/transpose.py)

@@ -67,6 +67,8 @@ BUFFERIZE = [
     # inserted into (a tiled cotangent, a concatenation) instead of copying.
     "eliminate-empty-tensors",
     "distinct-results",     # workaround: no value returned twice
+    # Host callbacks onto buffers: the last tensor-level pass (see its docstring).
+    "lower-callbacks",
     # allow-return-allocs-from-loops: a loop's carried tensors (scan) get a
     # new buffer each iteration rather than an error.
     "one-shot-bufferize{bufferize-function-boundaries allow-return-allocs-from-loops "

@@ -70,7 +70,7 @@ def test_lstm_rule_compiles_to_the_same_single_region_as_builtin_reverse_mode():
     pointwise2 = [l for l in ad2.splitlines() if "linalg.generic" in l and "reduction" not in l]
     assert len(pointwise2) == len(pointwise)
     report = low.explain()
-    assert "differentiated by rule lstm_rrule" in report
+    assert "@lstm_pointwise (rules: rrule lstm_rrule): reverse mode used rrule lstm_rrule" in report
     assert "1 frule_via_ad call(s), 5 tangent direction(s) fused into one region" in report
     assert "test_rules.py:" in report
     got = ferrule.grad(lstm_loss, argnums=(0, 1))(G, c)
@@ -148,10 +148,14 @@ def test_forward_pullback_helper():
     np.testing.assert_allclose(gb, wb, rtol=1e-10)
 
 
-def test_rule_only_function_still_works_under_jvp():
+def test_rrule_only_function_under_jvp_uses_the_transposed_rule():
+    # the rule says y has a zero cotangent, so forward mode (the transpose of
+    # its pullback) agrees with reverse mode, not with the primal's derivative
     x, t = RNG.standard_normal(5), RNG.standard_normal(5)
     _, yt = ferrule.jvp(lambda x: scaled_square(x, x), (x,), (t,))
-    np.testing.assert_allclose(yt, 3 * x * x * t, rtol=1e-12)
+    np.testing.assert_allclose(yt, 2 * x * x * t, rtol=1e-12)
+    g = ferrule.grad(lambda x: fnp.sum(scaled_square(x, x)))(x)
+    np.testing.assert_allclose(np.dot(yt, np.ones(5)), np.dot(t, g), rtol=1e-12)
 
 
 # -- errors ---------------------------------------------------------------------------------
@@ -220,17 +224,19 @@ def cube_frule(config, tangents, x):
     return x * x * x, 3.0 * x * x * xdot
 
 
-def test_frule_is_used_by_forward_mode_and_reverse_differentiates_the_primal():
+def test_frule_is_used_by_forward_mode_and_transposed_for_reverse_mode():
     x, t = RNG.standard_normal(5), RNG.standard_normal(5)
     before = FRULE_CALLS["n"]
     low = ferrule.jit(lambda x, t: ferrule.jvp(cube, (x,), (t,))).lower(x, t)
     assert '"ad.custom_frule"' in low.as_text("traced")
-    assert "has forward rule cube_frule: used by forward mode" in low.explain()
+    assert "forward mode used frule cube_frule as written" in low.explain()
     assert FRULE_CALLS["n"] > before
     y, yt = ferrule.jvp(cube, (x,), (t,))
     np.testing.assert_allclose(yt, 3 * x * x * t, rtol=1e-12)
     g = ferrule.grad(lambda x: fnp.sum(cube(x)))(x)
     np.testing.assert_allclose(g, 3 * x * x, rtol=1e-12)
+    report = ferrule.jit(ferrule.grad(lambda x: fnp.sum(cube(x)))).lower(x).explain()
+    assert "reverse mode used frule cube_frule, transposed (its tangent map is linear)" in report
     np.testing.assert_allclose(ferrule.jit(cube)(x), x ** 3, rtol=1e-12)
 
 
@@ -259,3 +265,101 @@ def test_primitive_with_both_rules_uses_each_in_its_mode():
     np.testing.assert_allclose(yt, np.exp(x) * t, rtol=1e-12)
     g = ferrule.grad(lambda x: fnp.sum(both_rules(x)))(x)
     np.testing.assert_allclose(g, np.exp(x), rtol=1e-12)
+
+
+# -- the ChainRules idiom: the primitive called inside its own rule ------------------------
+
+@rules.primitive
+def softplus_p(x):
+    return fnp.log1p(fnp.exp(x))
+
+
+@rules.rrule(softplus_p)
+def softplus_p_rrule(config, x):
+    y = softplus_p(x)              # the primal, as in ChainRules and JAX's docs
+    return y, lambda dy: (rules.NoTangent(), dy * sigmoid(x))
+
+
+def test_issue_12_reproducer_primitive_called_in_its_own_rrule():
+    x = np.array([100., -3., .5], np.float32)
+    g = ferrule.grad(lambda x: fnp.sum(softplus_p(x)))(x)
+    np.testing.assert_allclose(g, 1 / (1 + np.exp(-x.astype(np.float64))), rtol=1e-6)
+    # the value the rule returns is the primal's
+    x64 = x.astype(np.float64)
+    v, _ = ferrule.value_and_grad(lambda x: fnp.sum(softplus_p(x)))(x64)
+    np.testing.assert_allclose(v, np.logaddexp(0, x64).sum(), rtol=1e-12)
+    traced = ferrule.jit(ferrule.grad(lambda x: fnp.sum(softplus_p(x)))).lower(x).as_text()
+    assert "@softplus_p_self" in traced     # the self-call: the primitive with its rule
+
+
+@rules.primitive
+def exp_p(x):
+    return fnp.exp(x)
+
+
+@rules.rrule(exp_p)
+def exp_p_rrule(config, x):
+    y = exp_p(x)
+    return y, lambda ybar: (rules.NoTangent(), ybar * y)   # the pullback reads y
+
+
+@rules.frule(exp_p)
+def exp_p_frule(config, tangents, x):
+    y = exp_p(x)
+    return y, y * tangents[1]
+
+
+def test_primitive_called_in_its_own_frule_and_second_order():
+    x, t = RNG.standard_normal(5), RNG.standard_normal(5)
+    y, yt = ferrule.jvp(exp_p, (x,), (t,))
+    np.testing.assert_allclose(y, np.exp(x), rtol=1e-12)
+    np.testing.assert_allclose(yt, np.exp(x) * t, rtol=1e-12)
+    # grad of grad: the pullback's y = exp_p(x) is the primitive again, so
+    # the outer derivative reaches the rule, not a recursion
+    gg = ferrule.grad(lambda x: fnp.sum(ferrule.grad(lambda x: fnp.sum(exp_p(x)))(x)))(x)
+    np.testing.assert_allclose(gg, np.exp(x), rtol=1e-12)
+    # jvp of grad and grad of jvp
+    _, t2 = ferrule.jvp(ferrule.grad(lambda x: fnp.sum(exp_p(x))), (x,), (t,))
+    np.testing.assert_allclose(t2, np.exp(x) * t, rtol=1e-12)
+
+
+@rules.primitive
+def cosh_p(x):
+    return 0.5 * (fnp.exp(x) + fnp.exp(-x))
+
+
+@rules.rrule(cosh_p)
+def cosh_p_rrule(config, x):
+    # frule_via_ad of a function that calls the primitive: there it is the
+    # primal's code (the AD is asked to differentiate it, not this rule)
+    y, ydot = rules.frule_via_ad(config, (rules.NoTangent(), fnp.ones_like(x)),
+                                 lambda x: cosh_p(x) * 1.0, x)
+    return cosh_p(x), lambda ybar: (rules.NoTangent(), ybar * ydot)
+
+
+def test_primitive_called_in_a_frule_via_ad_callee_inside_its_rule():
+    x = RNG.standard_normal(4)
+    g = ferrule.grad(lambda x: fnp.sum(cosh_p(x)))(x)
+    np.testing.assert_allclose(g, np.sinh(x), rtol=1e-12)
+
+
+def test_primitive_called_in_its_own_rule_under_eager():
+    from ferrule import eager
+    x = np.array([100., -3., .5])
+    np.testing.assert_allclose(eager.grad(lambda x: np.sum(softplus_p(x)))(x),
+                               1 / (1 + np.exp(-x)), rtol=1e-12)
+    np.testing.assert_allclose(eager.grad(lambda x: np.sum(exp_p(x)))(x), np.exp(x), rtol=1e-12)
+    rules.testing.test_rrule(softplus_p, np.array([-3., .5, 2.]))
+
+
+def test_rules_testing_is_reachable_from_rules():
+    import subprocess
+    import sys
+    code = ("from ferrule import rules\n"
+            "import numpy as np, ferrule.numpy as fnp\n"
+            "f = rules.primitive(lambda x: x * x)\n"
+            "rules.rrule(f)(lambda c, x: (x * x, lambda g: (rules.NoTangent(), 2.0 * x * g)))\n"
+            "print(type(rules.testing.test_rrule(f, np.ones(3))).__name__)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "RuleCheck"

@@ -11,7 +11,7 @@ one region computing the primal and every requested tangent direction.
 Modules: :mod:`.config`, :mod:`.registry` and :mod:`.tangents` are the API
 (pure Python); :mod:`.compiler` is how ferrule's compiler traces rules
 (importing this package connects it to primitive calls); :mod:`.testing`
-is the rule authors' test kit.
+is the rule authors' test kit (``rules.testing``, imported on first use).
 """
 
 import functools
@@ -79,6 +79,16 @@ def forward_pullback(f):
 
     functools.update_wrapper(prim, f)
     return prim
+
+
+def __getattr__(name):
+    # ``rules.testing`` after a plain ``from ferrule import rules``: imported on
+    # first use, as it imports ferrule's compiler and ferrule.eager (which
+    # import this package).
+    if name == "testing":
+        import importlib
+        return importlib.import_module(".testing", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = ["RuleConfig", "HasReverseMode", "NoReverseMode", "HasForwardsMode",

@@ -11,9 +11,12 @@
   multi-direction region.
 """
 
+import threading
+from contextlib import contextmanager
 from typing import List
 
 from mlir import ir
+from mlir.dialects import func as func_d
 
 from .. import numpy as fnp
 from ..core import asarray_traced, trace_into, zeros_value
@@ -21,7 +24,7 @@ from ..dialect import builders
 from ..dialect.ir_utils import find_func
 from ..errors import ShapeError, TracingError
 from ..pytree import flatten, unflatten
-from ..tracing import Tracer, current_trace, user_location, where_str
+from ..tracing import Tracer, current_trace, fresh_name, user_location, where_str
 from ..transforms import vjp
 from .config import HasForwardsMode, HasReverseMode, RuleConfig
 from .registry import OptOut, Primitive, add_call_hook, find_frule, find_rrule
@@ -35,14 +38,97 @@ class FerruleConfig(RuleConfig, HasReverseMode, HasForwardsMode):
         return frule_via_ad_traced(tangents, f, args)
 
     def rrule_via_ad(self, f, *args):
-        y, pb = vjp(_plain(f), *args)
+        with _via_ad():
+            y, pb = vjp(_plain(f), *args)
 
         def pullback(ybar):
-            return (NoTangent(), *pb(ybar))
+            with _via_ad():     # vjp traces the function when the pullback runs
+                cts = pb(ybar)
+            return (NoTangent(), *cts)
         return y, pullback
 
 
 CONFIG = FerruleConfig()
+
+
+# -- a primitive called inside its own rule --------------------------------------------
+#
+# ChainRules' idiom ``y = f(x)`` as a rule's first line (and JAX's custom_jvp
+# docs) calls the primitive inside its own rule. While a primitive's rules
+# are traced, a frame for it is on this stack; a call of the primitive with
+# the same argument types inside them is *the primitive itself*: a call of
+# ``@<f>_self``, a function whose body is what the outer call site emits
+# (the custom rule op), filled in once every rule is traced. So first-order
+# code gets the primal, and a derivative of the rule's own code (second
+# order) reaches the rules again instead of recursing at trace time.
+# Inside ``frule_via_ad`` / ``rrule_via_ad`` callees (``_VIA_AD`` marks
+# them), and for other argument types, the call is the primal's code
+# traced inline: asking the AD for the derivative of a function that calls
+# the primitive must not send the AD back into the rule being defined.
+
+_stack = threading.local()
+_VIA_AD = object()
+
+
+class _Frame:
+    """A primitive whose rules are being traced at one call site."""
+
+    def __init__(self, prim, module, arg_types, out_struct, out_types):
+        self.prim, self.module = prim, module
+        self.arg_types, self.out_struct, self.out_types = arg_types, out_struct, out_types
+        self.self_fn = None     # the @<f>_self declaration, made on the first self-call
+
+    def self_call(self, xs):
+        """Emit a call of ``@<f>_self`` on ``xs`` in the current trace."""
+        if self.self_fn is None:
+            name = fresh_name(self.module, _name(self.prim) + "_self")
+            with ir.InsertionPoint(self.module.body), ir.Location.unknown():
+                self.self_fn = func_d.FuncOp(
+                    name, ir.FunctionType.get(list(self.arg_types), list(self.out_types)))
+                self.self_fn.attributes["sym_visibility"] = ir.StringAttr.get("private")
+        tr = current_trace()
+        with ir.InsertionPoint(tr.block), user_location():
+            op = builders.call_func(self.self_fn.name.value, [x.value for x in xs],
+                                    self.out_types)
+        return unflatten(self.out_struct, [Tracer(r, tr) for r in op.results])
+
+    def finish(self, emit, loc: ir.Location) -> None:
+        """Give ``@<f>_self`` its body: ``emit(arguments)`` (what the call
+        site emits, at the call site's location) and a return."""
+        if self.self_fn is None:
+            return
+        block = self.self_fn.add_entry_block()
+        with ir.InsertionPoint(block), loc:
+            func_d.ReturnOp(emit(list(block.arguments)))
+
+
+@contextmanager
+def _pushed(entry):
+    stack = getattr(_stack, "entries", None)
+    if stack is None:
+        stack = _stack.entries = []
+    stack.append(entry)
+    try:
+        yield entry
+    finally:
+        stack.pop()
+
+
+def _via_ad():
+    """Mark the callee of frule_via_ad / rrule_via_ad (see above)."""
+    return _pushed(_VIA_AD)
+
+
+def _frame_for(prim):
+    """``(frame, inside a via_ad callee)`` for a primitive whose rules are
+    being traced, or ``(None, False)``."""
+    via = False
+    for e in reversed(getattr(_stack, "entries", None) or []):
+        if e is _VIA_AD:
+            via = True
+        elif e.prim is prim:
+            return e, via
+    return None, False
 
 
 def _plain(f):
@@ -85,8 +171,9 @@ def frule_via_ad_traced(tangents, f, args):
                 f"{where_str()}: frule_via_ad tangents must be (ḟ, ẋ1, ..., ẋ{len(xs)}) "
                 f"— {len(xs) + 1} entries — or a list of such tuples; got {d!r}")
     tvals = [_zero_or(t, x).value for d in directions for t, x in zip(d[1:], xs)]
-    res = trace_into(tr.module, _plain(f), tuple(x.value.type for x in xs),
-                     _name(f), private=True)
+    with _via_ad():
+        res = trace_into(tr.module, _plain(f), tuple(x.value.type for x in xs),
+                         _name(f), private=True)
     fname, out_struct, out_types = res
     captured = [c.value for c in res.captures]  # closed-over arrays: zero tangents
     K = len(directions)
@@ -117,7 +204,8 @@ def call_primitive(prim: Primitive, args):
     With an frule, the call is an ``ad.custom_frule`` (forward mode uses the
     rule); with an rrule, an ``ad.custom_rrule`` (reverse mode uses it) whose
     primal is that custom_frule call when both exist. A rule that opts out,
-    or no rule, leaves the primal to be traced inline.
+    or no rule, leaves the primal to be traced inline. Inside one of its own
+    rules, a call of ``prim`` is the primitive itself (see ``_Frame``).
     """
     rrule_fn, frule_fn = find_rrule(prim), find_frule(prim)
     if rrule_fn is None and frule_fn is None:
@@ -125,11 +213,20 @@ def call_primitive(prim: Primitive, args):
     tr = current_trace()
     xs = _as_tracers(args, prim.__name__)
     arg_types = tuple(x.value.type for x in xs)
+    frame, via = _frame_for(prim)
+    if frame is not None:
+        if via or [str(t) for t in arg_types] != [str(t) for t in frame.arg_types]:
+            return prim.fn(*args)
+        return frame.self_call(xs)
     module = tr.module
     callee, out_struct, out_types = _no_captures(
         trace_into(module, prim.fn, arg_types, _name(prim), private=True), prim, "primal")
-    frule_name = (_trace_frule(module, prim, frule_fn, arg_types, out_types)
-                  if frule_fn is not None else None)
+    frame = _Frame(prim, module, arg_types, out_struct, out_types)
+    with _pushed(frame):
+        frule_name = (_trace_frule(module, prim, frule_fn, arg_types, out_types)
+                      if frule_fn is not None else None)
+        pullback = (_trace_pullback(module, prim, rrule_fn, arg_types, out_struct, out_types)
+                    if rrule_fn is not None else None)
     if frule_name is not None:
         rule_name = getattr(frule_fn, "__qualname__", "frule")
 
@@ -141,21 +238,25 @@ def call_primitive(prim: Primitive, args):
             return tuple(Tracer(r, t) for r in op.results)
         callee, _, _ = trace_into(module, with_frule, arg_types, _name(prim) + "_with_frule",
                                   private=True)
-    pullback = (_trace_pullback(module, prim, rrule_fn, arg_types, out_struct, out_types)
-                if rrule_fn is not None else None)
-    if pullback is None:
-        if frule_name is None:  # every rule opted out: differentiate the primal
-            return prim.fn(*args)
-        with ir.InsertionPoint(tr.block), user_location():
-            op = builders.call_func(callee, [x.value for x in xs], out_types)
-        return unflatten(out_struct, [Tracer(r, tr) for r in op.results])
-    fwd, _, _ = trace_into(module, lambda *a: (prim.fn(*a), a), arg_types,
-                           _name(prim) + "_fwd", private=True)
+    fwd = None
+    if pullback is not None:
+        fwd, _, _ = trace_into(module, lambda *a: (prim.fn(*a), a), arg_types,
+                               _name(prim) + "_fwd", private=True)
+
+    def emit(values):
+        if pullback is None:    # the frule's wrapper, or the primal when all opted out
+            op = builders.call_func(callee, values, out_types)
+        else:
+            op = builders.custom_rrule(callee, fwd, pullback,
+                                       getattr(rrule_fn, "__qualname__", "rrule"),
+                                       values, out_types, num_residuals=len(values))
+        return list(op.results)
+    frame.finish(emit, user_location())
+    if pullback is None and frule_name is None:  # every rule opted out
+        return prim.fn(*args)
     with ir.InsertionPoint(tr.block), user_location():
-        op = builders.custom_rrule(callee, fwd, pullback,
-                                   getattr(rrule_fn, "__qualname__", "rrule"),
-                                   [x.value for x in xs], out_types, num_residuals=len(xs))
-    return unflatten(out_struct, [Tracer(r, tr) for r in op.results])
+        results = emit([x.value for x in xs])
+    return unflatten(out_struct, [Tracer(r, tr) for r in results])
 
 
 def _trace_frule(module, prim, rule, arg_types, out_types):

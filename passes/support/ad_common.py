@@ -15,8 +15,8 @@ from mlir import ir
 
 from ...dialect.ir_utils import (PARALLEL, REDUCTION, block_ops, clone_block_body, create,
                                  element_type, empty, find_func, func_body, func_name,
-                                 func_type, funcs_of, make_generic, map_dims, projection_map,
-                                 replace_by_call, shape_of, splat_zeros)
+                                 func_type, funcs_of, loc_where, make_generic, map_dims,
+                                 projection_map, replace_by_call, shape_of, splat_zeros)
 from .registry import PassError
 
 AD_TANGENT_OPS = ("ad.jvp", "ad.frule_via_ad")
@@ -31,6 +31,35 @@ _LOWERINGS: Dict[str, Callable[[ir.Operation, ir.Operation], None]] = {}
 def register_lowering(mode: str, lower_in: Callable[[ir.Operation, ir.Operation], None]) -> None:
     """``lower_in(module_op, scope)`` lowers the ``mode`` ad ops inside ``scope``."""
     _LOWERINGS[mode] = lower_in
+
+
+# The function builders of the passes (``"vjp"``: the reverse pass's
+# ``vjp_function``, ``"jvp"``: the forward pass's ``jvp_function``), for
+# what needs one mode's derivative inside the other (transposing a rule:
+# support/transpose.py) without importing a pass.
+_BUILDERS: Dict[str, Callable] = {}
+
+
+def register_builder(kind: str, build: Callable) -> None:
+    _BUILDERS[kind] = build
+
+
+def builder(kind: str) -> Callable:
+    return _BUILDERS[kind]
+
+
+def record_rule(module_op: ir.Operation, op: ir.Operation, mode: str, how: str) -> None:
+    """Append to the module's ``ferrule.rules`` report which rule served
+    ``mode`` at the call site of the custom-rule ``op`` and how
+    (``explain()`` shows it per call site)."""
+    line = (f"{loc_where(op.location)} | @{callee_of(op)} | {mode} | "
+            f"{ir.StringAttr(op.attributes['rule']).value} | {how}")
+    attrs = module_op.attributes
+    lines = ([ir.StringAttr(a).value for a in attrs["ferrule.rules"]]
+             if "ferrule.rules" in attrs else [])
+    if line not in lines:
+        lines.append(line)
+        attrs["ferrule.rules"] = ir.ArrayAttr.get([ir.StringAttr.get(l) for l in lines])
 
 
 def lower_nested(module_op: ir.Operation, fn: ir.Operation) -> None:
@@ -132,9 +161,11 @@ def prepared_copy(module_op: ir.Operation, callee: str, mode: str) -> ir.Operati
     """A private copy of ``@callee`` ready to differentiate in ``mode``.
 
     ``ad`` ops inside the copy are lowered first (:func:`lower_nested`).
-    Custom rules of the other mode become calls of their primal
-    (``mode="forward"`` keeps ``ad.custom_frule``, ``"reverse"`` keeps
-    ``ad.custom_rrule``); calls are then inlined — repeatedly, so a primal's
+    Custom rule ops stay, for the pass to use the rule (transposed when it
+    is of the other mode: support/transpose.py), except in forward mode an
+    ``ad.custom_rrule`` whose primal carries an frule
+    (``ad.custom_frule``), which becomes a call of that primal: the frule
+    serves forward mode. Calls are then inlined — repeatedly, so a primal's
     own custom ops surface. The caller fuses the pointwise code (the
     ``fuse-pointwise`` pass's ``fuse_block``) and erases the copy when done.
     """
@@ -150,12 +181,16 @@ def prepared_copy(module_op: ir.Operation, callee: str, mode: str) -> ir.Operati
     copy.attributes["sym_name"] = ir.StringAttr.get(callee + "__ad_tmp")
     copy.attributes["sym_visibility"] = ir.StringAttr.get("private")
     lower_nested(module_op, copy)
-    other = "ad.custom_rrule" if mode == "forward" else "ad.custom_frule"
+
+    def yields_to_frule(op):
+        return (mode == "forward" and op.name == "ad.custom_rrule"
+                and any(o.name == "ad.custom_frule"
+                        for o in block_ops(func_body(find_func(module_op, callee_of(op))))))
     while True:
-        for op in [op for op in block_ops(func_body(copy)) if op.name == other]:
+        for op in [op for op in block_ops(func_body(copy)) if yields_to_frule(op)]:
             replace_by_call(op, op.attributes["callee"])
         inline_calls(module_op, copy)
-        if not any(op.name == other for op in block_ops(func_body(copy))):
+        if not any(yields_to_frule(op) for op in block_ops(func_body(copy))):
             break
     return copy
 

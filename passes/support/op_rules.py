@@ -59,7 +59,8 @@ from ...dialect import builders
 from ...dialect.ir_utils import (OEQ, PARALLEL, block_ops, body_block, cmpf, create,
                                  element_type, empty, extract_slice, float_const,
                                  generic_maps, generic_num_inputs,
-                                 identity_map, insert_slice, is_identity, make_generic,
+                                 identity_map, insert_slice, is_identity, loc_where,
+                                 make_generic,
                                  projection_map, select, shape_of, slice_position)
 from . import ad_common as ad
 from . import scan_ad
@@ -349,6 +350,26 @@ SCAN = FunctionOpRule(
         ctx.module_op, op, env, cts, active, residuals))
 
 
+# -- host callbacks: not differentiable ---------------------------------------------
+
+def _callback_message(op, mode: str) -> str:
+    name = ir.StringAttr(op.attributes["name"]).value
+    return (f"pure_callback {name!r} (at {loc_where(op.location)}) is not differentiable: "
+            f"ferrule cannot see into host code, so {mode} mode has no derivative for it. "
+            f"Wrap the function that calls it in a @rules.primitive and give that an "
+            f"rrule (reverse mode) or an frule (forward mode); either also serves the "
+            f"other mode by transposition when it is linear and its tangents do not pass "
+            f"through a callback")
+
+
+def _callback_jvp(op, env, tangents):
+    raise PassError("forward", _callback_message(op, "forward"), op.location)
+
+
+def _callback_vjp(op, env, ybars, cts):
+    raise PassError("reverse", _callback_message(op, "reverse"), op.location)
+
+
 # -- the table -----------------------------------------------------------------------
 
 _NO_DERIVATIVE = OpRule(_no_tangent, _no_cotangent)
@@ -367,6 +388,7 @@ RULES = {
     "ad.scatter_add": linear(_scatter_add_T, operands=(0, 2), jvp=_scatter_add_jvp),
     "ad.stop_gradient": _NO_DERIVATIVE,   # no tangent, no cotangent, at every order
     "ad.scan": SCAN,
+    "ad.pure_callback": OpRule(_callback_jvp, _callback_vjp),
     "tensor.empty": _NO_DERIVATIVE,
     "arith.constant": _NO_DERIVATIVE,
 }

@@ -21,6 +21,7 @@ from typing import List, Optional, Sequence
 import numpy as np
 
 from ..signature import Signature, TensorSpec, check_inputs, prepare_outputs
+from . import callbacks
 from .codegen import jit_llvm_ir
 
 def symbol_for(func_name: str) -> str:
@@ -81,6 +82,9 @@ class CpuFunction:
                               + llvm.get_host_cpu_features().flatten()).encode()).hexdigest()
         cache = _ObjectCache(key)
         self.from_disk_cache = cache.hit
+        # Host callbacks (callbacks.py): bound by symbol before the JIT links
+        # the code, and kept alive with it.
+        self.callbacks = callbacks.install(callbacks.numbers_in(llvm_ir))
         self._engine, _ = jit_llvm_ir(llvm_ir, (cache.notify, cache.getbuffer))
         addr = self._engine.get_function_address(symbol_for(func_name))
         if not addr:
@@ -103,7 +107,11 @@ class CpuFunction:
         args = []
         for a in [*ins, *outs]:
             args += self._descriptor(a)
-        self._cfunc(*args)
+        if self.callbacks:
+            callbacks.clear_pending()
+        self._cfunc(*args)      # a CFUNCTYPE call: the GIL is released meanwhile
+        if self.callbacks:
+            callbacks.raise_pending()
         return tuple(outs)
 
 

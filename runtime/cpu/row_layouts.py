@@ -24,6 +24,7 @@ from typing import Dict, List, Optional
 
 from mlir import ir
 
+from ...dialect.builders import CALLBACK_PREFIX
 from ...dialect.ir_utils import defining_op, dense_i64, is_splat_zero, map_dims
 
 SPLIT, SUM, WHOLE, FREE = "split", "sum", "whole", "free"
@@ -86,6 +87,9 @@ class Layouts:
             self._insert(op)
         elif name in ("tensor.collapse_shape", "tensor.expand_shape"):
             self._reshape(op)
+        elif name == "func.call" and ir.FlatSymbolRefAttr(
+                op.attributes["callee"]).value.startswith(CALLBACK_PREFIX):
+            raise NotSplittable("a host callback (pure_callback) sees whole arrays")
         else:
             for r in op.results:
                 if isinstance(r.type, ir.RankedTensorType):

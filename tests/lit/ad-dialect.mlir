@@ -94,3 +94,13 @@ func.func @uses_gather(%t: tensor<5x3xf32>, %i: tensor<4xi64>) -> tensor<5x3xf32
   %2 = "ad.stop_gradient"(%1) : (tensor<5x3xf32>) -> tensor<5x3xf32>
   return %2 : tensor<5x3xf32>
 }
+
+// -----
+
+// A host callback: no callee, a callback number and a name.
+// CHECK-LABEL: func.func @uses_callback
+// CHECK: "ad.pure_callback"(%arg0, %arg1) {callback = 2 : i64, name = "solve"} : (tensor<3x3xf64>, tensor<3xf64>) -> tensor<3xf64>
+func.func @uses_callback(%a: tensor<3x3xf64>, %b: tensor<3xf64>) -> tensor<3xf64> {
+  %0 = "ad.pure_callback"(%a, %b) {callback = 2 : i64, name = "solve"} : (tensor<3x3xf64>, tensor<3xf64>) -> tensor<3xf64>
+  return %0 : tensor<3xf64>
+}

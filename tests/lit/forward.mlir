@@ -1,4 +1,8 @@
 // RUN: ferrule-opt %s --split-input-file --pass-pipeline='builtin.module(forward)' | FileCheck %s
+// RUN: not ferrule-opt %S/Inputs/callback-grad.mlir --pass-pipeline='builtin.module(forward)' 2>&1 | FileCheck %s --check-prefix=CALLBACK
+// CALLBACK: callback-grad.mlir:4:{{[0-9]+}}: error: forward: pure_callback 'gammaln' (at {{.+}}:4) is not differentiable: ferrule cannot see into host code, so forward mode has no derivative for it
+// RUN: not ferrule-opt %S/Inputs/nonlinear-pullback.mlir --pass-pipeline='builtin.module(forward)' 2>&1 | FileCheck %s --check-prefix=NONLIN
+// NONLIN: nonlinear-pullback.mlir:17:{{[0-9]+}}: error: forward: @e (called at {{.+}}:17) has an rrule, e_rrule, but no frule, so forward mode transposes the rule's pullback; it cannot: the pullback must be linear in the cotangents, and at {{.+}}:13 it applies math.exp to a tangent, which is not linear
 
 // A pointwise region's dual form: ONE region computes the primal and the
 // tangent (d tanh(x)*x = (1 - t^2)*x*dx + t*dx) in the same sweep.
@@ -102,4 +106,45 @@ func.func @rnn_jvp(%h0: tensor<4x8xf32>, %xs: tensor<5x4x8xf32>, %w: tensor<8x8x
   %zw = arith.constant dense<0.0> : tensor<8x8xf32>
   %0:2 = "ad.jvp"(%h0, %xs, %w, %th, %txs, %zw) {callee = @rnn, num_directions = 1 : i64, operandSegmentSizes = array<i32: 3, 3>} : (tensor<4x8xf32>, tensor<5x4x8xf32>, tensor<8x8xf32>, tensor<4x8xf32>, tensor<5x4x8xf32>, tensor<8x8xf32>) -> (tensor<5x4x8xf32>, tensor<5x4x8xf32>)
   return %0#0, %0#1 : tensor<5x4x8xf32>, tensor<5x4x8xf32>
+}
+
+// -----
+
+// A primitive with only an rrule under forward mode: the pushforward is the
+// transpose of the rule's pullback, built as the pullback's VJP with respect
+// to its cotangent (called with a zero cotangent and the tangent as the
+// VJP's seed). The op itself stays for the primal output, and the choice is
+// recorded for explain().
+// CHECK: ferrule.rules = ["{{.+}}:{{[0-9]+}} | @sq | forward | sq_rrule | transposed (its pullback is linear)"]
+// CHECK-LABEL: func.func private @uses_sq_jvp1
+// CHECK: %[[Y:.+]] = "ad.custom_rrule"(%arg0)
+// CHECK: %[[Z:.+]] = arith.constant dense<0.000000e+00>
+// CHECK: %[[T:.+]]:3 = call @sq_pb_vjp(%arg0, %[[Z]], %arg1)
+// CHECK: return %[[Y]], %[[T]]#2
+// CHECK-LABEL: func.func private @sq_pb_vjp
+// CHECK: linalg.generic
+// CHECK: ^bb0(%[[X:.+]]: f32, %{{.+}}: f32, %[[DX:.+]]: f32,
+// CHECK: %[[TWOX:.+]] = arith.mulf %{{.+}}, %[[X]]
+// CHECK: arith.mulf %[[TWOX]], %[[DX]]
+func.func private @sq(%x: tensor<4xf32>) -> tensor<4xf32> {
+  %0 = arith.mulf %x, %x : tensor<4xf32>
+  return %0 : tensor<4xf32>
+}
+func.func private @sq_fwd(%x: tensor<4xf32>) -> (tensor<4xf32>, tensor<4xf32>) {
+  %0 = arith.mulf %x, %x : tensor<4xf32>
+  return %0, %x : tensor<4xf32>, tensor<4xf32>
+}
+func.func private @sq_pb(%x: tensor<4xf32>, %g: tensor<4xf32>) -> tensor<4xf32> {
+  %two = arith.constant dense<2.0> : tensor<4xf32>
+  %0 = arith.mulf %two, %x : tensor<4xf32>
+  %1 = arith.mulf %0, %g : tensor<4xf32>
+  return %1 : tensor<4xf32>
+}
+func.func private @uses_sq(%x: tensor<4xf32>) -> tensor<4xf32> {
+  %0 = "ad.custom_rrule"(%x) {callee = @sq, forward = @sq_fwd, pullback = @sq_pb, rule = "sq_rrule", num_residuals = 1 : i64} : (tensor<4xf32>) -> tensor<4xf32>
+  return %0 : tensor<4xf32>
+}
+func.func @jvp_sq(%x: tensor<4xf32>, %dx: tensor<4xf32>) -> (tensor<4xf32>, tensor<4xf32>) {
+  %0:2 = "ad.jvp"(%x, %dx) {callee = @uses_sq, num_directions = 1 : i64, operandSegmentSizes = array<i32: 1, 1>} : (tensor<4xf32>, tensor<4xf32>) -> (tensor<4xf32>, tensor<4xf32>)
+  return %0#0, %0#1 : tensor<4xf32>, tensor<4xf32>
 }
