@@ -87,7 +87,8 @@ def _verify_ad_op(module_op, op, spec):
               "#builtin.string": isinstance(a, ir.StringAttr)}.get(base, True)
         if not ok:
             raise VerificationError(f"'{op.name}' attribute '{name}' must be {base}", op.location)
-    if "callee" not in attrs:   # ad.gather, ad.scatter_add, ad.stop_gradient
+    if "callee" not in attrs and op.name != "ad.pure_callback":
+        # ad.gather, ad.scatter_add, ad.stop_gradient
         _verify_data_op(op, segments)
         return
     sizes = [len(op.operands)]
