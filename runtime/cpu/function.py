@@ -22,7 +22,7 @@ from typing import List, Optional, Sequence
 import numpy as np
 
 from ..signature import Signature, TensorSpec, check_inputs, prepare_outputs
-from .codegen import externals_of, jit_llvm_ir, load_object
+from .codegen import externals_of, jit_llvm_ir, load_object, opt_level
 
 def symbol_for(func_name: str) -> str:
     """The native symbol of a compiled function: prefixed, so that a user's
@@ -97,7 +97,7 @@ class CpuFunction:
         self.outputs = list(outputs)
         self.func_name = func_name
         if llvm_ir is not None:
-            object_key = hashlib.sha256((llvm_ir + llvm.get_host_cpu_name()
+            object_key = hashlib.sha256((llvm_ir + f"O{opt_level(llvm_ir)}" + llvm.get_host_cpu_name()
                                          + llvm.get_host_cpu_features().flatten()
                                          ).encode()).hexdigest()
             externals = externals_of(llvm_ir)
