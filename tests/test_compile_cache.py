@@ -192,3 +192,13 @@ def test_compiling_from_several_threads_at_once_compiles_once():
     for v, (ga, gb) in results:
         assert v == results[0][0]
         np.testing.assert_array_equal(ga, results[0][1][0])
+
+
+def test_the_allocator_keeps_freed_pages_for_the_next_call():
+    """Compiled code's temporaries are reused from the heap, not mapped and
+    page-faulted in on every call (glibc: mallopt thresholds)."""
+    from ferrule.runtime.cpu.compile import keep_freed_pages
+    ferrule.jit(lambda a: a + 1.0)(np.ones(3))
+    import platform
+    if platform.libc_ver()[0] == "glibc":
+        assert keep_freed_pages()

@@ -136,6 +136,8 @@ def load(k: str, func_name: str):
             fn = _load_fn(rec["function"], func_name)
     except (OSError, ValueError, KeyError, TypeError):
         return None
+    from .compile import keep_freed_pages
+    keep_freed_pages()
     fn.threads_note = rec["threads_note"]
     fn.stages = None          # lowered again only if asked for (Lowered.as_text)
     fn.from_warm_cache = True
