@@ -12,6 +12,7 @@ Python traceback.
 """
 
 import argparse
+import os
 import sys
 from typing import List
 
@@ -97,18 +98,36 @@ def main(argv=None) -> int:
         pipeline.append(args.pass_pipeline)
     pipeline += named
     pipeline = ",".join(pipeline)
+    filename = "<stdin>" if args.file == "-" else args.file
     try:
-        text = sys.stdin.read() if args.file == "-" else open(args.file).read()
+        data = sys.stdin.buffer.read() if args.file == "-" else open(args.file, "rb").read()
     except OSError as e:
         print(f"ferrule-opt: error: cannot read {args.file}: {e.strerror}", file=sys.stderr)
         return 1
-    filename = "<stdin>" if args.file == "-" else args.file
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        print(f"ferrule-opt: error: {filename} is not MLIR text: byte 0x{data[e.start]:02x} at "
+              f"offset {e.start} is not UTF-8", file=sys.stderr)
+        return 1
+    if "\0" in text:
+        print(f"ferrule-opt: error: {filename} is not MLIR text: it contains a NUL byte at "
+              f"offset {text.index(chr(0))}", file=sys.stderr)
+        return 1
     chunks = text.split(SPLIT_MARKER) if args.split_input_file else [text]
     ok = True
-    for k, chunk in enumerate(chunks):
-        if k:
-            print(SPLIT_MARKER)
-        ok &= _process(chunk, filename, pipeline, sys.stdout)
+    try:
+        for k, chunk in enumerate(chunks):
+            if k:
+                print(SPLIT_MARKER)
+            ok &= _process(chunk, filename, pipeline, sys.stdout)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (ferrule-opt ... | head): stop quietly, as
+        # mlir-opt does, with the shell's status for SIGPIPE.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 128 + 13
     return 0 if ok else 1
 
 
