@@ -372,6 +372,11 @@ def jit(fun=None, *, static_argnums: Sequence[int] = (), target: str = "cpu",
     mode differentiates pointwise regions: ``"auto"`` (a bytes-moved cost
     model), ``"recompute"`` (re-evaluate from the inputs) or ``"store"``
     (keep the partials); ``explain()`` reports each choice.
+
+    Each jitted function keeps its last :func:`cache_size` specialisations
+    (LRU, default 64); with a disk cache (``FERRULE_CACHE_DIR``, default
+    ``~/.cache/ferrule``) a program compiled before in any process is
+    loaded, not compiled (docs/performance.md).
     """
     if fun is None:
         return functools.partial(jit, static_argnums=static_argnums, target=target,
