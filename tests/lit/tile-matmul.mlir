@@ -82,7 +82,7 @@ func.func @batched(%a: memref<3x8x5xf32>, %b: memref<3x5x16xf32>, %c: memref<3x8
 // elements apart), which the register tile's loads read instead of B.
 // CHECK-LABEL: func.func @packed
 // CHECK: %[[P:.+]] = memref.alloc() : memref<32x16xf32>
-// CHECK: scf.for %[[J:.+]] = %c0 to %c32 step %c16
+// CHECK: scf.for %[[J:.+]] = %c0 to %c48 step %c16
 // CHECK: scf.for
 // CHECK: vector.load %arg1
 // CHECK: vector.store {{.*}}, %[[P]]
