@@ -10,7 +10,9 @@ Stages of one specialisation (``Lowered.as_text(stage)``):
 """
 
 import functools
+import threading
 import time
+from collections import OrderedDict
 from typing import Any, Dict, Optional, Sequence
 
 import numpy as np
@@ -24,7 +26,7 @@ from .passes import PassError, run_pipeline
 from .pytree import flatten, unflatten
 from .report import explain as _explain
 from .runtime import cpu, pipelines
-from .runtime.cpu import CpuOptions
+from .runtime.cpu import CpuOptions, diskcache
 from .runtime.cuda import GpuFunction
 from .runtime.cuda_compile import compile_cuda
 from .runtime.signature import TensorSpec
@@ -118,17 +120,25 @@ class Lowered:
                  timings: Dict[str, float], pullback: str = "auto"):
         self.name = name
         self.pullback = pullback
-        self._ctx = ctx
+        # No MLIR context is kept (the tracing one held ~2 MB per
+        # specialisation): each stage is parsed into a fresh one from text.
+        del ctx
         self.out_struct = out_struct
         self.timings = dict(timings)
         self._stages: Dict[str, str] = {"traced": traced}
         self._compiled: Dict[CpuOptions, Any] = {}   # per CPU options
+        self._lock = threading.RLock()    # one compilation at a time per context
 
     def _run_ad(self):
         if "ad" in self._stages:
             return
+        with self._lock:
+            if "ad" not in self._stages:
+                self._run_ad_locked()
+
+    def _run_ad_locked(self):
         t = time.perf_counter()
-        with self._ctx, ir.Location.unknown():
+        with make_context(), ir.Location.unknown():
             module = ir.Module.parse(self._stages["traced"])
             try:
                 run_pipeline(module, pipelines.ad_pipeline(self.pullback))
@@ -144,7 +154,7 @@ class Lowered:
         if stage == "ad":
             self._run_ad()
         elif stage in ("llvm", "llvm-ir"):
-            return self.compile().stages[stage]
+            return self._llvm_stages()[stage]
         return self._stages[stage]
 
     def compile_cuda(self, target: str = "cuda:sm_90", fast_math: bool = False):
@@ -167,7 +177,7 @@ class Lowered:
                                f"{target!r} yet (untested on a GPU); compile for 'cpu'")
         tgt = "sm_90" if target == "cuda" else target
         try:
-            prog = compile_cuda(self._stages["ad"], self.name, self._ctx, target=tgt,
+            prog = compile_cuda(self._stages["ad"], self.name, make_context(), target=tgt,
                                 fast_math=fast_math)
         except (ir.MLIRError, PassError) as e:
             raise CompileError(f"GPU lowering of {self.name} failed: {e}") from None
@@ -177,7 +187,7 @@ class Lowered:
         """Per call site: which rule or built-in mode differentiated it, whether
         forward mode ran, and what is kept between forward and backward."""
         self._run_ad()
-        text = _explain(self._stages["traced"], self._ctx, self._stages["ad"])
+        text = _explain(self._stages["traced"], make_context(), self._stages["ad"])
         compiled = self._compiled.get(cpu.defaults())
         if compiled is not None:
             text += f"\nCPU: {compiled.threads_note}"
@@ -185,18 +195,53 @@ class Lowered:
 
     def compile(self, options: Optional[CpuOptions] = None):
         """The CPU function (:func:`ferrule.runtime.cpu.compile_function`),
-        compiled once per ``options`` (default: :func:`ferrule.runtime.cpu.defaults`)."""
+        compiled once per ``options`` (default: :func:`ferrule.runtime.cpu.defaults`).
+
+        With a disk cache (``FERRULE_CACHE_DIR``), a specialisation compiled
+        before — in any process — is loaded from it instead: no AD pass, no
+        lowering, no LLVM (:mod:`ferrule.runtime.cpu.diskcache`).
+        Thread-safe: threads asking at once compile once."""
         options = options or cpu.defaults()
         fn = self._compiled.get(options)
         if fn is None:
+            with self._lock:
+                fn = self._compiled.get(options)
+                if fn is None:
+                    fn = self._compile_cpu(options)
+        return fn
+
+    def _compile_cpu(self, options: CpuOptions):
+        t = time.perf_counter()
+        key = (diskcache.key(self._stages["traced"], self.name, self.pullback,
+                             options.resolved()) if diskcache.enabled() else None)
+        fn = diskcache.load(key, self.name) if key else None
+        if fn is not None:
+            fn.timings = {"disk_cache_load": time.perf_counter() - t}
+        else:
             self._run_ad()
             try:
-                fn = cpu.compile_function(self._stages["ad"], self.name, self._ctx, options)
+                # A context of its own, freed with everything the lowering
+                # uniqued in it (megabytes that this Lowered would keep).
+                fn = cpu.compile_function(self._stages["ad"], self.name, make_context(),
+                                          options)
             except (ir.MLIRError, PassError) as e:
                 raise CompileError(f"lowering {self.name} failed: {e}") from None
-            self._compiled[options] = fn
-            self.timings.update(fn.timings)
+            if key:
+                diskcache.store(key, fn)
+        self._compiled[options] = fn
+        self.timings.update(fn.timings)
         return fn
+
+    def _llvm_stages(self, options: Optional[CpuOptions] = None) -> Dict[str, str]:
+        fn = self.compile(options)
+        if fn.stages is None:     # not kept (memory) or loaded from disk: lower again
+            self._run_ad()
+            with self._lock:
+                ll_mlir, ll_ir = cpu.lower_to_llvm_ir(
+                    self._stages["ad"], self.name, make_context(),
+                    vector_bytes=(options or cpu.defaults()).resolved().vector_bytes)
+                fn.stages = {"llvm": ll_mlir, "llvm-ir": ll_ir}
+        return fn.stages
 
 
 class Jitted:
@@ -212,7 +257,10 @@ class Jitted:
         self.static_argnums = ((static_argnums,) if isinstance(static_argnums, int)
                                else tuple(static_argnums))
         self.target = _check_target(target)
-        self._cache: Dict[Any, Lowered] = {}
+        # Specialisations, least recently used first; at most cache_size()
+        # are kept (an evicted one is traced again, or loaded from disk).
+        self._cache: "OrderedDict[Any, Lowered]" = OrderedDict()
+        self._lock = threading.Lock()     # tracing: one thread per Jitted
         self.trace_count = 0    # how many signatures were traced (tests, the example)
         self._gpu: Dict[Any, Any] = {}
 
@@ -244,6 +292,17 @@ class Jitted:
         return self._lower(key, leaves, struct)
 
     def _lower(self, key, leaves, struct) -> Lowered:
+        """Trace a new specialisation (once, whatever the threads asking)."""
+        with self._lock:
+            low = self._cache.get(key)
+            if low is None:
+                low = self._trace(key, leaves, struct)
+                self._cache[key] = low
+                while len(self._cache) > cache_size():
+                    self._cache.popitem(last=False)
+            return low
+
+    def _trace(self, key, leaves, struct) -> Lowered:
         t0 = time.perf_counter()
         self.trace_count += 1
         ctx = make_context()
@@ -276,14 +335,20 @@ class Jitted:
         low.out_shapes = unflatten(out_struct, out_shapes)
         # uint32 is i32 in the IR: the caller's arrays are viewed across.
         low.uint32_outs = [k for k, d in enumerate(res.out_dtypes) if d == np.uint32]
-        self._cache[key] = low
         return low
 
     def __call__(self, *args, out=None):
         if current_trace() is not None:  # nested in another trace: inline
             return self.fun(*args)
         key, leaves, struct = self._key(args)
-        low = self._cache.get(key) or self._lower(key, leaves, struct)
+        low = self._cache.get(key)
+        if low is None:
+            low = self._lower(key, leaves, struct)
+        elif len(self._cache) > 1:
+            try:
+                self._cache.move_to_end(key)        # LRU order
+            except KeyError:                        # evicted by another thread
+                pass
         arrays = [_arg_array(l, spec) for l, spec in zip(leaves, key[0]) if spec[0] == "array"]
         if self.target != "cpu":
             if key not in self._gpu:
@@ -309,6 +374,34 @@ def _arg_array(leaf, spec):
     return leaf
 
 
+_CACHE_SIZE = None
+
+
+def cache_size() -> int:
+    """How many specialisations (signatures) each jitted function keeps in
+    memory, least recently used evicted first: ``FERRULE_JIT_CACHE_SIZE``,
+    default 64. An evicted signature called again is traced again and
+    loaded from the disk cache (or compiled, without one)."""
+    global _CACHE_SIZE
+    if _CACHE_SIZE is None:
+        import os
+        env = os.environ.get("FERRULE_JIT_CACHE_SIZE", "")
+        try:
+            _CACHE_SIZE = max(1, int(env)) if env else 64
+        except ValueError:
+            raise ValueError(f"FERRULE_JIT_CACHE_SIZE must be an integer, got {env!r}") from None
+    return _CACHE_SIZE
+
+
+def set_cache_size(n: int) -> int:
+    """Set :func:`cache_size` (for new and existing jitted functions, applied
+    at their next new signature); returns the previous value."""
+    global _CACHE_SIZE
+    previous = cache_size()
+    _CACHE_SIZE = max(1, int(n))
+    return previous
+
+
 def _check_target(target: str) -> str:
     if target == "cpu" or target == "cuda" or target.startswith("cuda:"):
         return target
@@ -329,6 +422,11 @@ def jit(fun=None, *, static_argnums: Sequence[int] = (), target: str = "cpu",
     mode differentiates pointwise regions: ``"auto"`` (a bytes-moved cost
     model), ``"recompute"`` (re-evaluate from the inputs) or ``"store"``
     (keep the partials); ``explain()`` reports each choice.
+
+    Each jitted function keeps its last :func:`cache_size` specialisations
+    (LRU, default 64); with a disk cache (``FERRULE_CACHE_DIR``, default
+    ``~/.cache/ferrule``) a program compiled before in any process is
+    loaded, not compiled (docs/performance.md).
     """
     if fun is None:
         return functools.partial(jit, static_argnums=static_argnums, target=target,

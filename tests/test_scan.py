@@ -180,7 +180,9 @@ def test_ir_does_not_grow_with_the_number_of_steps():
     (only the trip count differs)."""
     g = ferrule.jit(ferrule.value_and_grad(_lstm_loss, argnums=(0, 1)))
     short, long = g.lower(*_lstm_args(7)), g.lower(*_lstm_args(777))
-    norm = lambda s: re.sub(r"(?<![0-9])(7|777)(?![0-9])", "L",
+    # L steps of B rows: the weight cotangents' GEMM after the loop reads
+    # the L*B stacked rows at once.
+    norm = lambda s: re.sub(r"(?<![0-9])(7|777|%d|%d)(?![0-9])" % (7 * B, 777 * B), "L",
                             re.sub(r"ferrule.pullbacks = \[.*?\]", "", s))
     for stage in ("traced", "ad"):
         assert norm(short.as_text(stage)) == norm(long.as_text(stage)), stage
@@ -252,3 +254,38 @@ def test_checkpointed_scan_gives_the_same_gradients(T, k, reverse):
     _close(ckpt[1], plain[1], 1e-11)
     if T > k:
         assert "recomputed in the backward sweep" in g.lower(*args).explain()
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_weight_cotangents_summed_after_the_loop(reverse):
+    """A const's cotangent made of matmuls of per-step values (``hᵀ·dG``,
+    ``xᵀ·dG``, a weight used twice) and a bias's batch sum is computed after
+    the loop from the stacked operands; a term that is not (``W * W`` in the
+    step) stays a running sum. Same gradients as the program unrolled."""
+    rng = np.random.default_rng(3)
+    W, U, b = rng.standard_normal((H, H)) * .4, rng.standard_normal((H, H)) * .4, rng.standard_normal(H)
+
+    def step_of(W, U, b):
+        def step(h, x):
+            h2 = fnp.tanh(h @ W + (h * h) @ W + x @ U + b + fnp.sum(W * W) * 0.01)
+            return h2, fnp.sum(h2 * x, axis=1)
+        return step
+
+    def loss(scan, W, U, b, h0, xs):
+        h, ys = scan(step_of(W, U, b), h0, xs)
+        return fnp.sum(h * h) + fnp.sum(ys * ys)
+
+    def unrolled(step, h, xs, reverse=reverse):
+        ys = [None] * xs.shape[0]
+        for t in (reversed(range(xs.shape[0])) if reverse else range(xs.shape[0])):
+            h, ys[t] = step(h, xs[t])
+        return h, fnp.stack(ys)
+    scanned = lambda f, h, xs: ferrule.scan(f, h, xs, reverse=reverse)
+    args = (W, U, b, H0, XS)
+    g = ferrule.jit(ferrule.grad(lambda *a: loss(scanned, *a), argnums=(0, 1, 2, 3, 4)))
+    want = ferrule.jit(ferrule.grad(lambda *a: loss(unrolled, *a), argnums=(0, 1, 2, 3, 4)))
+    for x, y in zip(g(*args), want(*args)):
+        np.testing.assert_allclose(x, y, rtol=1e-10, atol=1e-12)
+    explained = g.lower(*args).explain()
+    assert re.search(r"scan of @step \(5 steps\).*; 4 weight-cotangent term\(s\) summed after "
+                     r"the loop", explained), explained

@@ -31,3 +31,20 @@ def plain_matmul_on_buffers(op: ir.Operation, rank: int, unit_stride_rows: bool)
         return False
     return not unit_stride_rows or all(
         ir.MemRefType(t).get_strides_and_offset()[0][-1] == 1 for t in types[1:])
+
+
+def plain_matmul_on_tensors(op: ir.Operation) -> bool:
+    """``op`` is a 2-D ``linalg.matmul`` on static ranked float tensors of
+    one element type, with default indexing maps."""
+    if len(op.operands) != 3 or len(op.results) != 1:
+        return False
+    if ("indexing_maps" in op.attributes
+            and op.attributes["indexing_maps"] != ir.Attribute.parse(DEFAULT_MAPS[2])):
+        return False
+    types = [v.type for v in op.operands]
+    if not all(isinstance(t, ir.RankedTensorType) and t.rank == 2 and t.has_static_shape
+               for t in types):
+        return False
+    elt = types[0].element_type
+    return all(t.element_type == elt for t in types) and isinstance(
+        elt, (ir.F32Type, ir.F64Type))

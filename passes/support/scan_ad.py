@@ -35,10 +35,18 @@ from typing import Dict, List, Optional, Set
 import numpy as np
 from mlir import ir
 
+from mlir import passmanager
+from mlir.dialects import linalg
+
 from . import ad_common as ad
-from ...dialect.ir_utils import (block_ops, clone_with_remap, element_type, find_func,
-                                 func_body, func_name, loc_where, shape_of, values_used)
+from ...dialect.ir_utils import (PARALLEL, block_ops, body_block, clone_with_remap, create,
+                                 defining_op, element_type, empty, find_func, func_body,
+                                 func_name, generic_maps, generic_num_inputs, identity_map,
+                                 is_identity, is_splat_zero, loc_where, make_generic, map_dims,
+                                 projection_map, shape_of, splat_zeros, tensor_type,
+                                 values_used)
 from ...dialect import builders
+from .matmul import plain_matmul_on_tensors
 
 _MATMULS = ("linalg.matmul", "linalg.batch_matmul")
 
@@ -229,6 +237,93 @@ def _needed(ops: List[ir.Operation], extra: List[ir.Value]) -> List[ir.Value]:
     return out
 
 
+def _tidy(fn: ir.Operation) -> None:
+    """Canonicalize and CSE one function in place: the step's VJP, before it
+    is split, so that values its code no longer reads (a recompute region's
+    unused inputs, say) are not taken for residuals."""
+    passmanager.PassManager.parse("func.func(canonicalize,cse)").run(fn)
+
+
+def _transposed(v: ir.Value) -> Optional[ir.Value]:
+    """``p`` when ``v`` is a 2-D transpose ``linalg.generic`` of ``p``."""
+    o = defining_op(v)
+    if (o is None or o.name != "linalg.generic" or len(o.results) != 1
+            or generic_num_inputs(o) != 1 or len(shape_of(v)) != 2):
+        return None
+    maps = generic_maps(o)
+    body = block_ops(body_block(o))
+    if (map_dims(maps[0]) != [1, 0] or not is_identity(maps[1]) or len(body) != 1
+            or body[0].operands[0] != body_block(o).arguments[0]):
+        return None
+    return o.operands[0]
+
+
+def _stackable_terms(v: ir.Value, per_step) -> tuple:
+    """Split a const's per-step cotangent ``v`` into ``(terms, rest)``.
+
+    ``v`` is a sum (``arith.addf`` on tensors, or a matmul's accumulator)
+    of *terms* that a sum over steps can compute after the loop, from the
+    stacked per-step operands, and of other values (``rest``), which stay
+    running sums carried through the backward loop:
+
+    * ``("mm", a, a_t, b)``: ``linalg.matmul`` of per-step ``a`` (``a_t``:
+      ``a`` is the transpose of that value) and ``b`` — summed over the
+      steps it is one matmul of the stacked operands (``dW = Hᵀ·dG``);
+    * ``("sum", u, dims)``: a sum-reduction of per-step ``u`` from zeros
+      keeping ``dims`` (a bias cotangent) — the same reduction over the
+      stacked ``u``, plus its leading axis.
+    Splat zeros are dropped.
+    """
+    terms, rest = [], []
+
+    def walk(w):
+        o = defining_op(w)
+        if o is None:
+            rest.append(w)
+        elif is_splat_zero(o):
+            return
+        elif o.name == "arith.addf" and isinstance(w.type, ir.RankedTensorType):
+            walk(o.operands[0])
+            walk(o.operands[1])
+        elif (o.name == "linalg.matmul" and plain_matmul_on_tensors(o)
+              and per_step(o.operands[0]) and per_step(o.operands[1])):
+            a = o.operands[0]
+            p = _transposed(a)
+            if p is not None and per_step(p):
+                terms.append(("mm", p, True, o.operands[1]))
+            else:
+                terms.append(("mm", a, False, o.operands[1]))
+            walk(o.operands[2])
+        elif (o.name == "linalg.generic" and len(o.results) == 1
+              and generic_num_inputs(o) == 1 and is_splat_zero(o.operands[1])
+              and _is_sum(o) and is_identity(generic_maps(o)[0])
+              and map_dims(generic_maps(o)[1]) is not None and per_step(o.operands[0])):
+            terms.append(("sum", o.operands[0], map_dims(generic_maps(o)[1])))
+        else:
+            rest.append(w)
+    walk(v)
+    return terms, rest
+
+
+def _is_sum(o: ir.Operation) -> bool:
+    b = body_block(o)
+    ops = block_ops(b)
+    return (len(ops) == 2 and ops[0].name == "arith.addf"
+            and set(ops[0].operands) == set(b.arguments)
+            and ops[1].operands[0] == ops[0].results[0])
+
+
+def _live_ops(ops: List[ir.Operation], roots: List[ir.Value]) -> List[ir.Operation]:
+    """The ops of ``ops`` that ``roots`` depend on, in order."""
+    need = set(roots)
+    live = set()
+    for o in reversed(ops):
+        if any(r in need for r in o.results):
+            live.add(o)
+            need.update(values_used(o))
+    return [o for o in ops if o in live]
+
+
 def forward(module_op, op: ir.Operation, env, active, vjp_function, strategy: str):
     """Forward sweep of ``ad.scan`` inside a VJP being built: emit the
     forward scan (outputs into ``env``); return what :func:`backward` needs."""
@@ -240,6 +335,7 @@ def forward(module_op, op: ir.Operation, env, active, vjp_function, strategy: st
     n_y = len(out_types) - n_c
     wanted = [True] * n_c + [v in active for v in xs] + [v in active for v in consts]
     F = vjp_function(module_op, callee, [True] * (n_c + n_y), op.location, strategy, wanted)
+    _tidy(F)
     split = _Split(F, n_c, n_x, n_k)
     c_args = split.primal_args[:n_c]
     x_args = split.primal_args[n_c:n_c + n_x]
@@ -259,14 +355,46 @@ def forward(module_op, op: ir.Operation, env, active, vjp_function, strategy: st
         return (not isinstance(owner, ir.Block) and split.defined_by(v) == "hoist"
                 and not len(owner.operation.operands))
 
+    def per_step(v):  # a value that differs from step to step
+        return v not in k_args and split.defined_by(v) != "hoist"
+
     fwd_ops = split.ops_of("fwd")
     # remat: the backward step recomputes the whole step from what entered
     # it, so only the carries are stored (scan(checkpoint=k)'s outer loop).
     remat = ad.int_attr(op, "remat") != 0
-    bwd_ops = [o for o in split.body if split.kind[o] == "bwd"
+    bwd_all = [o for o in split.body if split.kind[o] == "bwd"
                or (remat and split.kind[o] == "fwd")]
-    bwd_in = _needed(bwd_ops, [v for v in arg_cts if v not in split.ct_args])
+    k_active = [j for j in range(n_k) if consts[j] in active]
+    x_active = [j for j in range(n_x) if xs[j] in active]
+    ct_c, ct_y = split.ct_args[:n_c], split.ct_args[n_c:]
+    # A const's cotangent is a sum over the steps. Its matmul and reduction
+    # terms of per-step values are computed once after the loop from the
+    # stacked operands (one large GEMM instead of one small one and a
+    # weight-sized add per step); the rest is summed in the loop.
+    terms: Dict[int, list] = {}
+    rest: Dict[int, list] = {}
+    for j in k_active:
+        v = arg_cts[n_c + n_x + j]
+        terms[j], rest[j] = (([], [v]) if remat
+                             else _stackable_terms(v, per_step))
+    operands = [u for j in k_active for t in terms[j]
+                for u in ((t[1], t[3]) if t[0] == "mm" else (t[1],))]
+    stored_operands = [u for u in operands
+                       if u in c_args or u in x_args or split.defined_by(u) == "fwd"]
+    extra_y = []             # per-step operands the backward step outputs, stacked
+    ct_x_vals = [arg_cts[n_c + j] for j in x_active]
+    for u in operands:
+        if u in stored_operands or u in ct_y or u in extra_y or u in ct_x_vals:
+            continue
+        extra_y.append(u)
+    b_roots = (list(arg_cts[:n_c]) + [r for j in k_active for r in rest[j]] + ct_x_vals
+               + extra_y)
+    bwd_ops = _live_ops(bwd_all, b_roots)
+    bwd_in = _needed(bwd_ops, [v for v in b_roots if v not in split.ct_args])
     bwd_in = [v for v in bwd_in if v not in split.ct_args]
+    for u in stored_operands:
+        if u not in bwd_in:
+            bwd_in.append(u)
     fwd_in = _needed(fwd_ops, outs)
     # Residuals: computed per step by the forward step, read by the backward.
     res_vals = [v for v in bwd_in if split.defined_by(v) == "fwd"]
@@ -299,11 +427,9 @@ def forward(module_op, op: ir.Operation, env, active, vjp_function, strategy: st
     stacked = new[n_c + n_y:]
 
     # The backward step: (ct_c, acc | res_t, carry_t, x_t, ct_y_t | k, hoisted)
-    #                 -> (ct_c_prev, acc + ct_k, ct_x_t).
-    k_active = [j for j in range(n_k) if consts[j] in active]
-    x_active = [j for j in range(n_x) if xs[j] in active]
-    ct_c, ct_y = split.ct_args[:n_c], split.ct_args[n_c:]
-    acc_types = [k_args[j].type for j in k_active]
+    #                 -> (ct_c_prev, acc + ct_k, ct_x_t, stacked term operands).
+    acc_js = [j for j in k_active if rest[j]]
+    acc_types = [k_args[j].type for j in acc_js]
     b_types = ([v.type for v in ct_c] + acc_types
                + [v.type for v in res_vals + res_carries + res_xs] + [v.type for v in ct_y]
                + [v.type for v in k_args] + [v.type for v in inv_bwd])
@@ -312,7 +438,7 @@ def forward(module_op, op: ir.Operation, env, active, vjp_function, strategy: st
     benv, pos = {}, 0
     for v in ct_c:
         benv[v], pos = ba[pos], pos + 1
-    accs, pos = ba[pos:pos + len(k_active)], pos + len(k_active)
+    accs, pos = ba[pos:pos + len(acc_js)], pos + len(acc_js)
     for v in res_vals + res_carries + res_xs + ct_y + k_args + inv_bwd:
         benv[v], pos = ba[pos], pos + 1
     with ir.InsertionPoint(func_body(B)), op.location:
@@ -322,26 +448,53 @@ def forward(module_op, op: ir.Operation, env, active, vjp_function, strategy: st
         for o in bwd_ops:
             clone_with_remap(o, benv)
         b_results = [benv[v] for v in arg_cts[:n_c]]
-        b_results += [ad.add(a, benv[arg_cts[n_c + n_x + j]]) for a, j in zip(accs, k_active)]
-        b_results += [benv[arg_cts[n_c + j]] for j in x_active]
+        for a, j in zip(accs, acc_js):
+            total = a
+            for r in rest[j]:
+                total = ad.add(total, benv[r])
+            b_results.append(total)
+        b_results += [benv[v] for v in ct_x_vals]
+        b_results += [benv[v] for v in extra_y]
     ad.finish_func(B, b_results)
-    per_step = sum(_nbytes(v.type) for v in res_vals + res_carries)
+
+    # Where each term operand's stacked values will be.
+    stored = res_vals + res_carries
+
+    def source(u):
+        if u in stored:
+            return ("res", stored.index(u))
+        if u in x_args:
+            return ("x", x_args.index(u))
+        if u in ct_y:
+            return ("cty", ct_y.index(u))
+        if u in ct_x_vals:
+            return ("ys", ct_x_vals.index(u))
+        return ("ys", len(ct_x_vals) + extra_y.index(u))
+    post = {j: [(t[0], source(t[1]), t[2], source(t[3])) if t[0] == "mm"
+                else (t[0], source(t[1]), t[2], shape_of(arg_cts[n_c + n_x + j]))
+                for t in terms[j]] for j in k_active}
+    per_step_b = sum(_nbytes(v.type) for v in res_vals + res_carries)
     names = ", ".join(f"{'x'.join(map(str, shape_of(v))) or 'scalar'} {element_type(v)}"
                       for v in res_vals + res_carries) or "none"
     info = {"B": func_name(B), "stacked": stacked,
             "res_xs": [x_args.index(v) for v in res_xs],
             "inv_bwd": [hoist_env[v] for v in inv_bwd], "k_active": k_active,
-            "x_active": x_active, "ct_x_types": [x_args[j].type for j in x_active]}
+            "acc_js": acc_js, "post": post,
+            "x_active": x_active, "y_types": [v.type for v in ct_x_vals + extra_y]}
     F.erase()   # nothing of F may be touched after this
+    n_post = sum(len(t) for t in post.values())
     ad.record(module_op, f"{loc_where(op.location)}: scan of @{callee} ({length} steps"
-              f"{', recomputed in the backward sweep' if remat else ''}): residuals per step {per_step} B ({names}), {length * per_step} B stacked; "
-              f"{len(inv_fwd) + len(inv_bwd)} loop-invariant value(s) computed once")
+              f"{', recomputed in the backward sweep' if remat else ''}): residuals per step {per_step_b} B ({names}), {length * per_step_b} B stacked; "
+              f"{len(inv_fwd) + len(inv_bwd)} loop-invariant value(s) computed once"
+              + (f"; {n_post} weight-cotangent term(s) summed after the loop"
+                 if n_post else ""))
     return info
 
 
 def backward(module_op, op: ir.Operation, env, cts, active, info) -> None:
     """Backward sweep of ``ad.scan``: one scan of the backward step, in the
-    opposite direction; add the cotangents of init, xs and consts."""
+    opposite direction; add the cotangents of init, xs and consts (the
+    stacked terms of a const's cotangent after the loop)."""
     n_c, n_x, n_k, init, xs, consts = _segments(op)
     length, reverse, _ = _attrs(op)
     results = list(op.results)
@@ -349,18 +502,69 @@ def backward(module_op, op: ir.Operation, env, cts, active, info) -> None:
             for r in results[:n_c]]
     ct_y = [g if (g := cts.get(r, env[r])) is not None else ad.zeros_like(env[r])
             for r in results[n_c:]]
-    accs = [ad.zeros_like(env[consts[j]]) for j in info["k_active"]]
+    accs = [ad.zeros_like(env[consts[j]]) for j in info["acc_js"]]
     x_res = [env[xs[j]] for j in info["res_xs"]]
     new = _emit_scan(info["B"], ct_c + accs, info["stacked"] + x_res + ct_y,
                      [env[v] for v in consts] + info["inv_bwd"], length, not reverse,
-                     info["ct_x_types"])
+                     info["y_types"])
     ct_init = new[:n_c]
-    ct_k = new[n_c:n_c + len(accs)]
-    ct_xs = new[n_c + len(accs):]
+    ct_acc = dict(zip(info["acc_js"], new[n_c:n_c + len(accs)]))
+    ys = new[n_c + len(accs):]
+    ct_xs = ys[:len(info["x_active"])]
+
+    def stacked(src):
+        kind, i = src
+        return {"res": lambda: info["stacked"][i], "x": lambda: env[xs[i]],
+                "cty": lambda: ct_y[i], "ys": lambda: ys[i]}[kind]()
+
     for v, g in zip(init, ct_init):
         if v in active:
             cts.add(v, g)
-    for j, g in zip(info["k_active"], ct_k):
-        cts.add(consts[j], g)
+    for j in info["k_active"]:
+        total = ct_acc.get(j)
+        for kind, a_src, a_t, b_src in info["post"][j]:
+            if kind == "mm":
+                term = _stacked_matmul(stacked(a_src), a_t, stacked(b_src))
+            else:
+                term = _stacked_sum(stacked(a_src), a_t, b_src)
+            total = ad.add(total, term)
+        cts.add(consts[j], total if total is not None else ad.zeros_like(env[consts[j]]))
     for j, g in zip(info["x_active"], ct_xs):
         cts.add(xs[j], g)
+
+
+def _collapse(v: ir.Value, groups: List[List[int]]) -> ir.Value:
+    s = shape_of(v)
+    shape = [int(np.prod([s[d] for d in g])) for g in groups]
+    return create("tensor.collapse_shape", [tensor_type(shape, element_type(v))], [v],
+                  {"reassociation": ir.Attribute.parse(str(groups))}).result
+
+
+def _permute(v: ir.Value, perm: List[int]) -> ir.Value:
+    """``out[i...] = v[i[perm[0]], ...]``-style permutation: out dim ``d`` is
+    ``v``'s dim ``perm[d]``."""
+    s = shape_of(v)
+    rank = len(s)
+    inv = [perm.index(d) for d in range(rank)]
+    init = empty([s[p] for p in perm], element_type(v))
+    return make_generic([v], [init], [projection_map(rank, inv), identity_map(rank)],
+                        [PARALLEL] * rank, lambda a: [a[0]]).result
+
+
+def _stacked_matmul(sa: ir.Value, a_t: bool, sb: ir.Value) -> ir.Value:
+    """``sum_t A_t · B_t`` from the stacked ``sa`` (``A_t``, or ``A_tᵀ`` when
+    ``a_t``) and ``sb`` (``B_t``): ``[A_0 .. A_T-1] · [B_0; ..; B_T-1]``."""
+    if a_t:     # sa: [T, K, M] -> [T*K, M] -> [M, T*K]
+        a = _permute(_collapse(sa, [[0, 1], [2]]), [1, 0])
+    else:       # sa: [T, M, K] -> [M, T, K] -> [M, T*K]
+        a = _collapse(_permute(sa, [1, 0, 2]), [[0], [1, 2]])
+    b = _collapse(sb, [[0, 1], [2]])   # [T, K, N] -> [T*K, N]
+    m, n = shape_of(a)[0], shape_of(b)[1]
+    return linalg.matmul(a, b, outs=[splat_zeros((m, n), element_type(sa))])
+
+
+def _stacked_sum(su: ir.Value, dims: List[int], shape) -> ir.Value:
+    """``sum_t reduce(u_t)`` (``reduce`` keeps ``dims`` of ``u_t``) from the
+    stacked ``su``: the reduction with the leading axis summed too."""
+    rank = len(shape_of(su))
+    return ad.reduce_to(su, projection_map(rank, [1 + d for d in dims]), shape)

@@ -1,8 +1,10 @@
-"""copy-to-linalg: rewrite ``memref.copy`` as a ``linalg.generic`` copy.
+"""copy-to-linalg: rewrite a strided ``memref.copy`` as a ``linalg.generic`` copy.
 
-Expects: bufferized IR. Guarantees: no ``memref.copy`` remains; each becomes
-an identity ``linalg.generic`` that ``convert-linalg-to-loops`` turns into a
-loop nest.
+Expects: bufferized IR. Guarantees: every ``memref.copy`` left is between
+two static, contiguous row-major memrefs (``finalize-memref-to-llvm`` makes
+it one ``llvm.intr.memcpy``: no loop to compile, libc's copy to run); every
+other becomes an identity ``linalg.generic`` that
+``convert-linalg-to-loops`` turns into a loop nest.
 
 Upstream (LLVM 22.1): ``finalize-memref-to-llvm`` lowers a copy between
 strided (non-contiguous) memrefs to a call of ``memrefCopy`` from MLIR's C
@@ -26,6 +28,8 @@ def copy_to_linalg(module_op: ir.Operation) -> None:
                               else None, ir.WalkResult.ADVANCE)[1])
     for op in copies:
         src, dst = op.operands
+        if _contiguous(src.type) and _contiguous(dst.type):
+            continue
         rank = ir.MemRefType(src.type).rank
         with ir.InsertionPoint(op), op.location:
             _memref_generic(src, dst, rank)
@@ -45,3 +49,17 @@ def _memref_generic(src, dst, rank):
     with ir.InsertionPoint(block):
         ir.Operation.create("linalg.yield", results=[], operands=[block.arguments[0]])
     return op
+
+
+def _contiguous(t: ir.Type) -> bool:
+    """A static memref whose strides are exactly the row-major ones of its
+    shape (any offset): what upstream copies with ``memcpy``."""
+    if not isinstance(t, ir.MemRefType) or not t.has_static_shape:
+        return False
+    t = ir.MemRefType(t)
+    strides, _ = t.get_strides_and_offset()
+    expect, n = [], 1
+    for d in reversed(t.shape):
+        expect.append(n)
+        n *= d
+    return list(strides) == expect[::-1]

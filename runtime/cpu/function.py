@@ -15,6 +15,7 @@ thread pool. Both have the same call interface.
 import ctypes
 import hashlib
 import os
+import threading
 from pathlib import Path
 from typing import List, Optional, Sequence
 
@@ -22,7 +23,7 @@ import numpy as np
 
 from ..signature import Signature, TensorSpec, check_inputs, prepare_outputs
 from . import callbacks
-from .codegen import jit_llvm_ir
+from .codegen import externals_of, jit_llvm_ir, load_object, opt_level
 
 def symbol_for(func_name: str) -> str:
     """The native symbol of a compiled function: prefixed, so that a user's
@@ -42,8 +43,14 @@ def _cache_dir() -> Optional[Path]:
     return path
 
 
+_MAGIC = b"ferrule-object-1\n"
+
+
 class _ObjectCache:
-    """MCJIT object cache keyed by the hash of the LLVM IR and the host."""
+    """MCJIT object cache keyed by the hash of the LLVM IR and the host.
+
+    A file holds a header (magic, SHA-256 of the object) before the object
+    code: a truncated or corrupt file is a miss, never code that is run."""
 
     def __init__(self, key: str):
         d = _cache_dir()
@@ -52,14 +59,25 @@ class _ObjectCache:
 
     def notify(self, _module, buffer: bytes) -> None:
         if self.path is not None:
-            tmp = self.path.with_suffix(f".tmp{os.getpid()}")
-            tmp.write_bytes(buffer)
-            os.replace(tmp, self.path)
+            tmp = self.path.with_suffix(f".tmp{os.getpid()}.{threading.get_ident()}")
+            try:
+                tmp.write_bytes(_MAGIC + hashlib.sha256(buffer).digest() + buffer)
+                os.replace(tmp, self.path)
+            except OSError:
+                pass
 
     def getbuffer(self, _module):
-        if self.path is not None and self.path.exists():
-            return self.path.read_bytes()
-        return None
+        if self.path is None:
+            return None
+        try:
+            data = self.path.read_bytes()
+        except OSError:
+            return None
+        head, digest = len(_MAGIC), data[len(_MAGIC):len(_MAGIC) + 32]
+        obj = data[head + 32:]
+        if data[:head] != _MAGIC or hashlib.sha256(obj).digest() != digest:
+            return None
+        return obj
 
 
 class CpuFunction:
@@ -71,21 +89,36 @@ class CpuFunction:
     buffers for large outputs.
     """
 
-    def __init__(self, llvm_ir: str, func_name: str,
-                 inputs: Sequence[TensorSpec], outputs: Sequence[TensorSpec]):
+    def __init__(self, llvm_ir: Optional[str], func_name: str,
+                 inputs: Sequence[TensorSpec], outputs: Sequence[TensorSpec],
+                 object_key: Optional[str] = None, externals: Sequence[str] = ()):
         import llvmlite.binding as llvm
         self.signature = Signature(func_name, tuple(inputs), tuple(outputs))
         self.inputs = list(inputs)
         self.outputs = list(outputs)
         self.func_name = func_name
-        key = hashlib.sha256((llvm_ir + llvm.get_host_cpu_name()
-                              + llvm.get_host_cpu_features().flatten()).encode()).hexdigest()
-        cache = _ObjectCache(key)
-        self.from_disk_cache = cache.hit
-        # Host callbacks (callbacks.py): bound by symbol before the JIT links
-        # the code, and kept alive with it.
-        self.callbacks = callbacks.install(callbacks.numbers_in(llvm_ir))
-        self._engine, _ = jit_llvm_ir(llvm_ir, (cache.notify, cache.getbuffer))
+        if llvm_ir is not None:
+            object_key = hashlib.sha256((llvm_ir + f"O{opt_level(llvm_ir)}" + llvm.get_host_cpu_name()
+                                         + llvm.get_host_cpu_features().flatten()
+                                         ).encode()).hexdigest()
+            externals = externals_of(llvm_ir)
+        # object_key/externals: what the warm disk cache records to load this
+        # function again without its LLVM IR (llvm_ir=None).
+        self.object_key, self.externals = object_key, list(externals)
+        # Host callbacks (callbacks.py): bound by symbol before the code is
+        # linked (from LLVM IR or from the disk cache), and kept alive with it.
+        self.callbacks = callbacks.install(sorted(
+            int(n[len(callbacks.PREFIX):]) for n in self.externals
+            if n.startswith(callbacks.PREFIX)))
+        cache = _ObjectCache(object_key)
+        obj = cache.getbuffer(None) if cache.hit else None
+        self.from_disk_cache = obj is not None
+        if obj is not None:     # compiled before: load it, no LLVM passes
+            self._engine = load_object(obj, self.externals)
+        elif llvm_ir is None:
+            raise FileNotFoundError(f"object code {object_key} is not in the disk cache")
+        else:
+            self._engine, _ = jit_llvm_ir(llvm_ir, (cache.notify, cache.getbuffer))
         addr = self._engine.get_function_address(symbol_for(func_name))
         if not addr:
             raise RuntimeError(f"ferrule.runtime: symbol {func_name} not found after JIT")

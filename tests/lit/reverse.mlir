@@ -87,16 +87,22 @@ func.func @stored(%a: tensor<4xf32>, %b: tensor<4xf32>, %ct: tensor<4xf32>) -> (
 // Reverse mode of a scan: a forward scan of the step that also stacks what
 // the backward needs (the matmul's output and the carry entering each step:
 // the pointwise tanh is recomputed), then a backward scan in the other
-// direction whose carries are the carry's cotangent and the running sum of
-// the weight's cotangent. The transposed weight (dh = dG @ W^T) depends on
-// the weight alone: it is computed once, outside both loops.
+// direction whose carry is the carry's cotangent and which stacks each
+// step's dG. The weight's cotangent, a sum over the steps of h^T dG, is one
+// matmul after the loop of the stacked carries (transposed) and dGs. The
+// transposed weight (dh = dG @ W^T) depends on the weight alone: it is
+// computed once, outside both loops.
 // CHECK-LABEL: func.func private @rnn_vjp
 // CHECK: %[[WT:.+]] = linalg.generic
 // CHECK: %[[F:.+]]:4 = "ad.scan"(%arg0, %arg1, %arg2) {callee = @step_scan_fwd, length = 5 : i64
 // CHECK-SAME: reverse = 0 : i64
 // CHECK-SAME: -> (tensor<4x8xf32>, tensor<5x4x8xf32>, tensor<5x4x8xf32>, tensor<5x4x8xf32>)
-// CHECK: "ad.scan"({{.+}}, %[[F]]#2, %[[F]]#3, {{.+}}, %arg2, %[[WT]]) {callee = @step_scan_bwd, length = 5 : i64
+// CHECK: %[[B:.+]]:3 = "ad.scan"({{.+}}, %[[F]]#2, %[[F]]#3, {{.+}}, %arg2, %[[WT]]) {callee = @step_scan_bwd, length = 5 : i64
 // CHECK-SAME: reverse = 1 : i64
+// CHECK: %[[H:.+]] = tensor.collapse_shape %[[F]]#3 {{\[}}[0, 1], [2]] : tensor<5x4x8xf32> into tensor<20x8xf32>
+// CHECK: %[[HT:.+]] = linalg.generic {{.*}} ins(%[[H]] : tensor<20x8xf32>)
+// CHECK: %[[DG:.+]] = tensor.collapse_shape %[[B]]#2
+// CHECK: linalg.matmul ins(%[[HT]], %[[DG]] : tensor<8x20xf32>, tensor<20x8xf32>)
 // CHECK-LABEL: func.func private @step_scan_fwd
 // CHECK: linalg.matmul
 // CHECK: math.tanh
@@ -104,7 +110,8 @@ func.func @stored(%a: tensor<4xf32>, %b: tensor<4xf32>, %ct: tensor<4xf32>) -> (
 // CHECK-NOT: func.func
 // CHECK: math.tanh
 // CHECK: linalg.matmul
-// CHECK: linalg.matmul
+// CHECK-NOT: linalg.matmul
+// CHECK: return
 func.func private @step(%h: tensor<4x8xf32>, %x: tensor<4x8xf32>, %w: tensor<8x8xf32>) -> (tensor<4x8xf32>, tensor<4x8xf32>) {
   %z = arith.constant dense<0.0> : tensor<4x8xf32>
   %m = linalg.matmul ins(%h, %w : tensor<4x8xf32>, tensor<8x8xf32>) outs(%z : tensor<4x8xf32>) -> tensor<4x8xf32>

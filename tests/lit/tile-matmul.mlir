@@ -74,3 +74,23 @@ func.func @batched(%a: memref<3x8x5xf32>, %b: memref<3x5x16xf32>, %c: memref<3x8
   linalg.batch_matmul ins(%a, %b : memref<3x8x5xf32>, memref<3x5x16xf32>) outs(%c : memref<3x8x16xf32>)
   return
 }
+
+// -----
+
+// 16x32 @ 32x48: K >= 16 and two row blocks read each column panel, so the
+// 32x16 panel of B is first packed into a contiguous buffer (B's rows are 48
+// elements apart), which the register tile's loads read instead of B.
+// CHECK-LABEL: func.func @packed
+// CHECK: %[[P:.+]] = memref.alloc() : memref<32x16xf32>
+// CHECK: scf.for %[[J:.+]] = %c0 to %c48 step %c16
+// CHECK: scf.for
+// CHECK: vector.load %arg1
+// CHECK: vector.store {{.*}}, %[[P]]
+// CHECK: scf.for {{.*}} step %c4
+// CHECK: scf.for {{.*}} iter_args
+// CHECK-COUNT-2: vector.load %[[P]]
+// CHECK: memref.dealloc %[[P]]
+func.func @packed(%a: memref<16x32xf32>, %b: memref<32x48xf32>, %c: memref<16x48xf32>) {
+  linalg.matmul ins(%a, %b : memref<16x32xf32>, memref<32x48xf32>) outs(%c : memref<16x48xf32>)
+  return
+}
