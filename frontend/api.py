@@ -160,7 +160,7 @@ class Lowered:
     def compile_cuda(self, target: str = "cuda:sm_90", fast_math: bool = False):
         """Compile this specialisation for an NVIDIA GPU (see :func:`compile`)."""
         from .callback import callbacks_in
-        found = callbacks_in(self._stages["traced"], self._ctx)
+        found = callbacks_in(self._stages["traced"], make_context())
         if found:
             name, at = found[0]
             raise CompileError(f"{self.name}: pure_callback {name!r} (at {at}) cannot run on "
