@@ -1,5 +1,5 @@
 # The two commands the README opens with:
-#   make example   — set up and run ferrule's main job (examples/lstm_cell.py)
+#   make example   — set up and run ferrule's main job: train a char-LSTM (examples/char_lstm.py)
 #   make test      — set up and run the whole test suite (pytest + lit)
 PYTHON ?= python3
 VENV   ?= .venv
@@ -11,11 +11,11 @@ STAMP  := $(VENV)/.ferrule-installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[test,torch,jax]"
+	$(BIN)/pip install --quiet -e ".[test,torch,jax,examples]"
 	touch $(STAMP)
 
 example: $(STAMP)
-	$(BIN)/python examples/lstm_cell.py
+	$(BIN)/python examples/char_lstm.py
 
 test: pytest pytest-split lit
 

@@ -54,10 +54,7 @@ def make_problem(T, B, E, H, V, seed=0):
 def ferrule_step(T, B, E, H, V):
     import ferrule
     import ferrule.numpy as fnp
-    from ferrule.nn import sigmoid
-    if not hasattr(fnp, "take"):        # before integer arrays and gathers
-        return _ferrule_onehot_step(T, B, E, H, V)
-    from ferrule.nn import cross_entropy
+    from ferrule.nn import cross_entropy, sigmoid
 
     def loss(p, xs, ys):
         x = fnp.take(p["emb"], xs, axis=0)                       # (T, B, E)
@@ -79,38 +76,6 @@ def ferrule_step(T, B, E, H, V):
 
     def run(params, xs, ys):
         v, g = f(*[params[n] for n in NAMES], xs, ys)
-        return float(v), dict(zip(NAMES, g))
-    return run
-
-
-def _ferrule_onehot_step(T, B, E, H, V):
-    """The same step where ferrule has no gather yet: the embedding as a
-    one-hot product (``onehot @ emb``, the same gradient for ``emb``) and
-    the cross-entropy from ``logsumexp``; the LSTM part is identical."""
-    import ferrule
-    import ferrule.numpy as fnp
-    from ferrule.nn import logsumexp, sigmoid
-
-    def loss(p, xs1h, ys1h):
-        gx = (xs1h @ p["emb"]) @ p["Wx"] + p["b"]
-
-        def step(hc, g):
-            h, c = hc
-            i, f, gg, o = fnp.split(g + h @ p["Wh"], 4, axis=1)
-            c2 = sigmoid(f) * c + sigmoid(i) * fnp.tanh(gg)
-            h2 = sigmoid(o) * fnp.tanh(c2)
-            return (h2, c2), h2
-        h0 = fnp.zeros((B, H), fnp.float32)
-        _, hs = ferrule.scan(step, (h0, h0), gx)
-        logits = hs @ p["Wy"] + p["by"]
-        return fnp.mean(logsumexp(logits, axis=-1) - fnp.sum(logits * ys1h, axis=-1))
-
-    f = ferrule.jit(ferrule.value_and_grad(lambda *a: loss(dict(zip(NAMES, a[:6])), *a[6:]),
-                                           argnums=tuple(range(6))))
-    eye = np.eye(V, dtype=np.float32)
-
-    def run(params, xs, ys):
-        v, g = f(*[params[n] for n in NAMES], eye[xs], eye[ys])
         return float(v), dict(zip(NAMES, g))
     return run
 

@@ -72,15 +72,36 @@ def _ok(proc):
 def _make(cmd, tmp_path):
     target = cmd.split()[1]
     recipe = _ok(_run(["make", "-n", target]))
-    if target == "example":   # the README's first command: run it for real
-        assert "examples/lstm_cell.py" in recipe
-        assert "max |ferrule - numpy float64|" in _ok(_run([sys.executable,
-                                                             "examples/lstm_cell.py"]))
+    if target == "example":   # the README's first command: run it for real, small
+        assert "examples/char_lstm.py" in recipe
+        _example("python examples/char_lstm.py", tmp_path)
     elif target == "test":    # this suite itself: its recipe only
         assert "pytest tests" in recipe and "lit -v tests/lit" in recipe
     else:                     # benchmarks: the scripts start and take their options
         for script in re.findall(r"bench/\w+\.py", recipe):
             _ok(_run([sys.executable, script, "--help"]))
+
+
+# The example's training run at a size that takes seconds (tests/test_examples.py
+# checks that a longer one learns).
+SMALL_RUN = ["--steps", "30", "--T", "8", "--B", "8", "--H", "32", "--E", "16",
+             "--sample-length", "20", "--quiet"]
+
+
+def _example(cmd, tmp_path):
+    args = shlex.split(cmd)[1:]
+    if args[0] == "examples/lstm_cell.py":
+        assert "max |ferrule - numpy float64|" in _ok(_run([sys.executable, *args]))
+        return
+    if "FILE" in args:        # "--text FILE": any UTF-8 text
+        text = tmp_path / "text.txt"
+        text.write_text((ROOT / "README.md").read_text())
+        args[args.index("FILE")] = str(text)
+    plot = tmp_path / "loss.png"
+    out = _ok(_run([sys.executable, *args, *SMALL_RUN, "--plot", str(plot)]))
+    assert "vs unigram entropy" in out and "sample:" in out and plot.stat().st_size > 0
+    if "--compare" in args:
+        assert "ferrule / best peer" in out
 
 
 def _venv_python(cmd, tmp_path):
@@ -147,6 +168,7 @@ CHECKS = [
     (r"(python (examples/ddp_lstm|bench/torch_interop)\.py|torchrun) .*|python bench/torch_interop\.py",
      _run_by_test_distributed),
     (r"make (example|test|bench)", _make),
+    (r"python examples/(char_lstm|lstm_cell)\.py( .*)?", _example),
     (r"\.venv/bin/python (-m pytest )?\S+( .*)?", _venv_python),
     (r"\.venv/bin/lit .*", _venv_lit),
     (r"bash bench/\w+\.sh", _bash),
