@@ -135,6 +135,20 @@ def operand(x, shape, dtype) -> Tracer:
     return broadcast_to(t, shape)
 
 
+_OPERAND_TYPES = (Tracer, _onp.ndarray, _onp.generic, bool, int, float, list, tuple)
+
+
+def check_operands(name: str, xs) -> None:
+    """A :class:`DTypeError` at the user's line for an operand that is not
+    an array or a number (a string, None, a dict...): numpy would raise its
+    own error from inside its files, or read a numeric string as a number."""
+    for x in xs:
+        if not isinstance(x, _OPERAND_TYPES):
+            raise DTypeError(f"{where_str()}: {name.split('.')[-1]} got an operand of type "
+                             f"{type(x).__name__} ({x!r:.40}); operands of traced ops are "
+                             f"arrays or numbers")
+
+
 def elementwise(name, *xs, dtype=None, result_dtype=None, attrs=None) -> Tracer:
     """Emit the elementwise op ``name`` on ``xs`` broadcast to one shape and
     promoted to one dtype (``dtype``; the result's is ``result_dtype``). On
@@ -142,6 +156,7 @@ def elementwise(name, *xs, dtype=None, result_dtype=None, attrs=None) -> Tracer:
     The result is weakly typed when ``xs`` are (a Python float argument and
     Python scalars)."""
     tr = check_trace(*xs)
+    check_operands(name, xs)
     dtype = dtype or promoted_dtype(*xs)
     shape = broadcast_shapes(*(shape_of(x) for x in xs))
     if _onp.dtype(dtype).kind in "iu":   # the integer op, or a float one on converted ints

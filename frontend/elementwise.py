@@ -14,7 +14,7 @@ import builtins
 import numpy as _onp
 from mlir import ir
 
-from .core import (asarray_traced, astype, broadcast_shapes, broadcast_to, constant,
+from .core import (asarray_traced, astype, broadcast_shapes, broadcast_to, check_operands, constant,
                    elementwise, emit, operand, promoted_dtype, shape_of, tensor_type, traced,
                    wrap)
 from .dialect.ir_utils import PARALLEL, cmpf_attrs, create, empty, make_generic, projection_map
@@ -27,6 +27,8 @@ float32 = _onp.float32
 
 def _unary(name, npfn):
     def f(x):
+        if current_trace() is not None:
+            check_operands(npfn.__name__, (x,))
         if not traced(x):
             return npfn(x)
         x = asarray_traced(x)
@@ -42,6 +44,8 @@ def _unary(name, npfn):
 
 def _binary(name, npfn):
     def f(x, y):
+        if current_trace() is not None:
+            check_operands(npfn.__name__, (x, y))
         if not traced(x, y):
             return npfn(x, y)
         return elementwise(name, x, y)
@@ -151,6 +155,8 @@ def _compare(pname):
     npfn = getattr(_onp, pname)
 
     def f(x, y):
+        if current_trace() is not None:
+            check_operands(npfn.__name__, (x, y))
         if not traced(x, y):
             return npfn(x, y)
         if promoted_dtype(x, y).kind in "iu":

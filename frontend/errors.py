@@ -24,6 +24,13 @@ class UnsupportedOperationError(TracingError, NotImplementedError):
     """
 
 
+class UnsupportedAttributeError(UnsupportedOperationError, AttributeError):
+    """A numpy function or array method that ``ferrule.numpy`` / traced
+    arrays do not have (``ferrule.numpy.sort``, ``x.cumsum()``). An
+    ``AttributeError`` too, so ``hasattr`` and ``getattr(..., default)``
+    behave as for any missing attribute."""
+
+
 class ConcretizationError(TracingError):
     """A traced array was used where a concrete Python value is needed.
 

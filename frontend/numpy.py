@@ -20,6 +20,8 @@ op set installs the operators of its tracers. A new op goes into one of the
 op modules and is re-exported here.
 """
 
+import inspect
+
 import numpy as _onp
 
 from .core import astype, broadcast_to, concatenate, stack
@@ -34,7 +36,8 @@ from .integers import (bitwise_and, bitwise_not, bitwise_or, bitwise_xor, floor_
                        left_shift, mod, remainder, right_shift)
 from .layout import (amax, amin, argmax, argmin, dot, matmul, max, mean, min, reshape, sum,
                      swapaxes, transpose)
-from .tracing import Tracer
+from .errors import UnsupportedAttributeError, UnsupportedOperationError
+from .tracing import Tracer, where_str
 
 float32, float64, bool_ = _onp.float32, _onp.float64, _onp.bool_
 int32, int64, uint32 = _onp.int32, _onp.int64, _onp.uint32
@@ -82,12 +85,76 @@ def _shape_args(args):
     return tuple(args[0]) if len(args) == 1 and isinstance(args[0], (tuple, list)) else args
 
 
+_SEE = ("ferrule's op set is listed in the README (docs/errors.md); compute it outside the "
+        "jitted function, call it with ferrule.pure_callback, or write it from those ops")
+
+
 def _array_ufunc(self, ufunc, method, *inputs, **kwargs):
-    # np.exp(tracer) etc.: route plain-numpy ufuncs to ferrule.numpy.
-    fn = globals().get(ufunc.__name__) if ufunc.__name__ in __all__ else None
-    if method != "__call__" or fn is None or kwargs:
-        return NotImplemented
+    """``np.exp(tracer)`` etc.: a numpy ufunc that ``ferrule.numpy`` has is
+    its ferrule op; any other ufunc, a ufunc method (``np.add.reduce``) or
+    keyword (``out=``, ``where=``, ``dtype=``) is an
+    :class:`UnsupportedOperationError` at the user's line."""
+    name = ufunc.__name__
+    fn = globals().get(name) if name in __all__ else None
+    if fn is None:
+        raise UnsupportedOperationError(f"{where_str()}: numpy.{name} on a traced array is not "
+                                        f"implemented by ferrule; {_SEE}")
+    if method != "__call__":
+        raise UnsupportedOperationError(f"{where_str()}: numpy.{name}.{method} on a traced array "
+                                        f"is not implemented by ferrule (numpy.{name} itself is); "
+                                        f"{_SEE}")
+    kwargs = {k: v for k, v in kwargs.items() if not (k == "out" and v in (None, (None,)))}
+    if kwargs:
+        raise UnsupportedOperationError(f"{where_str()}: numpy.{name} with keyword argument(s) "
+                                        f"{', '.join(sorted(kwargs))} on a traced array is not "
+                                        f"implemented by ferrule; {_SEE}")
     return fn(*inputs)
+
+
+# numpy functions answered from a traced array's static shape.
+_SHAPE_FUNCTIONS = {"shape": lambda a: a.shape, "ndim": lambda a: len(a.shape),
+                    "size": lambda a, axis=None: a.size if axis is None else a.shape[axis]}
+
+
+def _array_function(self, func, types, args, kwargs):
+    """``np.concatenate([x, y])``, ``np.sum(x, axis=0)``... on traced arrays
+    (numpy's ``__array_function__`` protocol): a numpy function that
+    ``ferrule.numpy`` has, called with arguments that ferrule's takes, is
+    the ferrule op; anything else is an :class:`UnsupportedOperationError`
+    naming the function and the user's line (not a concretization error
+    from inside numpy's own files)."""
+    name, module = func.__name__, func.__module__
+    if module == "numpy" and name in _SHAPE_FUNCTIONS and isinstance(args[0], Tracer):
+        return _SHAPE_FUNCTIONS[name](*args, **kwargs)
+    fn = globals().get(name) if module == "numpy" and name in __all__ else None
+    if fn is None:
+        raise UnsupportedOperationError(f"{where_str()}: {module}.{name} on a traced array is not "
+                                        f"implemented by ferrule; {_SEE}")
+    try:
+        inspect.signature(fn).bind(*args, **kwargs)
+    except TypeError as e:
+        raise UnsupportedOperationError(
+            f"{where_str()}: {module}.{name} called with arguments that ferrule.numpy.{name}"
+            f"{inspect.signature(fn)} does not take ({e}); {_SEE}") from None
+    return fn(*args, **kwargs)
+
+
+def _tracer_getattr(self, name):
+    # Only reached when normal lookup fails: an ndarray method ferrule lacks.
+    if not name.startswith("_") and hasattr(_onp.ndarray, name):
+        raise UnsupportedAttributeError(
+            f"{where_str()}: the array method .{name}() (numpy.ndarray.{name}) is not "
+            f"implemented for traced arrays by ferrule; {_SEE}")
+    raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+
+def __getattr__(name):
+    """``ferrule.numpy.sort`` and other numpy names ferrule lacks: an
+    :class:`UnsupportedAttributeError` saying so (an ``AttributeError``)."""
+    if not name.startswith("_") and hasattr(_onp, name):
+        raise UnsupportedAttributeError(
+            f"{where_str()}: ferrule.numpy.{name} is not implemented (numpy.{name} is); {_SEE}")
+    raise AttributeError(f"module 'ferrule.numpy' has no attribute {name!r}")
 
 
 def _install_tracer_methods(cls) -> None:
@@ -102,6 +169,8 @@ def _install_tracer_methods(cls) -> None:
     cls.__invert__ = lambda self: invert(self)
     cls.__getitem__ = lambda self, idx: getitem(self, idx)
     cls.__array_ufunc__ = _array_ufunc
+    cls.__array_function__ = _array_function
+    cls.__getattr__ = _tracer_getattr
     cls.T = property(lambda self: transpose(self))
     cls.reshape = lambda self, *shape: reshape(self, _shape_args(shape))
     cls.transpose = lambda self, *axes: transpose(self, _shape_args(axes) or None)

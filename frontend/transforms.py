@@ -208,7 +208,7 @@ def value_and_grad(f, argnums: Union[int, Sequence[int]] = 0, has_aux=False):
                 if not _is_float(dt):
                     raise DTypeError(
                         f"{where_str()}: grad of {_name(f)} with respect to argument {k}, "
-                        f"which holds a {dt} array: grad needs float arguments (integers "
+                        f"which holds {'an' if dt.name.startswith('int') else 'a'} {dt} array: grad needs float arguments (integers "
                         f"and bools are not differentiable). Leave it out of argnums, or use "
                         f"vjp, whose pullback gives float0 zeros for it")
 

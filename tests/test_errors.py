@@ -99,7 +99,7 @@ CASES = [
     Case("astype_float16", DTypeError, r"astype from float32 to float16 is not supported",
          lambda x: x.astype(np.float16)),  # E:astype_float16
     Case("grad_of_int", DTypeError, r"grad of lambda with respect to argument 1, which holds "
-         r"a int32 array: grad needs float arguments",
+         r"an int32 array: grad needs float arguments",
          lambda x: ferrule.grad(lambda a, i: fnp.sum(a * i), argnums=1)(  # E:grad_of_int
              x, x.astype(np.int32))),
     Case("pullback_int_cotangent", DTypeError, r"cotangent of output 1 \(int64\[\]\) must be "

@@ -1,0 +1,42 @@
+"""numpy's own functions on traced arrays: the ones ferrule.numpy has run
+as ferrule ops (numpy's ``__array_function__``/``__array_ufunc__``
+protocols); the rest are clear errors (docs/errors.md, tests/test_errors_doc.py)."""
+
+import numpy as np
+import pytest
+
+import ferrule
+import ferrule.numpy as fnp
+from ferrule.errors import UnsupportedOperationError
+
+
+def test_numpy_functions_that_ferrule_has_are_traced():
+    def f(x, y):
+        z = np.concatenate([x, y], axis=0)
+        w = np.where(z > 0, z, np.exp(z))
+        return np.sum(w, axis=0) + np.mean(w) + np.max(z) + np.dot(x[0], y[0]) * np.shape(x)[0]
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((2, 3)), rng.standard_normal((3, 3))
+    np.testing.assert_allclose(ferrule.jit(f)(x, y), f(x, y), rtol=1e-12)
+    g = ferrule.grad(lambda x: np.sum(np.tanh(x) ** 2))(x)
+    np.testing.assert_allclose(g, 2 * np.tanh(x) * (1 - np.tanh(x) ** 2), rtol=1e-12)
+
+
+def test_missing_methods_and_names_are_attribute_errors_too():
+    seen = {}
+
+    def f(x):
+        seen["cumsum"] = hasattr(x, "cumsum")
+        seen["sum"] = hasattr(x, "sum")
+        return x
+    ferrule.jit(f)(np.ones(3))
+    assert seen == {"cumsum": False, "sum": True}
+    assert not hasattr(fnp, "sort") and getattr(fnp, "sort", None) is None
+    with pytest.raises(AttributeError, match="no attribute 'not_a_numpy_name'"):
+        fnp.not_a_numpy_name
+
+
+def test_ufunc_keywords_other_than_out_none_are_refused():
+    with pytest.raises(UnsupportedOperationError, match="keyword argument"):
+        ferrule.jit(lambda x: np.exp(x, where=x > 0))(np.ones(3))
+    np.testing.assert_allclose(ferrule.jit(lambda x: np.exp(x, out=None))(np.zeros(3)), 1.0)
