@@ -263,6 +263,12 @@ class Jitted:
         self._lock = threading.Lock()     # tracing: one thread per Jitted
         self.trace_count = 0    # how many signatures were traced (tests, the example)
         self._gpu: Dict[Any, Any] = {}
+        # The call fast path: ((shape, dtype) per argument) -> (CPU options,
+        # compiled function, results' structure), for calls whose arguments
+        # are all plain numpy arrays (no statics, no pytrees, no uint32):
+        # no flattening, no key building beyond shapes and dtypes. Cleared
+        # whenever a specialisation is evicted (it must not keep one alive).
+        self._fast: Dict[Any, Any] = {}
 
     def _key(self, args):
         """(cache key, leaves, structure); arguments in ``static_argnums`` are
@@ -300,6 +306,7 @@ class Jitted:
                 self._cache[key] = low
                 while len(self._cache) > cache_size():
                     self._cache.popitem(last=False)
+                    self._fast = {}
             return low
 
     def _trace(self, key, leaves, struct) -> Lowered:
@@ -340,6 +347,19 @@ class Jitted:
     def __call__(self, *args, out=None):
         if current_trace() is not None:  # nested in another trace: inline
             return self.fun(*args)
+        if out is None:
+            fast_key = _fast_key(args)
+            hit = self._fast.get(fast_key) if fast_key is not None else None
+            if hit is not None and hit[0] is cpu.defaults():
+                if len(self._cache) > 1:
+                    try:
+                        self._cache.move_to_end(hit[3])     # LRU order
+                    except KeyError:                        # evicted by another thread
+                        pass
+                outs = hit[1](*args)
+                return outs[0] if hit[2] is None else unflatten(hit[2], outs)
+        else:
+            fast_key = None
         key, leaves, struct = self._key(args)
         low = self._cache.get(key)
         if low is None:
@@ -358,10 +378,28 @@ class Jitted:
         if out is not None and u32:
             out = [o.view(np.int32) if k in u32 and isinstance(o, np.ndarray)
                    and o.dtype == np.uint32 else o for k, o in enumerate(out)]
-        outs = list(low.compile()(*arrays, out=out))
+        options = cpu.defaults()
+        fn = low.compile(options)
+        outs = list(fn(*arrays, out=out))
         for k in u32:
             outs[k] = outs[k].view(np.uint32)
+        if fast_key is not None and not self.static_argnums and not u32 and key in self._cache:
+            self._fast[fast_key] = (options, fn, low.out_struct, key)
         return unflatten(low.out_struct, outs)
+
+
+_U32 = np.dtype(np.uint32)
+
+
+def _fast_key(args):
+    """The fast path's key for a call whose arguments are all numpy arrays
+    (not uint32, which the compiled code sees as int32); None otherwise."""
+    key = []
+    for a in args:
+        if type(a) is not np.ndarray or a.dtype is _U32:
+            return None
+        key.append((a.shape, a.dtype))
+    return tuple(key)
 
 
 def _arg_array(leaf, spec):
