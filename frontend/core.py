@@ -86,8 +86,13 @@ def zeros_value(t: ir.Type) -> ir.Value:
     return constant(0.0, tuple(rt.shape), numpy_dtype(rt.element_type)).value
 
 
-def asarray_traced(x, tr=None) -> Tracer:
-    """``x`` as a Tracer in the current trace (numpy arrays become constants)."""
+def asarray_traced(x, tr=None, captured: bool = True) -> Tracer:
+    """``x`` as a Tracer in the current trace (numpy arrays become constants).
+
+    ``captured``: ``x`` came from the user's code (a global, a closure, an
+    argument of an op), not from ferrule's own: a non-scalar numpy array
+    constant is then marked ``ferrule.captured``, which ``explain()``
+    reports (it is baked into the code; docs/errors.md)."""
     tr = tr or current_trace()
     if isinstance(x, Tracer):
         check_trace(x)
@@ -105,7 +110,10 @@ def asarray_traced(x, tr=None) -> Tracer:
             arr = int_constant_array(arr)  # integer arrays keep an integer dtype
         if arr.dtype not in (F32, F64, BOOL, *INT_DTYPES):
             arr = arr.astype(_onp.float32 if arr.dtype.kind in "iu" else _onp.float64)
-        return constant(arr, arr.shape, arr.dtype)
+        c = constant(arr, arr.shape, arr.dtype)
+        if captured and isinstance(x, _onp.ndarray) and x.size > 1:
+            c.value.owner.attributes["ferrule.captured"] = ir.UnitAttr.get()
+        return c
     raise TracingError(f"{where_str()}: cannot use {type(x).__name__} as an array "
                        f"in a traced function")
 

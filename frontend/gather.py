@@ -177,7 +177,7 @@ def take_along_axis(arr, indices, axis):
         else:
             shape = [1] * arr.ndim
             shape[d] = i_shape[d]
-            idxs.append(_onp.arange(i_shape[d]).reshape(shape))
+            idxs.append(asarray_traced(_onp.arange(i_shape[d]).reshape(shape), captured=False))
     return _linear_gather(arr, 0, arr.ndim, idxs, list(range(arr.ndim)))
 
 

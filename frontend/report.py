@@ -149,23 +149,22 @@ def explain(module_text: str, ctx: ir.Context, ad_text: str = "") -> str:
 
 
 def _baked_constants(module) -> List[str]:
-    """One line per array constant (not a splat) in the traced module: a
-    numpy array the function read from a global or a closure (or a Python
-    list) is copied into the code when traced, as JAX does — a later change
-    to that array is not seen (docs/errors.md)."""
+    """One line per array constant that came from the user's code (marked
+    ``ferrule.captured`` by :func:`ferrule.core.asarray_traced`): a numpy
+    array the function read from a global or a closure is copied into the
+    code when traced, as JAX does — a later change to that array is not
+    seen (docs/errors.md)."""
     found: List[str] = []
 
     def visit(o):
         op = o.operation
-        if op.name == "arith.constant" and isinstance(op.result.type, ir.RankedTensorType):
-            attr = op.attributes["value"]
-            if not (isinstance(attr, ir.DenseElementsAttr) and attr.is_splat):
-                t = ir.RankedTensorType(op.result.type)
-                found.append(f"{loc_where(op.location)}: a constant array {t.element_type}"
-                             f"{list(t.shape)} ({_fmt_bytes(_nbytes(t))}) is baked into the "
-                             f"code (a numpy array read from a global or closure is copied "
-                             f"when traced; later changes to it are not seen: pass it as an "
-                             f"argument instead)")
+        if op.name == "arith.constant" and "ferrule.captured" in op.attributes:
+            t = ir.RankedTensorType(op.result.type)
+            found.append(f"{loc_where(op.location)}: a constant array {t.element_type}"
+                         f"{list(t.shape)} ({_fmt_bytes(_nbytes(t))}) is baked into the "
+                         f"code (a numpy array read from a global or closure is copied "
+                         f"when traced; later changes to it are not seen: pass it as an "
+                         f"argument instead)")
         return ir.WalkResult.ADVANCE
     module.operation.walk(visit)
     return found

@@ -40,3 +40,29 @@ def test_ufunc_keywords_other_than_out_none_are_refused():
     with pytest.raises(UnsupportedOperationError, match="keyword argument"):
         ferrule.jit(lambda x: np.exp(x, where=x > 0))(np.ones(3))
     np.testing.assert_allclose(ferrule.jit(lambda x: np.exp(x, out=None))(np.zeros(3)), 1.0)
+
+
+W = np.arange(6, dtype=np.float32).reshape(2, 3)
+
+
+def test_a_global_array_is_baked_in_and_explain_says_so():
+    f = ferrule.jit(lambda x: x @ W)
+    x = np.ones((1, 2), np.float32)
+    before = f(x)
+    W_saved = W.copy()
+    try:
+        W[:] = 0
+        np.testing.assert_array_equal(f(x), before)       # JAX's semantics: baked when traced
+    finally:
+        W[:] = W_saved
+    text = f.lower(x).explain()
+    assert "a constant array f32[2, 3] (24 B) is baked into the code" in text
+    assert "test_numpy_dispatch.py:" in text
+
+
+def test_ferrules_own_constants_are_not_reported_as_baked():
+    from ferrule.nn import cross_entropy
+    f = ferrule.jit(lambda z, y: fnp.mean(cross_entropy(z, y)) + fnp.sum(
+        fnp.take_along_axis(z, y[:, None], axis=1)))
+    z, y = np.ones((4, 5), np.float32), np.arange(4, dtype=np.int32)
+    assert "baked" not in f.lower(z, y).explain()
