@@ -102,3 +102,42 @@ def prepare_outputs(sig: Signature, out: Optional[Sequence]) -> List[np.ndarray]
                 f"{sig.func_name}: out[{k}] must be a writeable C-contiguous "
                 f"{s.dtype}{list(s.shape)} array")
     return outs
+
+
+def separate_outputs(sig: Signature, outs: List[np.ndarray], ins: Sequence[np.ndarray]):
+    """Make a call with ``out=`` arrays safe when they overlap the inputs.
+
+    Compiled code assumes its outputs never alias its inputs (inputs are
+    read-only to bufferization, results distinct buffers), so an ``out=``
+    array that shares memory with an input would be overwritten while it
+    is still read. numpy's semantics instead: the results are as if
+    computed into fresh arrays and then copied into ``out``.
+
+    Returns ``(outs, back)``: ``outs`` with each array that may overlap an
+    input replaced by a fresh one, and ``back``, the ``(position, caller's
+    array)`` pairs to copy into after the call (:func:`copy_back`). Two
+    ``out=`` arrays that overlap each other are a ``ValueError`` (no order
+    of writes makes that meaningful). Bounds-based (``np.may_share_memory``):
+    cheap, and for the C-contiguous arrays ``out=`` takes, exact."""
+    for j, o in enumerate(outs):
+        for k in range(j):
+            if np.may_share_memory(o, outs[k]):
+                raise ValueError(f"{sig.func_name}: out[{k}] and out[{j}] overlap; each "
+                                 f"result needs memory of its own")
+    back = []
+    for j, o in enumerate(outs):
+        if any(np.may_share_memory(o, a) for a in ins):
+            back.append((j, o))
+    if back:
+        outs = list(outs)
+        for j, o in back:
+            outs[j] = np.empty_like(o)
+    return outs, back
+
+
+def copy_back(outs: List[np.ndarray], back) -> None:
+    """After the call: the results computed into fresh arrays go into the
+    caller's ``out=`` arrays (:func:`separate_outputs`)."""
+    for j, o in back:
+        np.copyto(o, outs[j])
+        outs[j] = o

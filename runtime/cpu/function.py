@@ -21,7 +21,8 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
-from ..signature import Signature, TensorSpec, check_inputs, prepare_outputs
+from ..signature import (Signature, TensorSpec, check_inputs, copy_back, prepare_outputs,
+                         separate_outputs)
 from . import callbacks
 from .codegen import externals_of, jit_llvm_ir, load_object, opt_level
 
@@ -137,6 +138,9 @@ class CpuFunction:
     def __call__(self, *arrays, out=None):
         ins = check_inputs(self.signature, arrays)
         outs = prepare_outputs(self.signature, out)
+        back = ()
+        if out is not None:
+            outs, back = separate_outputs(self.signature, outs, ins)
         args = []
         for a in [*ins, *outs]:
             args += self._descriptor(a)
@@ -145,6 +149,8 @@ class CpuFunction:
         self._cfunc(*args)      # a CFUNCTYPE call: the GIL is released meanwhile
         if self.callbacks:
             callbacks.raise_pending()
+        if back:
+            copy_back(outs, back)
         return tuple(outs)
 
 
@@ -182,6 +188,9 @@ class RowSplitFunction:
     def __call__(self, *arrays, out=None):
         arrays = check_inputs(self.signature, arrays)
         outs = prepare_outputs(self.signature, out)
+        back = ()
+        if out is not None:
+            outs, back = separate_outputs(self.signature, outs, arrays)
         split_args, layouts = self.plan["split_args"], self.plan["results"]
         jobs, later = [], []
         for c, (lo, hi, fn) in enumerate(self.chunks):
@@ -206,4 +215,6 @@ class RowSplitFunction:
             elif lay != "whole":
                 d = lay[1]
                 outs[j][(slice(None),) * d + (slice(lo, hi),)] = t
+        if back:
+            copy_back(outs, back)
         return tuple(outs)
