@@ -64,6 +64,15 @@ def _compiled_call():
     fn(np.ones(4, np.float32))  # E:compiled-call
 
 
+def _out_overlap():
+    a = np.zeros(3, np.float32)
+    ferrule.jit(lambda x: (x + 1.0, x * 2.0))(X, out=(a, a))  # E:out-overlap
+
+
+def _out_of_memory():
+    ferrule.jit(lambda x: fnp.sum(x[:, None] @ x[None, :]))(np.ones(200_000, np.float32))  # E:out-of-memory
+
+
 PROGRAMS = {
     "python-if": lambda: ferrule.jit(_python_if)(X),
     "float-of-tracer": lambda: ferrule.jit(lambda x: x * float(x[0]))(X),  # E:float-of-tracer
@@ -87,6 +96,8 @@ PROGRAMS = {
         lambda c, y: (c.astype(fnp.float64), y), x, fnp.ones((4, 3))))(X),
     "callback-raised": lambda: ferrule.jit(_calls_boom)(X),
     "compiled-call": _compiled_call,
+    "out-overlap": _out_overlap,
+    "out-of-memory": _out_of_memory,
 }
 
 

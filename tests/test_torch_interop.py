@@ -335,6 +335,9 @@ def test_cuda_path_on_the_emulated_driver(monkeypatch):
     memory, forward and backward through autograd) on ferrule's emulated
     driver, which runs CPU builds of the kernels: checks the glue, not the
     GPU."""
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).parent / "cuda"))   # also when run alone
     import cuda_emulator
     from ferrule.runtime.cuda import driver
     fn = ft.function(lstm, cuda_target="cuda:sm_90")

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..signature import (Signature, TensorSpec, check_inputs, copy_back, prepare_outputs,
                          separate_outputs)
-from . import callbacks
+from . import callbacks, oom
 from .codegen import externals_of, jit_llvm_ir, load_object, opt_level
 
 def symbol_for(func_name: str) -> str:
@@ -94,11 +94,13 @@ class CpuFunction:
                  inputs: Sequence[TensorSpec], outputs: Sequence[TensorSpec],
                  object_key: Optional[str] = None, externals: Sequence[str] = ()):
         import llvmlite.binding as llvm
+        oom.install()
         self.signature = Signature(func_name, tuple(inputs), tuple(outputs))
         self.inputs = list(inputs)
         self.outputs = list(outputs)
         self.func_name = func_name
         if llvm_ir is not None:
+            llvm_ir = oom.guard_allocations(llvm_ir, symbol_for(func_name))
             object_key = hashlib.sha256((llvm_ir + f"O{opt_level(llvm_ir)}" + llvm.get_host_cpu_name()
                                          + llvm.get_host_cpu_features().flatten()
                                          ).encode()).hexdigest()
@@ -120,15 +122,15 @@ class CpuFunction:
             raise FileNotFoundError(f"object code {object_key} is not in the disk cache")
         else:
             self._engine, _ = jit_llvm_ir(llvm_ir, (cache.notify, cache.getbuffer))
-        addr = self._engine.get_function_address(symbol_for(func_name))
+        addr = self._engine.get_function_address(oom.entry_symbol(symbol_for(func_name)))
         if not addr:
             raise RuntimeError(f"ferrule.runtime: symbol {func_name} not found after JIT")
-        argtypes: List = []
+        argtypes: List = [ctypes.c_void_p]       # this thread's jmp_buf slot (oom.py)
         for spec in [*self.inputs, *self.outputs]:
             r = len(spec.shape)
             argtypes += [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64]
             argtypes += [ctypes.c_int64] * (2 * r)
-        self._cfunc = ctypes.CFUNCTYPE(None, *argtypes)(addr)
+        self._cfunc = ctypes.CFUNCTYPE(ctypes.c_int32, *argtypes)(addr)
 
     @staticmethod
     def _descriptor(a: np.ndarray) -> list:
@@ -146,9 +148,12 @@ class CpuFunction:
             args += self._descriptor(a)
         if self.callbacks:
             callbacks.clear_pending()
-        self._cfunc(*args)      # a CFUNCTYPE call: the GIL is released meanwhile
+        # A CFUNCTYPE call: the GIL is released meanwhile. 1: an allocation failed.
+        failed = self._cfunc(oom.thread_slot(), *args)
         if self.callbacks:
             callbacks.raise_pending()
+        if failed:
+            oom.raise_memory_error(self.func_name)
         if back:
             copy_back(outs, back)
         return tuple(outs)

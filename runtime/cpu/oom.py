@@ -1,0 +1,140 @@
+"""A failed allocation inside compiled code is a ``MemoryError``, not a crash.
+
+Compiled code ``malloc``s its temporaries (the memref lowering) and would
+write through the NULL it gets when memory runs out, killing the Python
+process. :func:`guard_allocations` rewrites the LLVM IR of a compiled
+function so that it cannot:
+
+* every ``call @malloc`` becomes ``call @__ferrule_checked_malloc``, which
+  returns malloc's pointer, or — on NULL for a non-zero size — asks the
+  runtime for the current call's ``jmp_buf`` (:func:`_jmpbuf_for_failure`,
+  a ctypes callback that also records the size) and ``longjmp``s to it;
+* a new exported entry point ``__ferrule_entry_<name>(slot, args...)``
+  keeps a ``jmp_buf`` on its own stack, links it into ``*slot`` (restoring
+  the previous one after: calls nest, e.g. a jitted function called from a
+  ``pure_callback``), ``_setjmp``s, calls the function, and returns 0 — or
+  1 after a failed allocation.
+
+``slot`` is per thread (:func:`thread_slot`), so row-split chunks running
+on a thread pool each unwind to their own call. The caller turns a 1 into
+``MemoryError`` (:func:`raise_memory_error`). What the failed call had
+allocated before is not freed (its pointers live in the abandoned frames);
+the outputs, owned by numpy, are not lost.
+
+Why ``setjmp``/``longjmp`` and not a status threaded through the code: the
+allocations sit anywhere in loops that MLIR generated, and unwinding them
+to the entry needs either exceptions (which the JIT'd code has no tables
+for) or this; frames of compiled code hold no resources to release.
+"""
+
+import ctypes
+import re
+import threading
+import llvmlite.binding as llvm
+
+CHECKED_MALLOC = "__ferrule_checked_malloc"
+JMPBUF_FOR_FAILURE = "__ferrule_oom_jmpbuf"
+# glibc's jmp_buf is 200 bytes on x86-64 and 312 on AArch64: room for either.
+JMP_BUF_BYTES = 512
+
+
+def entry_symbol(symbol: str) -> str:
+    """The guarded entry point of the compiled function ``symbol``."""
+    return symbol.replace("__ferrule_", "__ferrule_entry_", 1)
+
+
+_tls = threading.local()
+
+
+def thread_slot() -> int:
+    """The address of this thread's ``jmp_buf*`` slot (made once per thread)."""
+    slot = getattr(_tls, "slot", None)
+    if slot is None:
+        slot = _tls.slot = ctypes.c_void_p(0)
+        _tls.addr = ctypes.addressof(slot)
+        _tls.failed = 0
+    return _tls.addr
+
+
+@ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_int64)
+def _jmpbuf_for_failure(size):
+    # Called from compiled code (the GIL is taken) when malloc(size) failed.
+    _tls.failed = int(size)
+    return getattr(_tls, "slot", ctypes.c_void_p(0)).value or 0
+
+
+def install() -> None:
+    """Make :data:`JMPBUF_FOR_FAILURE` resolvable by JIT'd code (idempotent)."""
+    if not llvm.address_of_symbol(JMPBUF_FOR_FAILURE):
+        llvm.add_symbol(JMPBUF_FOR_FAILURE,
+                        ctypes.cast(_jmpbuf_for_failure, ctypes.c_void_p).value)
+
+
+def raise_memory_error(func_name: str) -> None:
+    """The ``MemoryError`` for a call of ``func_name`` whose entry returned 1."""
+    size = getattr(_tls, "failed", 0)
+    _tls.failed = 0
+    raise MemoryError(f"{func_name}: a temporary of {size:,} bytes could not be allocated "
+                      f"inside the compiled code (the temporaries it had allocated before "
+                      f"are not freed)")
+
+
+_MALLOC_CALL = re.compile(r"call ptr @malloc\(")
+
+
+def guard_allocations(llvm_ir: str, symbol: str) -> str:
+    """``llvm_ir`` with checked allocations and the entry point
+    :func:`entry_symbol` ``(symbol)`` (see the module docstring).
+
+    Expects: ``symbol`` defined in ``llvm_ir`` as ``define void @symbol(
+    <params>)``. Guarantees: every ``call ptr @malloc(`` is checked; the
+    original function is unchanged otherwise and still exported."""
+    m = re.search(r"^define void @" + re.escape(symbol) + r"\((.*)\)", llvm_ir, re.M)
+    if m is None:
+        raise ValueError(f"guard_allocations: @{symbol} is not defined in the LLVM IR")
+    params = [p.strip() for p in m.group(1).split(",") if p.strip()]
+    types = [p.rsplit(" ", 1)[0].split(" ")[0] for p in params]
+    formals = ", ".join(f"{t} %a{k}" for k, t in enumerate(types))
+    actuals = ", ".join(f"{t} %a{k}" for k, t in enumerate(types))
+    body = _MALLOC_CALL.sub(f"call ptr @{CHECKED_MALLOC}(", llvm_ir)
+    if "declare ptr @malloc(i64)" not in body:
+        body += "\ndeclare ptr @malloc(i64)\n"
+    body += f"""
+declare ptr @{JMPBUF_FOR_FAILURE}(i64)
+declare i32 @_setjmp(ptr) returns_twice
+declare void @longjmp(ptr, i32) noreturn
+
+define internal ptr @{CHECKED_MALLOC}(i64 %n) {{
+  %p = call ptr @malloc(i64 %n)
+  %null = icmp eq ptr %p, null
+  %some = icmp ne i64 %n, 0
+  %failed = and i1 %null, %some
+  br i1 %failed, label %fail, label %ok
+ok:
+  ret ptr %p
+fail:
+  %jb = call ptr @{JMPBUF_FOR_FAILURE}(i64 %n)
+  %nojb = icmp eq ptr %jb, null
+  br i1 %nojb, label %ok, label %jump
+jump:
+  call void @longjmp(ptr %jb, i32 1)
+  unreachable
+}}
+
+define i32 @{entry_symbol(symbol)}(ptr %slot{", " if formals else ""}{formals}) {{
+  %jb = alloca [{JMP_BUF_BYTES} x i8], align 16
+  %outer = load ptr, ptr %slot
+  store ptr %jb, ptr %slot
+  %r = call i32 @_setjmp(ptr %jb) returns_twice
+  %first = icmp eq i32 %r, 0
+  br i1 %first, label %run, label %oom
+run:
+  call void @{symbol}({actuals}) noinline
+  store ptr %outer, ptr %slot
+  ret i32 0
+oom:
+  store ptr %outer, ptr %slot
+  ret i32 1
+}}
+"""
+    return body
