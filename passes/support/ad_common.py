@@ -62,11 +62,24 @@ def record_rule(module_op: ir.Operation, op: ir.Operation, mode: str, how: str) 
         attrs["ferrule.rules"] = ir.ArrayAttr.get([ir.StringAttr.get(l) for l in lines])
 
 
+_DIFF_OPS = ("ad.jvp", "ad.frule_via_ad", "ad.vjp")
+
+
 def lower_nested(module_op: ir.Operation, fn: ir.Operation) -> None:
     """Lower every ``ad`` op inside ``fn``: forward-mode ones first, then
     reverse-mode ones (each innermost first, recursively)."""
     _LOWERINGS["forward"](module_op, fn)
     _LOWERINGS["reverse"](module_op, fn)
+
+
+_MAX_ROUNDS = 8
+
+
+def _holds_diff_ops(fn: ir.Operation) -> bool:
+    found = []
+    fn.walk(lambda o: (found.append(1) if o.operation.name in _DIFF_OPS else None,
+                       ir.WalkResult.ADVANCE)[1])
+    return bool(found)
 
 
 def record(module_op: ir.Operation, line: str) -> None:
@@ -186,13 +199,19 @@ def prepared_copy(module_op: ir.Operation, callee: str, mode: str) -> ir.Operati
         return (mode == "forward" and op.name == "ad.custom_rrule"
                 and any(o.name == "ad.custom_frule"
                         for o in block_ops(func_body(find_func(module_op, callee_of(op))))))
-    while True:
+    for _ in range(_MAX_ROUNDS):
         for op in [op for op in block_ops(func_body(copy)) if yields_to_frule(op)]:
             replace_by_call(op, op.attributes["callee"])
         inline_calls(module_op, copy)
+        # Inlined callees may hold ad ops of their own (a custom rrule's
+        # pullback calling frule_via_ad): lowered before differentiating.
+        if _holds_diff_ops(copy):
+            lower_nested(module_op, copy)
+            continue
         if not any(yields_to_frule(op) for op in block_ops(func_body(copy))):
-            break
-    return copy
+            return copy
+    raise PassError("ad", f"preparing @{callee} for {mode} mode did not settle after "
+                    f"{_MAX_ROUNDS} rounds of inlining and lowering", src.location)
 
 
 def reduce_to(value: ir.Value, m: ir.AffineMap, shape) -> ir.Value:
