@@ -132,3 +132,34 @@ def test_gate_cells_vjp_one_thread_and_split(name, pullback):
     ref = f(*args)
     for a, b in zip(one, ref if isinstance(ref, tuple) else (ref,)):
         np.testing.assert_allclose(a, b)
+
+
+def test_jvp_of_grad_through_rrule_calling_frule_via_ad():
+    """Second order through a custom rrule whose pullback uses
+    frule_via_ad: the rule's copy, once its callees are inlined, holds an
+    ad.frule_via_ad of its own, which must be lowered before forward mode
+    runs (found by tests/fuzz: 'no forward-mode rule for ad.frule_via_ad')."""
+    from ferrule import rules
+
+    @rules.primitive
+    def xt(x):
+        return x * fnp.tanh(x)
+
+    @rules.rrule(xt)
+    def _xt_rrule(config, x):
+        y, ydot = rules.frule_via_ad(config, (rules.NoTangent(), fnp.ones_like(x)), xt, x)
+        return y, lambda ybar: (rules.NoTangent(), ybar * ydot)
+
+    def loss(x):
+        return fnp.sum(xt(x) * x)
+
+    def hvp(x, v):
+        return ferrule.jvp(ferrule.grad(loss), (x,), (v,))[1]
+
+    rng = np.random.default_rng(0)
+    x, v = rng.standard_normal(5), rng.standard_normal(5)
+    got = ferrule.jit(hvp)(x, v)
+    g = lambda z: ferrule.jit(ferrule.grad(loss))(z)
+    eps = 1e-6
+    want = (g(x + eps * v) - g(x - eps * v)) / (2 * eps)
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-8)

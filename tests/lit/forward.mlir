@@ -148,3 +148,46 @@ func.func @jvp_sq(%x: tensor<4xf32>, %dx: tensor<4xf32>) -> (tensor<4xf32>, tens
   %0:2 = "ad.jvp"(%x, %dx) {callee = @uses_sq, num_directions = 1 : i64, operandSegmentSizes = array<i32: 1, 1>} : (tensor<4xf32>, tensor<4xf32>) -> (tensor<4xf32>, tensor<4xf32>)
   return %0#0, %0#1 : tensor<4xf32>, tensor<4xf32>
 }
+
+// -----
+
+// jvp of a grad through a custom rrule whose pullback calls frule_via_ad
+// (a Hessian-vector product through the rule authors' idiom): the vjp is
+// lowered inside the copy forward mode differentiates, and the pullback it
+// inlines brings an ad.frule_via_ad of its own, lowered in turn before the
+// copy is differentiated (it once failed: "no forward-mode rule for
+// ad.frule_via_ad").
+// CHECK-LABEL: func.func @hvp
+// CHECK: call @grad_loss_jvp1(%arg0, %arg1)
+// CHECK-LABEL: func.func private @grad_loss_jvp1
+// CHECK-NOT: ad.frule_via_ad
+// CHECK: call @sq_pb_vjp
+// CHECK: return
+func.func @hvp(%x: tensor<4xf32>, %v: tensor<4xf32>) -> tensor<4xf32> {
+  %0:2 = "ad.jvp"(%x, %v) {callee = @grad_loss, num_directions = 1 : i64, operandSegmentSizes = array<i32: 1, 1>} : (tensor<4xf32>, tensor<4xf32>) -> (tensor<4xf32>, tensor<4xf32>)
+  return %0#1 : tensor<4xf32>
+}
+func.func private @grad_loss(%x: tensor<4xf32>) -> tensor<4xf32> {
+  %one = arith.constant dense<1.0> : tensor<4xf32>
+  %0:2 = "ad.vjp"(%x, %one) {callee = @loss, operandSegmentSizes = array<i32: 1, 1>} : (tensor<4xf32>, tensor<4xf32>) -> (tensor<4xf32>, tensor<4xf32>)
+  return %0#1 : tensor<4xf32>
+}
+func.func private @loss(%x: tensor<4xf32>) -> tensor<4xf32> {
+  %0 = "ad.custom_rrule"(%x) {callee = @sq, forward = @sq_fwd, num_residuals = 1 : i64, pullback = @sq_pb, rule = "sq_rrule"} : (tensor<4xf32>) -> tensor<4xf32>
+  %1 = arith.mulf %0, %x : tensor<4xf32>
+  return %1 : tensor<4xf32>
+}
+func.func private @sq(%x: tensor<4xf32>) -> tensor<4xf32> {
+  %0 = arith.mulf %x, %x : tensor<4xf32>
+  return %0 : tensor<4xf32>
+}
+func.func private @sq_fwd(%x: tensor<4xf32>) -> (tensor<4xf32>, tensor<4xf32>) {
+  %0 = arith.mulf %x, %x : tensor<4xf32>
+  return %0, %x : tensor<4xf32>, tensor<4xf32>
+}
+func.func private @sq_pb(%x: tensor<4xf32>, %g: tensor<4xf32>) -> tensor<4xf32> {
+  %one = arith.constant dense<1.0> : tensor<4xf32>
+  %0:2 = "ad.frule_via_ad"(%x, %one) {callee = @sq, num_directions = 1 : i64, operandSegmentSizes = array<i32: 1, 1>} : (tensor<4xf32>, tensor<4xf32>) -> (tensor<4xf32>, tensor<4xf32>)
+  %1 = arith.mulf %g, %0#1 : tensor<4xf32>
+  return %1 : tensor<4xf32>
+}
