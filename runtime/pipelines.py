@@ -135,9 +135,16 @@ CPU_TO_LLVM = [
 ]
 
 
+# Allocations through upstream's generic functions, which the CPU runtime
+# defines so that a failed allocation is a MemoryError (runtime/cpu/oom.py).
+GUARDED_ALLOCATIONS = "finalize-memref-to-llvm{use-generic-functions=1}"
+
+
 def cpu_lowering(vector_bytes: int = 32) -> List[str]:
-    """The whole CPU path after AD, for ``vector_bytes``-wide vectors."""
-    return [*BUFFERIZE, *cpu_loops(vector_bytes), *CPU_TO_LLVM]
+    """The whole CPU path after AD, for ``vector_bytes``-wide vectors, with
+    allocations the CPU runtime guards (:data:`GUARDED_ALLOCATIONS`)."""
+    to_llvm = [GUARDED_ALLOCATIONS if p == "finalize-memref-to-llvm" else p for p in CPU_TO_LLVM]
+    return [*BUFFERIZE, *cpu_loops(vector_bytes), *to_llvm]
 
 
 CPU_LOWERING = cpu_lowering()

@@ -6,8 +6,11 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 
+import ferrule
+import ferrule.numpy as N
 from ferrule.runtime.cpu import oom
 
 PRELUDE = """
@@ -79,13 +82,27 @@ def test_calls_nest_through_a_callback():
     assert "MemoryError:" in out and "then: 400.0" in out
 
 
-def test_every_malloc_call_is_checked():
-    ir = ("declare ptr @malloc(i64)\n"
+def test_allocations_go_through_the_guard():
+    """The CPU pipeline allocates through upstream's generic functions (no
+    direct malloc), and link_guard defines them and the entry point in the
+    function's own module, internal to it."""
+    import llvmlite.binding as llvm
+    from ferrule.runtime import pipelines
+    assert pipelines.GUARDED_ALLOCATIONS in pipelines.cpu_lowering()
+    low = ferrule.jit(lambda x: N.sum(x[:, None] * x[None, :])).lower(np.ones(3, np.float32))
+    text = low.as_text("llvm")
+    assert f"llvm.call @{oom.ALLOC}" in text and "llvm.call @malloc" not in text
+    ir = (f"declare ptr @{oom.ALLOC}(i64)\ndeclare void @{oom.FREE}(ptr)\n"
           "define void @__ferrule_f(ptr %0, i64 %1) {\n"
-          "  %a = call ptr @malloc(i64 64)\n  %b = call ptr @malloc(i64 %1)\n  ret void\n}\n")
-    out = oom.guard_allocations(ir, "__ferrule_f")
-    body = out.split("define internal ptr @__ferrule_checked_malloc")[0]
-    assert "@malloc(i64 64)" not in body and body.count("call ptr @__ferrule_checked_malloc(") == 2
-    assert "define i32 @__ferrule_entry_f(ptr %slot, ptr %a0, i64 %a1)" in out
+          f"  %a = call ptr @{oom.ALLOC}(i64 %1)\n  call void @{oom.FREE}(ptr %a)\n  ret void\n}}\n")
+    ctx = llvm.create_context()
+    mod = llvm.parse_assembly(ir, context=ctx)
+    oom.link_guard(mod, "__ferrule_f", ctx)
+    mod.verify()
+    assert mod.get_function(oom.ALLOC).linkage.name == "internal"
+    assert not mod.get_function(oom.ALLOC).is_declaration
+    entry = mod.get_function("__ferrule_entry_f")
+    assert [str(a.type) for a in entry.arguments] == ["ptr", "ptr", "i64"]
     with pytest.raises(ValueError, match="not defined"):
-        oom.guard_allocations(ir, "__ferrule_g")
+        oom.link_guard(llvm.parse_assembly(ir, context=ctx), "__ferrule_g", ctx)
+    assert set(oom.externals([oom.ALLOC, "expf"])) == {"expf", *oom.EXTERNALS}

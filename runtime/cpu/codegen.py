@@ -69,7 +69,7 @@ def opt_level(llvm_ir: str) -> int:
     return 3 if llvm_ir.count("\n") <= O3_MAX_LINES else 2
 
 
-def jit_llvm_ir(llvm_ir: str, object_cache=None):
+def jit_llvm_ir(llvm_ir: str, object_cache=None, link=None):
     """Parse, optimise and compile ``llvm_ir`` for the host; load the object.
 
     Returns ``(engine, None)``; keep the engine alive as long as function
@@ -77,7 +77,9 @@ def jit_llvm_ir(llvm_ir: str, object_cache=None):
     MCJIT engine would keep it, ~1 MB per function): the engine holds only
     the object code. ``object_cache`` is an optional
     ``(notify(module, buffer), getbuffer(module) -> bytes|None)`` pair;
-    ``notify`` receives the object code.
+    ``notify`` receives the object code. ``link(module, context)``, if
+    given, adds to the parsed module before it is checked and optimised
+    (the allocation guard, oom.py).
     """
     tm = host_target_machine()
     with _lock:
@@ -86,6 +88,8 @@ def jit_llvm_ir(llvm_ir: str, object_cache=None):
         ctx = llvm.create_context()
         try:
             mod = llvm.parse_assembly(llvm_ir, context=ctx)
+            if link is not None:
+                link(mod, ctx)
             check_externals(mod)
             mod.triple = tm.triple
             mod.data_layout = str(tm.target_data)

@@ -99,12 +99,14 @@ class CpuFunction:
         self.inputs = list(inputs)
         self.outputs = list(outputs)
         self.func_name = func_name
+        symbol = symbol_for(func_name)
         if llvm_ir is not None:
-            llvm_ir = oom.guard_allocations(llvm_ir, symbol_for(func_name))
+            # The allocation guard (oom.py) is linked in at code generation;
+            # its version is part of the key.
             object_key = hashlib.sha256((llvm_ir + f"O{opt_level(llvm_ir)}" + llvm.get_host_cpu_name()
                                          + llvm.get_host_cpu_features().flatten()
-                                         ).encode()).hexdigest()
-            externals = externals_of(llvm_ir)
+                                         + oom.GUARD_VERSION).encode()).hexdigest()
+            externals = oom.externals(externals_of(llvm_ir))
         # object_key/externals: what the warm disk cache records to load this
         # function again without its LLVM IR (llvm_ir=None).
         self.object_key, self.externals = object_key, list(externals)
@@ -121,8 +123,9 @@ class CpuFunction:
         elif llvm_ir is None:
             raise FileNotFoundError(f"object code {object_key} is not in the disk cache")
         else:
-            self._engine, _ = jit_llvm_ir(llvm_ir, (cache.notify, cache.getbuffer))
-        addr = self._engine.get_function_address(oom.entry_symbol(symbol_for(func_name)))
+            self._engine, _ = jit_llvm_ir(llvm_ir, (cache.notify, cache.getbuffer),
+                                          link=lambda mod, ctx: oom.link_guard(mod, symbol, ctx))
+        addr = self._engine.get_function_address(oom.entry_symbol(symbol))
         if not addr:
             raise RuntimeError(f"ferrule.runtime: symbol {func_name} not found after JIT")
         argtypes: List = [ctypes.c_void_p]       # this thread's jmp_buf slot (oom.py)

@@ -1,19 +1,25 @@
 """A failed allocation inside compiled code is a ``MemoryError``, not a crash.
 
-Compiled code ``malloc``s its temporaries (the memref lowering) and would
+Compiled code allocates its temporaries (the memref lowering) and would
 write through the NULL it gets when memory runs out, killing the Python
-process. :func:`guard_allocations` rewrites the LLVM IR of a compiled
-function so that it cannot:
+process. Two pieces keep it from doing so, neither of them an edit of
+generated IR:
 
-* every ``call @malloc`` becomes ``call @__ferrule_checked_malloc``, which
-  returns malloc's pointer, or — on NULL for a non-zero size — asks the
-  runtime for the current call's ``jmp_buf`` (:func:`_jmpbuf_for_failure`,
-  a ctypes callback that also records the size) and ``longjmp``s to it;
-* a new exported entry point ``__ferrule_entry_<name>(slot, args...)``
-  keeps a ``jmp_buf`` on its own stack, links it into ``*slot`` (restoring
-  the previous one after: calls nest, e.g. a jitted function called from a
-  ``pure_callback``), ``_setjmp``s, calls the function, and returns 0 — or
-  1 after a failed allocation.
+* the CPU pipeline lowers ``memref.alloc``/``dealloc`` to upstream's
+  *generic* allocation functions (``finalize-memref-to-llvm
+  {use-generic-functions=1}``, :data:`ALLOC`/:data:`FREE`), which the
+  runtime defines — not to ``malloc``/``free`` directly;
+* :func:`link_guard` links a small module of ferrule's own into the
+  function's LLVM module (llvmlite, before optimisation) that defines them:
+  :data:`ALLOC` returns ``malloc``'s pointer, or — on NULL for a non-zero
+  size — asks the runtime for the current call's ``jmp_buf``
+  (:func:`_jmpbuf_for_failure`, a ctypes callback that also records the
+  size) and ``longjmp``s to it; and a new exported entry point
+  ``__ferrule_entry_<name>(slot, args...)`` that keeps a ``jmp_buf`` on its
+  own stack, links it into ``*slot`` (restoring the previous one after:
+  calls nest, e.g. a jitted function called from a ``pure_callback``),
+  ``_setjmp``s, calls the function, and returns 0 — or 1 after a failed
+  allocation.
 
 ``slot`` is per thread (:func:`thread_slot`), so row-split chunks running
 on a thread pool each unwind to their own call. The caller turns a 1 into
@@ -28,11 +34,12 @@ for) or this; frames of compiled code hold no resources to release.
 """
 
 import ctypes
-import re
 import threading
 import llvmlite.binding as llvm
 
-CHECKED_MALLOC = "__ferrule_checked_malloc"
+# What finalize-memref-to-llvm{use-generic-functions=1} calls (upstream's names).
+ALLOC = "_mlir_memref_to_llvm_alloc"
+FREE = "_mlir_memref_to_llvm_free"
 JMPBUF_FOR_FAILURE = "__ferrule_oom_jmpbuf"
 # glibc's jmp_buf is 200 bytes on x86-64 and 312 on AArch64: room for either.
 JMP_BUF_BYTES = 512
@@ -79,32 +86,35 @@ def raise_memory_error(func_name: str) -> None:
                       f"are not freed)")
 
 
-_MALLOC_CALL = re.compile(r"call ptr @malloc\(")
+# Changes with guard_text: compiled objects in the disk cache made with
+# another guard are not reused.
+GUARD_VERSION = "oom-guard-2"
+
+# What the guard module calls from this process (for the disk cache, which
+# loads object code without its LLVM IR: codegen.load_object resolves these).
+EXTERNALS = ("malloc", "free", "_setjmp", "longjmp", JMPBUF_FOR_FAILURE)
 
 
-def guard_allocations(llvm_ir: str, symbol: str) -> str:
-    """``llvm_ir`` with checked allocations and the entry point
-    :func:`entry_symbol` ``(symbol)`` (see the module docstring).
+def externals(declared) -> list:
+    """The functions a guarded module calls from outside: ``declared`` (its
+    own declarations) less the ones the guard defines, plus the guard's."""
+    return sorted((set(declared) - {ALLOC, FREE}) | set(EXTERNALS))
 
-    Expects: ``symbol`` defined in ``llvm_ir`` as ``define void @symbol(
-    <params>)``. Guarantees: every ``call ptr @malloc(`` is checked; the
-    original function is unchanged otherwise and still exported."""
-    m = re.search(r"^define void @" + re.escape(symbol) + r"\((.*)\)", llvm_ir, re.M)
-    if m is None:
-        raise ValueError(f"guard_allocations: @{symbol} is not defined in the LLVM IR")
-    params = [p.strip() for p in m.group(1).split(",") if p.strip()]
-    types = [p.rsplit(" ", 1)[0].split(" ")[0] for p in params]
-    formals = ", ".join(f"{t} %a{k}" for k, t in enumerate(types))
-    actuals = ", ".join(f"{t} %a{k}" for k, t in enumerate(types))
-    body = _MALLOC_CALL.sub(f"call ptr @{CHECKED_MALLOC}(", llvm_ir)
-    if "declare ptr @malloc(i64)" not in body:
-        body += "\ndeclare ptr @malloc(i64)\n"
-    body += f"""
+
+def guard_text(symbol: str, param_types) -> str:
+    """The guard module for ``define void @symbol(<param_types>)`` (see the
+    module docstring): ferrule's own LLVM IR, parsed and linked by
+    :func:`link_guard`."""
+    formals = ", ".join(f"{t} %a{k}" for k, t in enumerate(param_types))
+    return f"""
+declare ptr @malloc(i64)
+declare void @free(ptr)
 declare ptr @{JMPBUF_FOR_FAILURE}(i64)
 declare i32 @_setjmp(ptr) returns_twice
 declare void @longjmp(ptr, i32) noreturn
+declare void @{symbol}({", ".join(param_types)})
 
-define internal ptr @{CHECKED_MALLOC}(i64 %n) {{
+define ptr @{ALLOC}(i64 %n) {{
   %p = call ptr @malloc(i64 %n)
   %null = icmp eq ptr %p, null
   %some = icmp ne i64 %n, 0
@@ -121,6 +131,11 @@ jump:
   unreachable
 }}
 
+define void @{FREE}(ptr %p) {{
+  call void @free(ptr %p)
+  ret void
+}}
+
 define i32 @{entry_symbol(symbol)}(ptr %slot{", " if formals else ""}{formals}) {{
   %jb = alloca [{JMP_BUF_BYTES} x i8], align 16
   %outer = load ptr, ptr %slot
@@ -129,7 +144,7 @@ define i32 @{entry_symbol(symbol)}(ptr %slot{", " if formals else ""}{formals}) 
   %first = icmp eq i32 %r, 0
   br i1 %first, label %run, label %oom
 run:
-  call void @{symbol}({actuals}) noinline
+  call void @{symbol}({formals}) noinline
   store ptr %outer, ptr %slot
   ret i32 0
 oom:
@@ -137,4 +152,24 @@ oom:
   ret i32 1
 }}
 """
-    return body
+
+
+def link_guard(mod, symbol: str, context) -> None:
+    """Link the guard module for ``symbol`` into the llvmlite module ``mod``.
+
+    Expects: ``mod`` defines ``symbol``; its allocations call :data:`ALLOC`
+    and :data:`FREE` (declared, not defined). Guarantees: they are defined
+    (and internal, so each compiled function has its own); the entry
+    :func:`entry_symbol` ``(symbol)`` is exported; ``symbol`` itself is
+    unchanged and still exported."""
+    import llvmlite.binding as llvm
+    try:
+        fn = mod.get_function(symbol)
+    except NameError:
+        fn = None
+    if fn is None or fn.is_declaration:
+        raise ValueError(f"link_guard: @{symbol} is not defined in the module")
+    types = [str(a.type) for a in fn.arguments]
+    mod.link_in(llvm.parse_assembly(guard_text(symbol, types), context=context))
+    for name in (ALLOC, FREE):
+        mod.get_function(name).linkage = "internal"
