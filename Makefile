@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.ferrule-installed
 
-.PHONY: example test pytest pytest-split lit bench clean
+.PHONY: example test pytest pytest-split lit bench fuzz fuzz-fast clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,14 @@ bench: $(STAMP)
 	$(BIN)/python bench/pointwise_ad.py
 	$(BIN)/python bench/cpu_linalg.py
 	$(BIN)/python bench/torch_interop.py
+
+# Random programs (docs/fuzzing.md): thousands, a report of every failure;
+# fuzz-fast is the profile tests/test_fuzz.py runs in CI.
+fuzz: $(STAMP)
+	$(BIN)/python tests/fuzz/run.py --count 10000 --jobs 2 --report fuzz-report.txt
+
+fuzz-fast: $(STAMP)
+	$(BIN)/python tests/fuzz/run.py --count 100 --jobs 2 --strict
 
 clean:
 	rm -rf $(VENV) build *.egg-info tests/lit/Output

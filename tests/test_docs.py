@@ -156,6 +156,25 @@ def _cuda_cli(cmd, tmp_path):
         _ok(_run(mod + ["run", str(tmp_path / "step.json"), "-n", "2"]))
 
 
+def _fuzz(cmd, tmp_path):
+    """The random-program tester's commands: one seed as written, a count
+    cut to two programs (tests/test_fuzz.py runs CI's profile)."""
+    args = shlex.split(cmd)
+    if args[0] == "make":
+        recipe = _ok(_run(["make", "-n", args[1]]))
+        assert "tests/fuzz/run.py" in recipe
+        args = ["python", *recipe.split("tests/fuzz/run.py", 1)[1].split("\n")[0].split()]
+        args.insert(1, "tests/fuzz/run.py")
+    if "--seed" not in args:
+        for opt, value in (("--count", "2"), ("--report", str(tmp_path / "report.txt"))):
+            if opt in args:
+                args[args.index(opt) + 1] = value
+        if "--count" not in args:
+            args += ["--count", "2"]
+    out = _ok(_run([sys.executable, *args[1:]]))
+    assert "programs (" in out
+
+
 def _run_by_test_distributed(cmd, tmp_path):
     """docs/interop.md's DDP and bench commands start processes and train:
     tests/test_distributed.py runs each of them as written; here, that it
@@ -168,6 +187,7 @@ CHECKS = [
     (r"(python (examples/ddp_lstm|bench/torch_interop)\.py|torchrun) .*|python bench/torch_interop\.py",
      _run_by_test_distributed),
     (r"make (example|test|bench)", _make),
+    (r"make fuzz(-fast)?|python tests/fuzz/run\.py( .*)?", _fuzz),
     (r"python examples/(char_lstm|lstm_cell)\.py( .*)?", _example),
     (r"\.venv/bin/python (-m pytest )?\S+( .*)?", _venv_python),
     (r"\.venv/bin/lit .*", _venv_lit),

@@ -33,8 +33,15 @@ def worker() -> None:
     sys.path.insert(0, str(HERE))
     from check import check
     from generate import generate
+    # The driver's own test (tests/test_fuzz.py) makes a worker die or hang
+    # on one seed, to check that a crash or a hang is recorded and survived.
+    sabotage = os.environ.get("FERRULE_FUZZ_SABOTAGE", "")   # "abort:SEED" or "hang:SEED"
     for line in sys.stdin:
         seed = int(line)
+        if sabotage == f"abort:{seed}":
+            os.abort()
+        if sabotage == f"hang:{seed}":
+            time.sleep(3600)
         t = time.perf_counter()
         res = check(generate(seed))
         res.update(seed=seed, seconds=round(time.perf_counter() - t, 2))
@@ -104,8 +111,10 @@ def known_failures(path: Path) -> dict:
     return known
 
 
-def run(seeds, jobs: int, timeout: float, progress: bool = True):
-    """Outcome dicts of ``seeds``, run on ``jobs`` worker processes."""
+def run(seeds, jobs: int, timeout: float, progress: bool = True, log=None):
+    """Outcome dicts of ``seeds``, run on ``jobs`` worker processes; each
+    also appended to the file ``log`` (one JSON line) as it comes, so a
+    long run stopped early keeps what it found (``--summarize``)."""
     env = dict(os.environ)
     env.setdefault("FERRULE_CACHE_DIR", "")      # compile everything: the disk cache hides nothing
     todo = queue.Queue()
@@ -123,6 +132,9 @@ def run(seeds, jobs: int, timeout: float, progress: bool = True):
             r = w.run(s, timeout)
             with lock:
                 results.append(r)
+                if log:
+                    with open(log, "a") as fh:
+                        fh.write(json.dumps(r) + "\n")
                 if progress and len(results) % 50 == 0:
                     bad = sum(x["outcome"] not in ("ok", "skipped") for x in results)
                     print(f"  {len(results)}/{len(seeds)} programs, {bad} failing",
@@ -166,6 +178,10 @@ def main(argv=None) -> int:
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--timeout", type=float, default=300.0, help="seconds per program")
     ap.add_argument("--report", default=None, help="also write the report here")
+    ap.add_argument("--log", default=None,
+                    help="append each program's outcome to this file (JSON lines) as it comes")
+    ap.add_argument("--summarize", default=None, metavar="LOG",
+                    help="print the report of a --log file (of a run stopped early) and exit")
     ap.add_argument("--strict", action="store_true",
                     help="exit status 1 when a failure is not in known_failures.txt")
     a = ap.parse_args(argv)
@@ -173,6 +189,11 @@ def main(argv=None) -> int:
         worker()
         return 0
     sys.path.insert(0, str(HERE))
+    if a.summarize:
+        results = sorted((json.loads(l) for l in open(a.summarize) if l.strip()),
+                         key=lambda r: r["seed"])
+        print(report(results, known_failures(HERE / "known_failures.txt")))
+        return 0
     seeds = [a.seed] if a.seed is not None else list(range(a.start, a.start + a.count))
     if a.show:
         from generate import generate
@@ -180,7 +201,7 @@ def main(argv=None) -> int:
             p = generate(s)
             print(f"# seed {s}: {p.dtype}, inputs {p.shapes} in {p.ranges}\n{p.source}")
     t0 = time.perf_counter()
-    results = run(seeds, a.jobs, a.timeout, progress=len(seeds) > 1)
+    results = run(seeds, a.jobs, a.timeout, progress=len(seeds) > 1, log=a.log)
     known = known_failures(HERE / "known_failures.txt")
     text = report(results, known) + f"\n\nwall time {time.perf_counter() - t0:.0f} s, {a.jobs} job(s)"
     print(text)
