@@ -8,16 +8,21 @@ indices are a gather (:mod:`ferrule.gather`), after the slices. (Concatenation a
 stacking live in :mod:`ferrule.core`: ``asarray`` of nested lists needs them.)
 """
 
+import builtins
+
 import numpy as _onp
 
 from .core import asarray_traced, extract_slice, normalize_axis, reshape_to
 from .gather import gather_indexed, split_index
+from .shapes import flip_axes
 from .errors import ShapeError, UnsupportedOperationError
 from .tracing import Tracer, where_str
 
 
 def getitem(x, idx):
-    """Basic indexing — ints, slices with positive steps, ``...``, ``None`` —
+    """Basic indexing — ints, slices (a negative step is the positive-step
+    slice of the same elements, then reversed: :func:`ferrule.shapes.flip_axes`),
+    ``...``, ``None`` —
     and integer arrays (Tracers, numpy arrays, lists) on some axes
     (:func:`ferrule.gather.gather_indexed`)."""
     if not isinstance(x, Tracer):
@@ -40,6 +45,7 @@ def getitem(x, idx):
     else:
         idx = idx + (slice(None),) * (x.ndim - n_real)
     offsets, sizes, strides, out_shape = [], [], [], []
+    reversed_axes = []      # axes of the slice taken with a negative step
     d = 0
     for i in idx:
         if i is None:
@@ -55,14 +61,13 @@ def getitem(x, idx):
             sizes.append(1)
             strides.append(1)
         elif isinstance(i, slice):
-            start, stop, step = i.indices(n)
-            if step <= 0:
-                raise UnsupportedOperationError(
-                    f"{where_str()}: slices with negative steps are not supported")
-            length = len(range(start, stop, step))
-            offsets.append(start if length else 0)
+            picked = range(*i.indices(n))
+            length = len(picked)
+            if picked.step < 0 and length > 1:
+                reversed_axes.append(d)
+            offsets.append(builtins.min(picked[0], picked[-1]) if length else 0)
             sizes.append(length)
-            strides.append(step)
+            strides.append(builtins.abs(picked.step))
             out_shape.append(length)
         else:
             raise UnsupportedOperationError(f"{where_str()}: unsupported index {i!r}")
@@ -74,7 +79,7 @@ def getitem(x, idx):
     if not (list(offsets) == [0] * x.ndim and list(sizes) == list(x.shape)
             and list(strides) == [1] * x.ndim):
         r = extract_slice(x, offsets, sizes, strides, sizes)
-    return reshape_to(r, tuple(out_shape))
+    return reshape_to(flip_axes(r, reversed_axes), tuple(out_shape))
 
 
 def split(x, indices_or_sections, axis=0):

@@ -14,7 +14,7 @@ an integer array with a float gives the float's dtype (as JAX; see
 
 This module gathers the op modules (:mod:`ferrule.elementwise`,
 :mod:`ferrule.layout`, :mod:`ferrule.indexing`, :mod:`ferrule.integers`,
-:mod:`ferrule.gather`, and the structural ops of :mod:`ferrule.core`) and installs the :class:`~ferrule.tracing.Tracer`'s
+:mod:`ferrule.gather`, :mod:`ferrule.shapes`, and the structural ops of :mod:`ferrule.core`) and installs the :class:`~ferrule.tracing.Tracer`'s
 operators and array methods: ``x + y`` on tracers is :func:`add`, as JAX's
 op set installs the operators of its tracers. A new op goes into one of the
 op modules and is re-exported here.
@@ -32,6 +32,9 @@ from .elementwise import (abs, absolute, add, arange, array, asarray, clip, cos,
                           where, zeros, zeros_like)
 from .gather import take, take_along_axis
 from .indexing import getitem, split
+from .shapes import (atleast_1d, atleast_2d, atleast_3d, column_stack, diag, diagonal, dstack,
+                     expand_dims, flip, hstack, moveaxis, ravel, repeat, roll, squeeze, tile,
+                     trace, tril, triu, vstack)
 from .integers import (bitwise_and, bitwise_not, bitwise_or, bitwise_xor, floor_divide, invert,
                        left_shift, mod, remainder, right_shift)
 from .layout import (amax, amin, argmax, argmin, dot, matmul, max, mean, min, reshape, sum,
@@ -57,6 +60,10 @@ __all__ = [
     "floor_divide", "remainder", "mod", "bitwise_and", "bitwise_or", "bitwise_xor", "invert",
     "bitwise_not", "left_shift", "right_shift", "arange", "argmax", "argmin", "min", "amin",
     "clip", "take", "take_along_axis",
+    # shape and construction (ferrule.shapes)
+    "ravel", "squeeze", "expand_dims", "moveaxis", "atleast_1d", "atleast_2d", "atleast_3d",
+    "vstack", "hstack", "dstack", "column_stack", "flip", "roll", "tile", "repeat", "tril",
+    "triu", "diagonal", "trace", "diag",
 ]
 
 
@@ -183,6 +190,12 @@ def _install_tracer_methods(cls) -> None:
     cls.clip = lambda self, lo=None, hi=None: clip(self, lo, hi)
     cls.take = lambda self, indices, axis=None: take(self, indices, axis)
     cls.astype = lambda self, dtype: astype(self, dtype)
+    cls.ravel = lambda self: ravel(self)
+    cls.flatten = lambda self: ravel(self)
+    cls.squeeze = lambda self, axis=None: squeeze(self, axis)
+    cls.repeat = lambda self, repeats, axis=None: repeat(self, repeats, axis)
+    cls.diagonal = lambda self, offset=0, axis1=0, axis2=1: diagonal(self, offset, axis1, axis2)
+    cls.trace = lambda self, offset=0, axis1=0, axis2=1: trace(self, offset, axis1, axis2)
 
 
 _install_tracer_methods(Tracer)
