@@ -77,8 +77,8 @@ CASES = [
          r"matmul shapes \(3, 1, 4\) and \(2, 4, 3\): batch dimensions \(3,\) and \(2,\) "
          r"do not broadcast",
          lambda x: fnp.matmul(x.reshape(3, 1, 4), fnp.stack([x.T, x.T]))),  # E:matmul_batch
-    Case("negative_step", UnsupportedOperationError, r"negative steps are not supported",
-         lambda x: x[::-1]),  # E:negative_step
+    Case("repeat_traced_counts", UnsupportedOperationError, r"repeat with traced counts",
+         lambda x: fnp.repeat(x, (x[0] > 0).astype(fnp.int32))),  # E:repeat_traced_counts
     Case("tracer_index", DTypeError, r"arrays used as indices must be of integer type, got float32",
          lambda x: x[x[0, 0]]),  # E:tracer_index
     Case("list_of_ints_index_bounds", ShapeError, r"index 3 is out of bounds for axis 0 with size 3",
