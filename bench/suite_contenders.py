@@ -4,7 +4,8 @@
 ``call()`` — one call with fresh outputs, synchronised (JAX's asynchronous
 dispatch is waited for) — and ``fetch(result)`` — the results as numpy
 arrays in the reference's order; for ferrule also ``call_out()``, the same
-call writing into preallocated ``out=`` arrays. A contender whose library
+call writing into preallocated ``out=`` arrays, and ``jitted``, the
+function (for bench/suite_profile.py). A contender whose library
 is not installed raises ``ImportError`` (the driver skips it and says so).
 
 Differentiated workloads are ``vjp`` + pullback in one compiled function
@@ -51,7 +52,7 @@ def _ferrule(w, args):
                                 exp=fnp.exp, sin=fnp.sin, sigmoid=sigmoid)
     f = ferrule.jit(_vjp_program(ferrule.vjp, w, ops))
     call = lambda: f(*args)                                     # noqa: E731
-    res = {"call": call, "fetch": _as_tuple}
+    res = {"call": call, "fetch": _as_tuple, "jitted": f}
     if w.vjp:   # out=: buffers written once here, so their pages are mapped
         buf = tuple(np.empty_like(o) for o in _as_tuple(call()))
         res["call_out"] = lambda: f(*args, out=buf)
