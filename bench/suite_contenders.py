@@ -129,7 +129,7 @@ def describe(name) -> str:
     ``ImportError``)."""
     if name == "ferrule":
         from ferrule.runtime.cpu import options
-        return f"ferrule: row splitting over {options.defaults().resolved().threads} threads"
+        return f"row splitting over up to {options.defaults().resolved().threads} threads"
     if name == "jax":
         import jax
         return f"jax {jax.__version__} ({jax.devices()[0].platform})"
