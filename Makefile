@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.ferrule-installed
 
-.PHONY: example test pytest pytest-split lit bench fuzz fuzz-fast clean
+.PHONY: example test pytest pytest-split lit bench bench-more fuzz fuzz-fast clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,7 +31,14 @@ pytest-split: $(STAMP)
 lit: $(STAMP)
 	$(BIN)/lit -v tests/lit
 
+# The benchmark suite (bench/suite.py): ferrule against every installed peer,
+# each in its own process; a markdown table and a plot under build/bench/.
+# Several minutes; `make bench BENCH_ARGS=--quick` for a run under a minute.
 bench: $(STAMP)
+	$(BIN)/python bench/suite.py $(BENCH_ARGS)
+
+# The per-topic benchmarks (each also runs on its own; see its docstring).
+bench-more: $(STAMP)
 	$(BIN)/python bench/pointwise_ad.py
 	$(BIN)/python bench/cpu_linalg.py
 	$(BIN)/python bench/torch_interop.py

@@ -186,7 +186,7 @@ def _run_by_test_distributed(cmd, tmp_path):
 CHECKS = [
     (r"(python (examples/ddp_lstm|bench/torch_interop)\.py|torchrun) .*|python bench/torch_interop\.py",
      _run_by_test_distributed),
-    (r"make (example|test|bench)", _make),
+    (r"make (example|test|bench|bench-more)", _make),
     (r"make fuzz(-fast)?|python tests/fuzz/run\.py( .*)?", _fuzz),
     (r"python examples/(char_lstm|lstm_cell)\.py( .*)?", _example),
     (r"\.venv/bin/python (-m pytest )?\S+( .*)?", _venv_python),
