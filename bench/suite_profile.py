@@ -70,11 +70,9 @@ def _native(fn, args, buf):
     """The one-thread compiled function's native entry, with its descriptors
     built once: the kernel's time without Python or allocation."""
     from ferrule.runtime.cpu import oom
-    desc = []
-    for a in [*args, *buf]:
-        desc += fn._descriptor(a)
+    argv = fn._argv([*args, *buf])
     slot = oom.thread_slot()
-    return lambda: fn._cfunc(slot, *desc)
+    return lambda: fn._cfunc(slot, ctypes.addressof(argv))
 
 
 def _python_overhead(jitted, fn, args, buf, repeat, budget):
@@ -89,16 +87,14 @@ def _python_overhead(jitted, fn, args, buf, repeat, budget):
     real = fn._cfunc
     addr = ctypes.cast(ctypes.CDLL(None).strlen, ctypes.c_void_p).value
     noop = ctypes.CFUNCTYPE(ctypes.c_int32, *real.argtypes)(addr)
-    desc = []
-    for a in [*args, *buf]:
-        desc += fn._descriptor(a)
+    argv = fn._argv([*args, *buf])
     slot = oom.thread_slot()
     t = lambda call: _wall_and_cpu(call, repeat, budget)           # noqa: E731
     fn._cfunc = noop
     try:
         return {"no-op kernel: user call": t(lambda: jitted(*args)),
                 "no-op kernel: out=": t(lambda: jitted(*args, out=buf)),
-                "no-op kernel: ctypes": t(lambda: noop(slot, *desc))}
+                "no-op kernel: ctypes": t(lambda: noop(slot, ctypes.addressof(argv)))}
     finally:
         fn._cfunc = real
 

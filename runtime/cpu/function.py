@@ -81,6 +81,15 @@ class _ObjectCache:
         return obj
 
 
+def _c_strides(shape) -> list:
+    """Strides in elements of a C-contiguous array of ``shape``."""
+    strides, step = [], 1
+    for n in reversed(shape):
+        strides.append(step)
+        step *= n
+    return strides[::-1]
+
+
 class CpuFunction:
     """A compiled function: call it with numpy arrays, get numpy arrays back.
 
@@ -128,17 +137,29 @@ class CpuFunction:
         addr = self._engine.get_function_address(oom.entry_symbol(symbol))
         if not addr:
             raise RuntimeError(f"ferrule.runtime: symbol {func_name} not found after JIT")
-        argtypes: List = [ctypes.c_void_p]       # this thread's jmp_buf slot (oom.py)
+        # The entry takes this thread's jmp_buf slot and one array of 8-byte
+        # parameters (oom.py): each array's memref descriptor (pointer,
+        # pointer, offset 0, shape, strides in elements). All but the
+        # pointers are fixed by the signature (C-contiguous arrays of the
+        # specialised shapes), so the array is a template copied per call.
+        template, self._pointer_slots = [], []
         for spec in [*self.inputs, *self.outputs]:
-            r = len(spec.shape)
-            argtypes += [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64]
-            argtypes += [ctypes.c_int64] * (2 * r)
-        self._cfunc = ctypes.CFUNCTYPE(ctypes.c_int32, *argtypes)(addr)
+            self._pointer_slots.append(len(template))
+            template += [0, 0, 0, *spec.shape, *_c_strides(spec.shape)]
+        self._argv_type = ctypes.c_int64 * max(1, len(template))
+        self._template = bytes(self._argv_type(*template))
+        self._cfunc = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p, ctypes.c_void_p)(addr)
 
     @staticmethod
-    def _descriptor(a: np.ndarray) -> list:
-        ptr = a.ctypes.data
-        return [ptr, ptr, 0, *a.shape, *(s // a.itemsize for s in a.strides)]
+    def _address(a: np.ndarray) -> int:
+        return a.ctypes.data
+
+    def _argv(self, arrays):
+        """The entry's parameter array for ``arrays`` (inputs, then outputs)."""
+        argv = self._argv_type.from_buffer_copy(self._template)
+        for k, a in zip(self._pointer_slots, arrays):
+            argv[k] = argv[k + 1] = self._address(a)
+        return argv
 
     def __call__(self, *arrays, out=None):
         ins = check_inputs(self.signature, arrays)
@@ -146,13 +167,11 @@ class CpuFunction:
         back = ()
         if out is not None:
             outs, back = separate_outputs(self.signature, outs, ins)
-        args = []
-        for a in [*ins, *outs]:
-            args += self._descriptor(a)
+        argv = self._argv([*ins, *outs])
         if self.callbacks:
             callbacks.clear_pending()
         # A CFUNCTYPE call: the GIL is released meanwhile. 1: an allocation failed.
-        failed = self._cfunc(oom.thread_slot(), *args)
+        failed = self._cfunc(oom.thread_slot(), ctypes.addressof(argv))
         if self.callbacks:
             callbacks.raise_pending()
         if failed:

@@ -15,10 +15,12 @@ generated IR:
   size — asks the runtime for the current call's ``jmp_buf``
   (:func:`_jmpbuf_for_failure`, a ctypes callback that also records the
   size) and ``longjmp``s to it; and a new exported entry point
-  ``__ferrule_entry_<name>(slot, args...)`` that keeps a ``jmp_buf`` on its
+  ``__ferrule_entry_<name>(slot, argv)`` that keeps a ``jmp_buf`` on its
   own stack, links it into ``*slot`` (restoring the previous one after:
   calls nest, e.g. a jitted function called from a ``pure_callback``),
-  ``_setjmp``s, calls the function, and returns 0 — or 1 after a failed
+  ``_setjmp``s, calls the function with the parameters it reads from
+  ``argv`` (one 8-byte slot each: pointers and i64s of the memref
+  descriptors), and returns 0 — or 1 after a failed
   allocation.
 
 ``slot`` is per thread (:func:`thread_slot`), so row-split chunks running
@@ -88,7 +90,7 @@ def raise_memory_error(func_name: str) -> None:
 
 # Changes with guard_text: compiled objects in the disk cache made with
 # another guard are not reused.
-GUARD_VERSION = "oom-guard-2"
+GUARD_VERSION = "oom-guard-3"
 
 # What the guard module calls from this process (for the disk cache, which
 # loads object code without its LLVM IR: codegen.load_object resolves these).
@@ -105,7 +107,15 @@ def guard_text(symbol: str, param_types) -> str:
     """The guard module for ``define void @symbol(<param_types>)`` (see the
     module docstring): ferrule's own LLVM IR, parsed and linked by
     :func:`link_guard`."""
-    formals = ", ".join(f"{t} %a{k}" for k, t in enumerate(param_types))
+    bad = [t for t in param_types if t not in ("ptr", "i64")]
+    if bad:
+        raise ValueError(f"guard_text: @{symbol} takes a {bad[0]} parameter; the entry "
+                         f"passes only pointers and i64 (memref descriptors)")
+    # argv[k] holds parameter k as 8 bytes: one C-level argument for ctypes
+    # instead of one per descriptor field (57 for an LSTM cell's vjp).
+    loads = "\n".join(f"  %g{k} = getelementptr i64, ptr %argv, i64 {k}\n"
+                      f"  %a{k} = load {t}, ptr %g{k}" for k, t in enumerate(param_types))
+    actuals = ", ".join(f"{t} %a{k}" for k, t in enumerate(param_types))
     return f"""
 declare ptr @malloc(i64)
 declare void @free(ptr)
@@ -136,7 +146,7 @@ define void @{FREE}(ptr %p) {{
   ret void
 }}
 
-define i32 @{entry_symbol(symbol)}(ptr %slot{", " if formals else ""}{formals}) {{
+define i32 @{entry_symbol(symbol)}(ptr %slot, ptr %argv) {{
   %jb = alloca [{JMP_BUF_BYTES} x i8], align 16
   %outer = load ptr, ptr %slot
   store ptr %jb, ptr %slot
@@ -144,7 +154,8 @@ define i32 @{entry_symbol(symbol)}(ptr %slot{", " if formals else ""}{formals}) 
   %first = icmp eq i32 %r, 0
   br i1 %first, label %run, label %oom
 run:
-  call void @{symbol}({formals}) noinline
+{loads}
+  call void @{symbol}({actuals}) noinline
   store ptr %outer, ptr %slot
   ret i32 0
 oom:
