@@ -14,11 +14,12 @@ shape ``I`` the Jacobian block has shape ``O + I``; the result has the
 output's structure with each leaf replaced by the structure of
 ``args[argnums]`` (a tuple of those for tuple ``argnums``).
 
-Cost: ``jacfwd`` runs the primal with every tangent (the forward pass
-fuses primal and tangent code), ``n`` times for ``n`` inputs; ``jacrev``
-runs one forward sweep per step too (the pullback's ``ad.vjp`` is a whole
-forward-and-backward function), ``m`` times for ``m`` outputs. Both are
-linear in the number of steps; neither stores anything across steps.
+Cost: the pass ``hoist-scan-invariants`` moves what a step computes from
+the primals alone before the loop: ``jacrev``'s forward sweep runs once and
+each of its ``m`` steps runs a backward sweep; ``jacfwd``'s primal matrix
+products run once, while its pointwise primal code (fused with the tangent
+code by forward mode) runs in each of its ``n`` steps. Nothing is stored
+across steps but the Jacobian's rows or columns.
 """
 
 import functools

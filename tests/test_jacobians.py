@@ -137,6 +137,18 @@ def test_ir_does_not_grow_with_the_input_size():
         assert "ad.scan" in ops(3, jac)
 
 
+def test_jacrev_runs_the_forward_sweep_once():
+    """hoist-scan-invariants moves the primal's matmul out of jacrev's step:
+    the loop runs only backward sweeps."""
+    def f(x, W):
+        return fnp.tanh(x @ W)
+    text = ferrule.jit(ferrule.jacrev(f)).lower(np.ones(3), np.ones((3, 5))).as_text("ad")
+    outer, step = text.split("func.func private")[:2]
+    assert "@row_hoisted" in outer
+    assert outer.count("linalg.matmul") == 1      # the forward sweep's x @ W, once
+    assert step.count("linalg.matmul") == 1       # each step: dx = dh @ W.T only
+
+
 def mlp_loss(params, x, y):
     W1, b1, W2 = params
     h = fnp.tanh(x @ W1 + b1)
