@@ -280,3 +280,13 @@ def test_checkpoint_against_finite_differences_with_static_argument():
     x = RNG.standard_normal(4)
     g = ferrule.grad(lambda x: ck(x, 3.0, "sin"))(x)
     close(g, fd_jacobian(ferrule.jit(lambda x: f(x, 3.0, "sin")), (x,)))
+
+
+def test_compositions_agree():
+    """jacfwd(jacfwd), and second order through checkpoint, equal hessian."""
+    def s(x):
+        return fnp.sum(fnp.sin(x) * fnp.sum(x ** 2))
+    x = np.linspace(0.1, 1.0, 4)
+    H = ferrule.hessian(s)(x)
+    close(ferrule.jacfwd(ferrule.jacfwd(s))(x), H, 1e-12)
+    close(ferrule.jacrev(ferrule.jacrev(ferrule.checkpoint(s)))(x), H, 1e-12)
