@@ -22,13 +22,16 @@ __version__ = "0.1.0"
 
 __all__ = ["jit", "compile", "scan", "stop_gradient", "float0", "random", "pure_callback",
            "CallbackError", "ShapeDtype", "CudaCompiled", "grad", "value_and_grad", "vjp", "jvp",
+           "jacfwd", "jacrev", "hessian", "linearize", "checkpoint", "remat",
            "Jitted", "Lowered", "numpy", "nn", "errors", "pytree",
            "FerruleError", "TracingError", "UnsupportedOperationError",
            "ConcretizationError", "TracerBoolConversionError", "ShapeError",
            "DTypeError", "CompileError"]
 
 _FROM_API = {"jit", "compile", "ShapeDtype", "CudaCompiled", "Jitted", "Lowered"}
-_FROM_TRANSFORMS = {"grad", "value_and_grad", "vjp", "jvp"}
+_FROM_TRANSFORMS = {"grad", "value_and_grad", "vjp", "jvp", "linearize"}
+_FROM_JACOBIANS = {"jacfwd", "jacrev", "hessian"}
+_FROM_CHECKPOINT = {"checkpoint", "remat"}
 _SUBPACKAGES = {"numpy", "nn", "pytree", "random", "rules", "eager", "runtime"}
 
 
@@ -38,6 +41,12 @@ def __getattr__(name):
         value = getattr(module, name)
     elif name in _FROM_TRANSFORMS:
         from . import transforms as module
+        value = getattr(module, name)
+    elif name in _FROM_JACOBIANS:
+        from . import jacobians as module
+        value = getattr(module, name)
+    elif name in _FROM_CHECKPOINT:
+        from . import checkpointing as module
         value = getattr(module, name)
     elif name == "scan":
         from .control import scan as value
@@ -58,5 +67,6 @@ def __getattr__(name):
 
 
 def __dir__():
-    return sorted(set(globals()) | _FROM_API | _FROM_TRANSFORMS | _SUBPACKAGES
+    return sorted(set(globals()) | _FROM_API | _FROM_TRANSFORMS | _FROM_JACOBIANS | _FROM_CHECKPOINT
+               | _SUBPACKAGES
                   | {"scan", "stop_gradient", "float0", "pure_callback", "CallbackError"})

@@ -185,6 +185,31 @@ def vjp(f, *primals, has_aux=False):
     return (outs, pullback, aux) if has_aux else (outs, pullback)
 
 
+def check_argnums(f, args, nums, what: str) -> None:
+    """Each of ``nums`` indexes ``args`` and holds only float arrays: the
+    transform ``what`` (``grad``, ``jacfwd``, ...) differentiates with respect
+    to them. Raises ``TracingError`` (out of range) or ``DTypeError``
+    (integers and bools are not differentiable), naming the user's line."""
+    for k in nums:
+        if not isinstance(k, (int, np.integer)) or isinstance(k, bool):
+            raise TracingError(f"{where_str()}: argnums must be an int or a tuple of ints; "
+                               f"got {k!r}")
+        if not -len(args) <= k < len(args):
+            raise TracingError(f"{where_str()}: argnums {k} out of range for "
+                               f"{len(args)} arguments")
+        for leaf in flatten(args[k])[0]:
+            dt = np.dtype(getattr(leaf, "dtype", np.float32))
+            if isinstance(leaf, (bool, int)) and not isinstance(leaf, float):
+                dt = np.dtype(np.int64) if not isinstance(leaf, bool) else np.dtype(np.bool_)
+            if not _is_float(dt):
+                raise DTypeError(
+                    f"{where_str()}: {what} of {_name(f)} with respect to argument {k}, "
+                    f"which holds {'an' if dt.name.startswith('int') else 'a'} {dt} array: "
+                    f"{what} needs float arguments (integers "
+                    f"and bools are not differentiable). Leave it out of argnums, or use "
+                    f"vjp, whose pullback gives float0 zeros for it")
+
+
 def value_and_grad(f, argnums: Union[int, Sequence[int]] = 0, has_aux=False):
     """``(f(*args), ∂f/∂args[argnums])`` for scalar-valued ``f``; with
     ``has_aux``, ``f`` returns ``(value, aux)`` and the first result is that
@@ -197,20 +222,7 @@ def value_and_grad(f, argnums: Union[int, Sequence[int]] = 0, has_aux=False):
         if current_trace() is None:
             return compiled_once(f, ("value_and_grad", _argnums_key(argnums), has_aux),
                              lambda p: value_and_grad(p, argnums, has_aux))(*args)
-        for k in nums:
-            if not -len(args) <= k < len(args):
-                raise TracingError(f"{where_str()}: argnums {k} out of range for "
-                                   f"{len(args)} arguments")
-            for leaf in flatten(args[k])[0]:
-                dt = np.dtype(getattr(leaf, "dtype", np.float32))
-                if isinstance(leaf, (bool, int)) and not isinstance(leaf, float):
-                    dt = np.dtype(np.int64) if not isinstance(leaf, bool) else np.dtype(np.bool_)
-                if not _is_float(dt):
-                    raise DTypeError(
-                        f"{where_str()}: grad of {_name(f)} with respect to argument {k}, "
-                        f"which holds {'an' if dt.name.startswith('int') else 'a'} {dt} array: grad needs float arguments (integers "
-                        f"and bools are not differentiable). Leave it out of argnums, or use "
-                        f"vjp, whose pullback gives float0 zeros for it")
+        check_argnums(f, args, nums, "grad")
 
         def cot(out_types, out_struct, out_dtypes):
             t0 = ir.RankedTensorType(out_types[0])
@@ -306,3 +318,32 @@ def _check_float0(c, dtype, shape, what: str, kind: str) -> None:
         where_to = (f"for an output of shape {tuple(shape)}" if kind == "cotangent"
                     else f"does not match primal shape {tuple(shape)}")
         raise ShapeError(f"{where_str()}: float0 {kind} of shape {tuple(c.shape)} {where_to}")
+
+
+def linearize(f, *primals):
+    """``(f(*primals), f_jvp)`` with ``f_jvp(*tangents)`` the tangent map of
+    ``f`` at ``primals`` (``jvp(f, primals, tangents)[1]``), as ``jax.linearize``.
+
+    ``f_jvp`` is not a separately stored linear program: each call is one
+    compiled ``ad.jvp`` (forward mode fuses primal and tangent code, so the
+    primal is recomputed with the tangents, once per call; no residuals are
+    kept between calls). Called outside ``jit``, ``f_jvp`` is compiled once
+    per signature and the primals are copied (later changes to the caller's
+    arrays do not change it); inside a traced function it emits ``ad.jvp``
+    at each call."""
+    if current_trace() is None:
+        out = compiled_once(f, ("call",), lambda p: p)(*primals)
+        leaves, struct = flatten(tuple(primals))
+        fixed = unflatten(struct, [np.array(l) if isinstance(l, np.ndarray) else l
+                                   for l in leaves])
+        tangent_map = compiled_once(f, ("linearize",),
+                                    lambda p: lambda ps, ts: jvp(p, ps, ts)[1])
+
+        def f_jvp_eager(*tangents):
+            return tangent_map(fixed, tuple(tangents))
+        return out, f_jvp_eager
+    out = f(*primals)
+
+    def f_jvp(*tangents):
+        return jvp(f, tuple(primals), tuple(tangents))[1]
+    return out, f_jvp

@@ -27,6 +27,7 @@ from . import tile_matmul  # noqa: F401
 from . import fuse_into_reductions  # noqa: F401
 from . import tile_matmul_gpu  # noqa: F401
 from . import lower_scan  # noqa: F401
+from . import hoist_scan_invariants  # noqa: F401
 from . import lower_gather  # noqa: F401
 from . import lower_callbacks  # noqa: F401
 

@@ -36,6 +36,10 @@ AD = [
     "symbol-dce",
     "canonicalize",
     "cse",
+    # A step's work on its consts alone (the primal sweep inside jacrev's
+    # and jacfwd's steps) runs once before the loop; before fusion, so it is
+    # not fused into per-step regions first.
+    "hoist-scan-invariants",
     "fuse-pointwise",
     "canonicalize",
     "cse",

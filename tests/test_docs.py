@@ -253,3 +253,21 @@ def test_python_blocks_run(doc, tmp_path, monkeypatch):
     for lang, line, code in _blocks(doc):
         if lang == "python":
             _run_block(code, namespace, f"{doc.name}:{line}")
+
+
+def test_transforms_doc_explain_line(tmp_path, monkeypatch):
+    """docs/transforms.md quotes checkpoint's explain() line word for word
+    (but the file:line): its python blocks' ``report`` holds it."""
+    doc = ROOT / "docs" / "transforms.md"
+    monkeypatch.chdir(tmp_path)
+    namespace = {"__name__": "__docs__"}
+    quoted = []
+    for lang, line, code in _blocks(doc):
+        if lang == "python":
+            _run_block(code, namespace, f"{doc.name}:{line}")
+        elif lang == "text":
+            quoted += [l.split(": ", 1)[1] for l in code.splitlines() if "scan of @" in l]
+    assert quoted, "no explain() line quoted"
+    reported = [l.split(": ", 1)[1] for l in namespace["report"].splitlines()]
+    for q in quoted:
+        assert q in reported, (q, reported)
