@@ -14,7 +14,7 @@ an integer array with a float gives the float's dtype (as JAX; see
 
 This module gathers the op modules (:mod:`ferrule.elementwise`,
 :mod:`ferrule.layout`, :mod:`ferrule.indexing`, :mod:`ferrule.integers`,
-:mod:`ferrule.gather`, and the structural ops of :mod:`ferrule.core`) and installs the :class:`~ferrule.tracing.Tracer`'s
+:mod:`ferrule.gather`, :mod:`ferrule.mathops`, and the structural ops of :mod:`ferrule.core`) and installs the :class:`~ferrule.tracing.Tracer`'s
 operators and array methods: ``x + y`` on tracers is :func:`add`, as JAX's
 op set installs the operators of its tracers. A new op goes into one of the
 op modules and is re-exported here.
@@ -34,6 +34,10 @@ from .gather import take, take_along_axis
 from .indexing import getitem, split
 from .integers import (bitwise_and, bitwise_not, bitwise_or, bitwise_xor, floor_divide, invert,
                        left_shift, mod, remainder, right_shift)
+from .mathops import (arccos, arccosh, arcsin, arcsinh, arctan, arctan2, arctanh, around, ceil,
+                      cosh, deg2rad, degrees, exp2, floor, fmax, fmin, fmod, hypot, log2, log10,
+                      logaddexp, logaddexp2, rad2deg, radians, reciprocal, rint, round, sign,
+                      sinc, sinh, tan, trunc)
 from .layout import (amax, amin, argmax, argmin, dot, matmul, max, mean, min, reshape, sum,
                      swapaxes, transpose)
 from .errors import UnsupportedAttributeError, UnsupportedOperationError
@@ -57,6 +61,11 @@ __all__ = [
     "floor_divide", "remainder", "mod", "bitwise_and", "bitwise_or", "bitwise_xor", "invert",
     "bitwise_not", "left_shift", "right_shift", "arange", "argmax", "argmin", "min", "amin",
     "clip", "take", "take_along_axis",
+    # numpy's other float ufuncs (ferrule.mathops)
+    "tan", "arcsin", "arccos", "arctan", "arctan2", "sinh", "cosh", "arcsinh", "arccosh",
+    "arctanh", "exp2", "log2", "log10", "logaddexp", "logaddexp2", "hypot", "fmod", "fmax",
+    "fmin", "floor", "ceil", "trunc", "rint", "round", "around", "sign", "sinc", "reciprocal",
+    "deg2rad", "rad2deg", "radians", "degrees",
 ]
 
 
@@ -181,6 +190,7 @@ def _install_tracer_methods(cls) -> None:
     cls.argmax = lambda self, axis=None, keepdims=False: argmax(self, axis, keepdims=keepdims)
     cls.argmin = lambda self, axis=None, keepdims=False: argmin(self, axis, keepdims=keepdims)
     cls.clip = lambda self, lo=None, hi=None: clip(self, lo, hi)
+    cls.round = lambda self, decimals=0: around(self, decimals)
     cls.take = lambda self, indices, axis=None: take(self, indices, axis)
     cls.astype = lambda self, dtype: astype(self, dtype)
 

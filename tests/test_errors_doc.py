@@ -77,7 +77,7 @@ PROGRAMS = {
     "python-if": lambda: ferrule.jit(_python_if)(X),
     "float-of-tracer": lambda: ferrule.jit(lambda x: x * float(x[0]))(X),  # E:float-of-tracer
     "numpy-function": lambda: ferrule.jit(lambda x: np.sort(x))(X),  # E:numpy-function
-    "numpy-ufunc": lambda: ferrule.jit(lambda x: np.arctan(x))(X),  # E:numpy-ufunc
+    "numpy-ufunc": lambda: ferrule.jit(lambda x: np.cbrt(x))(X),  # E:numpy-ufunc
     "numpy-ufunc-method": lambda: ferrule.jit(lambda x: np.add.reduce(x))(X),  # E:numpy-ufunc-method
     "numpy-keyword": lambda: ferrule.jit(lambda x: np.sum(x, dtype=np.float64))(X),  # E:numpy-keyword
     "array-method": lambda: ferrule.jit(lambda x: x.cumsum())(X),  # E:array-method
