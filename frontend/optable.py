@@ -55,7 +55,6 @@ OTHER = {
     "amax": "as `max`",
     "min": "as `max`, among the minima",
     "amin": "as `min`",
-    "mean": "linear: `sum` times 1/N",
     "matmul": "bilinear: ∂A = ȳ·Bᵀ, ∂B = Aᵀ·ȳ",
     "dot": "bilinear, as `matmul`",
     "clip": "1 with respect to x inside [lo, hi] and at the bounds, 0 outside (then 1 to the "
