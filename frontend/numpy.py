@@ -38,7 +38,7 @@ from .mathops import (arccos, arccosh, arcsin, arcsinh, arctan, arctan2, arctanh
                       cosh, deg2rad, degrees, exp2, floor, fmax, fmin, fmod, hypot, log2, log10,
                       logaddexp, logaddexp2, rad2deg, radians, reciprocal, rint, round, sign,
                       sinc, sinh, tan, trunc)
-from .reductions import all, any, std, var
+from .reductions import all, any, cumprod, cumsum, prod, std, var
 from .layout import (amax, amin, argmax, argmin, dot, matmul, max, mean, min, reshape, sum,
                      swapaxes, transpose)
 from .errors import UnsupportedAttributeError, UnsupportedOperationError
@@ -68,7 +68,7 @@ __all__ = [
     "fmin", "floor", "ceil", "trunc", "rint", "round", "around", "sign", "sinc", "reciprocal",
     "deg2rad", "rad2deg", "radians", "degrees",
     # reductions (ferrule.reductions)
-    "var", "std", "all", "any",
+    "var", "std", "all", "any", "prod", "cumsum", "cumprod",
 ]
 
 
@@ -196,6 +196,9 @@ def _install_tracer_methods(cls) -> None:
     cls.round = lambda self, decimals=0: around(self, decimals)
     cls.var = lambda self, axis=None, ddof=0, keepdims=False: var(self, axis, ddof, keepdims)
     cls.std = lambda self, axis=None, ddof=0, keepdims=False: std(self, axis, ddof, keepdims)
+    cls.prod = lambda self, axis=None, keepdims=False: prod(self, axis, keepdims)
+    cls.cumsum = lambda self, axis=None: cumsum(self, axis)
+    cls.cumprod = lambda self, axis=None: cumprod(self, axis)
     cls.all = lambda self, axis=None, keepdims=False: all(self, axis, keepdims)
     cls.any = lambda self, axis=None, keepdims=False: any(self, axis, keepdims)
     cls.take = lambda self, indices, axis=None: take(self, indices, axis)

@@ -343,3 +343,57 @@ def test_all_any_and_mean_of_a_list():
                                                   x * x, 0.0)))(np.array([[1.0, -1.0],
                                                                           [-2.0, -3.0]]))
     np.testing.assert_array_equal(g, [[2.0, -2.0], [0.0, 0.0]])
+
+
+# -- prod, cumsum, cumprod (loops along the axis) --------------------------------------
+
+LOOPS = {   # each compiles a scan and its derivatives to second order: a few cases
+    "prod_axes_keep": lambda m, x: m.prod(x, axis=(0, 1), keepdims=True),
+    "cumsum": lambda m, x: m.cumsum(x),
+    "cumprod_method": lambda m, x: x.cumprod(1),
+}
+
+
+@pytest.mark.parametrize("name", LOOPS)
+def test_prod_cumsum_cumprod(name):
+    op = LOOPS[name]
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0.5, 1.5, (3, 4)) * rng.choice([-1.0, 1.0], (3, 4))
+    x[1, 2] = 0.0                       # derivatives at a zero need no division
+    f = lambda x: op(fnp, x)
+    g32, g64 = ferrule.jit(lambda a, b: (f(a), f(b)))(x.astype(np.float32), x)
+    np.testing.assert_allclose(g64, op(np, x), rtol=1e-14, atol=1e-15)
+    np.testing.assert_allclose(g32, op(np, x.astype(np.float32)), rtol=1e-6, atol=1e-7)
+    assert g32.dtype == np.float32
+    w = rng.standard_normal(np.shape(op(np, x)))
+    loss = lambda x: fnp.sum(f(x) * w)
+    gl = ferrule.jit(ferrule.grad(loss))
+    gr = gl(x)
+    eps = 1e-6
+    for i in np.ndindex(x.shape):
+        e = np.zeros_like(x)
+        e[i] = eps
+        fd = (np.sum(op(np, x + e) * w) - np.sum(op(np, x - e) * w)) / (2 * eps)
+        np.testing.assert_allclose(gr[i], fd, rtol=1e-6, atol=1e-8)
+    t = rng.standard_normal(x.shape)
+    _, jv = ferrule.jvp(f, (x,), (t,))
+    (vj,) = ferrule.vjp(f, x)[1](w)
+    np.testing.assert_allclose(np.sum(jv * w), np.sum(t * vj), rtol=1e-12, atol=1e-12)
+    hv = ferrule.jvp(ferrule.grad(loss), (x,), (t,))[1]
+    h = 1e-5
+    np.testing.assert_allclose(hv, (gl(x + h * t) - gl(x - h * t)) / (2 * h), rtol=1e-5,
+                               atol=1e-7)
+
+
+def test_prod_cumsum_more_axes_and_integers():
+    x = np.random.default_rng(0).standard_normal((2, 3, 2))
+    f = lambda m, x: (m.prod(x), m.prod(x, axis=1), m.cumsum(x, axis=-1), m.cumprod(x, axis=0),
+                      m.prod(x[:, :0], axis=1), m.cumsum(x[:0]))
+    for g, w in zip(ferrule.jit(lambda x: f(fnp, x))(x), f(np, x)):
+        np.testing.assert_allclose(g, w, rtol=1e-14)
+        assert g.shape == w.shape
+    i = np.array([[1, 2], [3, 4]], np.int32)
+    p, c = ferrule.jit(lambda i: (fnp.prod(i, axis=0), fnp.cumsum(i)))(i)
+    assert p.dtype == c.dtype == np.int64
+    np.testing.assert_array_equal(p, np.prod(i, axis=0))
+    np.testing.assert_array_equal(c, np.cumsum(i))
