@@ -155,7 +155,7 @@ def leaky_relu(x, negative_slope=0.01):
     Derivative: 1 for ``x > 0``, ``negative_slope`` for ``x <= 0`` — at 0
     too, as PyTorch and as ``relu`` (its ``negative_slope = 0`` case; JAX
     gives 1 at 0) — and NaN at a NaN: written as ``x·step(x)`` with ``step``
-    a select between constants, like :func:`relu`."""
+    a select between constants, like ``relu``."""
     if isinstance(x, (float, int, np.ndarray, np.generic)):  # plain numpy
         return np.where(x > 0, x, negative_slope * x)
     slope = np.asarray(negative_slope, x.dtype)    # not weak: the slope in x's precision

@@ -88,7 +88,7 @@ def prod(x, axis=None, keepdims=False):
     where elements are 0. Integers accumulate in int64.
 
     Derivative: the product of the other elements (reverse mode through the
-    loop), zeros included; 1-element or empty slices as numpy's."""
+    loop), zeros included."""
     if not traced(x):
         return _onp.prod(x, axis=axis, keepdims=keepdims)
     x = _accumulating(x)
