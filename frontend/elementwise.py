@@ -25,7 +25,9 @@ from .tracing import Tracer, check_trace, current_trace, mlir_element_type, user
 float32 = _onp.float32
 
 
-def _unary(name, npfn):
+def unary_op(name, npfn):
+    """numpy's ufunc ``npfn`` as the elementwise op ``name`` on a traced
+    array (integers: the integer op, or ``name`` on the array as float32)."""
     def f(x):
         if current_trace() is not None:
             check_operands(npfn.__name__, (x,))
@@ -39,10 +41,13 @@ def _unary(name, npfn):
         return elementwise(name, x, dtype=x.dtype)
     f.__name__ = npfn.__name__
     f.__doc__ = f"Elementwise {npfn.__name__} (``{name}``)."
+    f.primitive = name   # its derivative: the scalar partials of ``name`` (docs/ops.md)
     return f
 
 
-def _binary(name, npfn):
+def binary_op(name, npfn):
+    """numpy's binary ufunc ``npfn`` as the elementwise op ``name``, after
+    broadcasting and dtype promotion."""
     def f(x, y):
         if current_trace() is not None:
             check_operands(npfn.__name__, (x, y))
@@ -51,28 +56,29 @@ def _binary(name, npfn):
         return elementwise(name, x, y)
     f.__name__ = npfn.__name__
     f.__doc__ = f"Elementwise {npfn.__name__} with broadcasting (``{name}``)."
+    f.primitive = name
     return f
 
 
 # -- elementwise ----------------------------------------------------------------
 
-add = _binary("arith.addf", _onp.add)
-subtract = _binary("arith.subf", _onp.subtract)
-multiply = _binary("arith.mulf", _onp.multiply)
-divide = _binary("arith.divf", _onp.divide)
+add = binary_op("arith.addf", _onp.add)
+subtract = binary_op("arith.subf", _onp.subtract)
+multiply = binary_op("arith.mulf", _onp.multiply)
+divide = binary_op("arith.divf", _onp.divide)
 true_divide = divide
-maximum = _binary("arith.maximumf", _onp.maximum)
-minimum = _binary("arith.minimumf", _onp.minimum)
-negative = _unary("arith.negf", _onp.negative)
-exp = _unary("math.exp", _onp.exp)
-log = _unary("math.log", _onp.log)
-log1p = _unary("math.log1p", _onp.log1p)
-expm1 = _unary("math.expm1", _onp.expm1)
-tanh = _unary("math.tanh", _onp.tanh)
-sin = _unary("math.sin", _onp.sin)
-cos = _unary("math.cos", _onp.cos)
-sqrt = _unary("math.sqrt", _onp.sqrt)
-abs = _unary("math.absf", _onp.abs)
+maximum = binary_op("arith.maximumf", _onp.maximum)
+minimum = binary_op("arith.minimumf", _onp.minimum)
+negative = unary_op("arith.negf", _onp.negative)
+exp = unary_op("math.exp", _onp.exp)
+log = unary_op("math.log", _onp.log)
+log1p = unary_op("math.log1p", _onp.log1p)
+expm1 = unary_op("math.expm1", _onp.expm1)
+tanh = unary_op("math.tanh", _onp.tanh)
+sin = unary_op("math.sin", _onp.sin)
+cos = unary_op("math.cos", _onp.cos)
+sqrt = unary_op("math.sqrt", _onp.sqrt)
+abs = unary_op("math.absf", _onp.abs)
 absolute = abs
 
 

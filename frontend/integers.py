@@ -19,8 +19,9 @@ warning), shifts by the bit width or more give 0 (or -1 for a negative
   int32/int64 with float32. ``int / int`` is float32.
 * ``sum`` of int32, uint32 or bool gives int64 (numpy: int64, uint64 for
   uint32); ``mean`` of integers is float32.
-* Only integer ops on float arrays that numpy defines are defined: ``//``
-  and ``%`` of float arrays are not supported (UnsupportedOperationError).
+* ``//`` and ``%`` of float arrays are numpy's float ``floor_divide`` and
+  ``remainder`` (:mod:`ferrule.mathops`; ``%`` is differentiable); the
+  bitwise ops and shifts need integers (UnsupportedOperationError).
 """
 
 import numpy as _onp
@@ -31,6 +32,7 @@ from .dtypes import BOOL, I64, U32, promoted_dtype
 from .elementwise import (add, greater_equal, int_compare, less, multiply, not_equal, subtract,
                           where)
 from .errors import DTypeError, UnsupportedOperationError
+from .mathops import float_floor_divide, float_remainder
 from .tracing import Tracer, where_str
 
 
@@ -38,12 +40,17 @@ def _traced_int_operands(name, x, y):
     if not traced(x, y):
         return None
     dtype = promoted_dtype(x, y)
-    if dtype.kind not in "iu":
+    if dtype.kind not in "iu":   # (// and % of floats are mathops', before this)
         kinds = sorted({str(v.dtype) for v in (x, y) if isinstance(v, (Tracer, _onp.ndarray))})
         raise UnsupportedOperationError(f"{where_str()}: {name} is only supported on integer "
                                         f"arrays here, got {', '.join(kinds) or 'floats'}")
     shape = broadcast_shapes(shape_of(x), shape_of(y))
     return dtype, operand(x, shape, dtype), operand(y, shape, dtype)
+
+
+def _float_operands(x, y) -> bool:
+    """Traced operands that promote to a float (``//`` and ``%`` of floats)."""
+    return traced(x, y) and promoted_dtype(x, y).kind == "f"
 
 
 def _op(name, *xs, dtype, result_dtype=None, attrs=None):
@@ -55,8 +62,13 @@ def _eq(a, v):
 
 
 def floor_divide(x, y):
-    """numpy ``//`` on integers: floor division; ``x // 0`` is 0 (numpy warns
-    and gives 0), ``INT_MIN // -1`` wraps to ``INT_MIN``."""
+    """numpy ``//``. Integers: floor division; ``x // 0`` is 0 (numpy warns
+    and gives 0), ``INT_MIN // -1`` wraps to ``INT_MIN``. Floats:
+    :func:`~ferrule.mathops.float_floor_divide`.
+
+    Derivative: 0 (floats; NaN at a NaN); none for integers."""
+    if _float_operands(x, y):
+        return float_floor_divide(x, y)
     ops = _traced_int_operands("floor_divide (//)", x, y)
     if ops is None:
         return _onp.floor_divide(x, y)
@@ -76,7 +88,12 @@ def floor_divide(x, y):
 
 
 def remainder(x, y):
-    """numpy ``%`` on integers: the sign of the divisor; ``x % 0`` is 0."""
+    """numpy ``%``: the sign of the divisor. Integers: ``x % 0`` is 0;
+    floats: :func:`~ferrule.mathops.float_remainder` (``x % 0`` is NaN).
+
+    Derivative (floats): ∂x = 1, ∂y = -floor(x/y); none for integers."""
+    if _float_operands(x, y):
+        return float_remainder(x, y)
     ops = _traced_int_operands("remainder (%)", x, y)
     if ops is None:
         return _onp.remainder(x, y)

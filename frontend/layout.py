@@ -16,7 +16,7 @@ from mlir.dialects import linalg as linalg_d
 from mlir import ir
 
 from .core import (asarray_traced, astype, broadcast_to, constant, promoted_dtype,
-                   reshape_to, traced, wrap)
+                   reshape_to, stack, traced, wrap)
 from .dialect.ir_utils import (PARALLEL, REDUCTION, cmpf, create, empty, make_generic,
                                projection_map)
 from .dtypes import I32, I64, U32
@@ -247,7 +247,12 @@ def argmin(x, axis=None, keepdims=False):
 
 
 def mean(x, axis=None, keepdims=False):
-    """numpy ``mean``: ``sum`` times ``1/N``."""
+    """numpy ``mean``: ``sum`` times ``1/N``; a list or tuple of (traced)
+    arrays is their ``stack``, as numpy makes it one array.
+
+    Derivative: linear, ``sum``'s times ``1/N``."""
+    if isinstance(x, (list, tuple)) and traced(*x):
+        x = stack(x)
     if not traced(x):
         return _onp.mean(x, axis=axis, keepdims=keepdims)
     x = asarray_traced(x)

@@ -1,9 +1,11 @@
-"""``ferrule.nn``: activation functions and language-model ops (softmax,
+"""``ferrule.nn``: activation functions (sigmoid, relu, softplus, gelu, silu,
+leaky_relu, elu) and language-model ops (softmax,
 cross-entropy, one-hot) built from the traced op set."""
 
 import numpy as np
 
 from . import numpy as fnp
+from .mathops import erf
 from .stop_gradient_op import stop_gradient
 from .tracing import Tracer
 
@@ -116,3 +118,60 @@ def cross_entropy(logits, labels, axis=-1):
     if ax != nd - 1:
         oh = fnp.transpose(oh, tuple(range(ax)) + (nd - 1,) + tuple(range(ax, nd - 1)))
     return -fnp.sum(oh * logp, axis=ax)
+
+
+# -- more activations ------------------------------------------------------------------
+
+_SQRT_HALF = 0.7071067811865476
+_SQRT_2_OVER_PI = 0.7978845608028654
+
+
+def gelu(x, approximate=False):
+    """GELU, ``x·Φ(x)``: exactly ``0.5·x·(1 + erf(x/√2))`` (``math.erf``:
+    expand-math's kernel in float32, libm's ``erf`` in float64), or with
+    ``approximate=True`` / ``'tanh'`` the tanh form ``0.5·x·(1 + tanh(√(2/π)
+    ·(x + 0.044715·x³)))`` (PyTorch's ``approximate='tanh'``, JAX's default).
+
+    Derivative: ``Φ(x) + x·φ(x)`` (exact form), through the composition;
+    smooth everywhere, NaN at a NaN."""
+    if approximate not in (False, True, "none", "tanh"):
+        raise ValueError(f"gelu: approximate must be False, True, 'none' or 'tanh', "
+                         f"got {approximate!r}")
+    if approximate in (True, "tanh"):
+        inner = _SQRT_2_OVER_PI * (x + 0.044715 * (x * x * x))
+        return 0.5 * x * (1.0 + fnp.tanh(inner))
+    return 0.5 * x * (1.0 + erf(x * _SQRT_HALF))
+
+
+def silu(x):
+    """SiLU (swish), ``x·sigmoid(x)``. Derivative: ``s·(1 + x·(1 - s))``
+    with ``s = sigmoid(x)``; NaN at a NaN."""
+    return x * sigmoid(x)
+
+
+def leaky_relu(x, negative_slope=0.01):
+    """``x`` where ``x > 0``, ``negative_slope·x`` elsewhere.
+
+    Derivative: 1 for ``x > 0``, ``negative_slope`` for ``x <= 0`` — at 0
+    too, as PyTorch and as ``relu`` (its ``negative_slope = 0`` case; JAX
+    gives 1 at 0) — and NaN at a NaN: written as ``x·step(x)`` with ``step``
+    a select between constants, like ``relu``."""
+    if isinstance(x, (float, int, np.ndarray, np.generic)):  # plain numpy
+        return np.where(x > 0, x, negative_slope * x)
+    slope = np.asarray(negative_slope, x.dtype)    # not weak: the slope in x's precision
+    step = fnp.where(x > 0.0, np.asarray(1.0, x.dtype), fnp.where(x <= 0.0, slope, fnp.nan))
+    return x * step + 0.0
+
+
+def elu(x, alpha=1.0):
+    """ELU: ``x`` where ``x > 0``, ``alpha·(exp(x) - 1)`` elsewhere
+    (``expm1``: accurate near 0; its argument is 0 where ``x > 0``, so the
+    branch not taken never overflows).
+
+    Derivative: 1 for ``x > 0``, ``alpha·exp(x)`` for ``x <= 0`` (``alpha``
+    at 0, as JAX and PyTorch); NaN at a NaN."""
+    if isinstance(x, (float, int, np.ndarray, np.generic)):  # plain numpy
+        return np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0)))
+    pos = x > 0.0
+    neg = alpha * fnp.expm1(fnp.where(pos, 0.0, x))
+    return fnp.where(pos, x, neg)

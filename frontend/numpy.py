@@ -14,7 +14,9 @@ an integer array with a float gives the float's dtype (as JAX; see
 
 This module gathers the op modules (:mod:`ferrule.elementwise`,
 :mod:`ferrule.layout`, :mod:`ferrule.indexing`, :mod:`ferrule.integers`,
-:mod:`ferrule.gather`, :mod:`ferrule.shapes`, and the structural ops of :mod:`ferrule.core`) and installs the :class:`~ferrule.tracing.Tracer`'s
+:mod:`ferrule.gather`, :mod:`ferrule.mathops`, :mod:`ferrule.reductions`,
+:mod:`ferrule.shapes`, and the structural ops of :mod:`ferrule.core`) and
+installs the :class:`~ferrule.tracing.Tracer`'s
 operators and array methods: ``x + y`` on tracers is :func:`add`, as JAX's
 op set installs the operators of its tracers. A new op goes into one of the
 op modules and is re-exported here.
@@ -37,6 +39,11 @@ from .shapes import (atleast_1d, atleast_2d, atleast_3d, column_stack, diag, dia
                      trace, tril, triu, vstack)
 from .integers import (bitwise_and, bitwise_not, bitwise_or, bitwise_xor, floor_divide, invert,
                        left_shift, mod, remainder, right_shift)
+from .mathops import (arccos, arccosh, arcsin, arcsinh, arctan, arctan2, arctanh, around, ceil,
+                      cosh, deg2rad, degrees, exp2, floor, fmax, fmin, fmod, hypot, log2, log10,
+                      logaddexp, logaddexp2, rad2deg, radians, reciprocal, rint, round, sign,
+                      sinc, sinh, tan, trunc)
+from .reductions import all, any, cumprod, cumsum, prod, std, var
 from .layout import (amax, amin, argmax, argmin, dot, matmul, max, mean, min, reshape, sum,
                      swapaxes, transpose)
 from .errors import UnsupportedAttributeError, UnsupportedOperationError
@@ -64,6 +71,13 @@ __all__ = [
     "ravel", "squeeze", "expand_dims", "moveaxis", "atleast_1d", "atleast_2d", "atleast_3d",
     "vstack", "hstack", "dstack", "column_stack", "flip", "roll", "tile", "repeat", "tril",
     "triu", "diagonal", "trace", "diag",
+    # numpy's other float ufuncs (ferrule.mathops)
+    "tan", "arcsin", "arccos", "arctan", "arctan2", "sinh", "cosh", "arcsinh", "arccosh",
+    "arctanh", "exp2", "log2", "log10", "logaddexp", "logaddexp2", "hypot", "fmod", "fmax",
+    "fmin", "floor", "ceil", "trunc", "rint", "round", "around", "sign", "sinc", "reciprocal",
+    "deg2rad", "rad2deg", "radians", "degrees",
+    # reductions (ferrule.reductions)
+    "var", "std", "all", "any", "prod", "cumsum", "cumprod",
 ]
 
 
@@ -188,6 +202,14 @@ def _install_tracer_methods(cls) -> None:
     cls.argmax = lambda self, axis=None, keepdims=False: argmax(self, axis, keepdims=keepdims)
     cls.argmin = lambda self, axis=None, keepdims=False: argmin(self, axis, keepdims=keepdims)
     cls.clip = lambda self, lo=None, hi=None: clip(self, lo, hi)
+    cls.round = lambda self, decimals=0: around(self, decimals)
+    cls.var = lambda self, axis=None, ddof=0, keepdims=False: var(self, axis, ddof, keepdims)
+    cls.std = lambda self, axis=None, ddof=0, keepdims=False: std(self, axis, ddof, keepdims)
+    cls.prod = lambda self, axis=None, keepdims=False: prod(self, axis, keepdims)
+    cls.cumsum = lambda self, axis=None: cumsum(self, axis)
+    cls.cumprod = lambda self, axis=None: cumprod(self, axis)
+    cls.all = lambda self, axis=None, keepdims=False: all(self, axis, keepdims)
+    cls.any = lambda self, axis=None, keepdims=False: any(self, axis, keepdims)
     cls.take = lambda self, indices, axis=None: take(self, indices, axis)
     cls.astype = lambda self, dtype: astype(self, dtype)
     cls.ravel = lambda self: ravel(self)

@@ -48,14 +48,18 @@ def _axes(axis, ndim: int):
 # -- views: reshape and transpose ---------------------------------------------------
 
 def ravel(a):
-    """``a`` as a 1-d array (C order)."""
+    """``a`` as a 1-d array (C order).
+
+    Derivative: the cotangent reshaped back (linear: a reshape)."""
     if not _traced(a):
         return _onp.ravel(a)
     return reshape(a, (-1,))
 
 
 def squeeze(a, axis=None):
-    """``a`` without its size-1 axes (``axis``: only those, each of size 1)."""
+    """``a`` without its size-1 axes (``axis``: only those, each of size 1).
+
+    Derivative: the cotangent reshaped back (linear: a reshape)."""
     if not _traced(a):
         return _onp.squeeze(a, axis)
     a = asarray_traced(a)
@@ -71,7 +75,9 @@ def squeeze(a, axis=None):
 
 
 def expand_dims(a, axis):
-    """``a`` with new size-1 axes at ``axis`` (positions in the result)."""
+    """``a`` with new size-1 axes at ``axis`` (positions in the result).
+
+    Derivative: the cotangent reshaped back (linear: a reshape)."""
     if not _traced(a):
         return _onp.expand_dims(a, axis)
     a = asarray_traced(a)
@@ -83,7 +89,9 @@ def expand_dims(a, axis):
 
 def moveaxis(a, source, destination):
     """``a`` with the axes ``source`` moved to ``destination`` (the others
-    keep their order)."""
+    keep their order).
+
+    Derivative: the cotangent with the axes moved back (linear: a transpose)."""
     if not _traced(a):
         return _onp.moveaxis(a, source, destination)
     a = asarray_traced(a)
@@ -117,7 +125,8 @@ def _atleast_nd(ndim: int, npfn):
         out = [_atleast(a, ndim) for a in arys]
         return out[0] if len(out) == 1 else out
     f.__name__ = npfn.__name__
-    f.__doc__ = f"numpy's ``{npfn.__name__}``: each argument with at least {ndim} dimensions."
+    f.__doc__ = (f"numpy's ``{npfn.__name__}``: each argument with at least {ndim} dimensions."
+                 f"\n\n    Derivative: the cotangent reshaped back (linear: a reshape).")
     return f
 
 
@@ -129,14 +138,18 @@ atleast_3d = _atleast_nd(3, _onp.atleast_3d)
 # -- stacking -------------------------------------------------------------------------
 
 def vstack(tup):
-    """Rows stacked: 1-d arrays become rows (``concatenate`` along axis 0)."""
+    """Rows stacked: 1-d arrays become rows (``concatenate`` along axis 0).
+
+    Derivative: each input gets its slice of the cotangent (linear: a concatenation)."""
     if not _traced(*tup):
         return _onp.vstack(tup)
     return concatenate([_atleast(a, 2) for a in tup], axis=0)
 
 
 def hstack(tup):
-    """Columns stacked: along axis 1, or axis 0 for 1-d arrays."""
+    """Columns stacked: along axis 1, or axis 0 for 1-d arrays.
+
+    Derivative: each input gets its slice of the cotangent (linear: a concatenation)."""
     if not _traced(*tup):
         return _onp.hstack(tup)
     arrs = [_atleast(a, 1) for a in tup]
@@ -144,14 +157,18 @@ def hstack(tup):
 
 
 def dstack(tup):
-    """Stacked along the third axis (each at least 3-d, as ``atleast_3d``)."""
+    """Stacked along the third axis (each at least 3-d, as ``atleast_3d``).
+
+    Derivative: each input gets its slice of the cotangent (linear: a concatenation)."""
     if not _traced(*tup):
         return _onp.dstack(tup)
     return concatenate([_atleast(a, 3) for a in tup], axis=2)
 
 
 def column_stack(tup):
-    """1-d arrays as columns, 2-d arrays as they are, along axis 1."""
+    """1-d arrays as columns, 2-d arrays as they are, along axis 1.
+
+    Derivative: each input gets its slice of the cotangent (linear: a concatenation)."""
     if not _traced(*tup):
         return _onp.column_stack(tup)
     arrs = [asarray_traced(a) for a in tup]
@@ -171,7 +188,9 @@ def _reversed_along(a, axis: int):
 def flip(m, axis=None):
     """``m`` with the order of its elements along ``axis`` (all axes for
     None) reversed. A gather with a constant reversed index: its reverse is
-    the same reversal of the cotangent."""
+    the same reversal of the cotangent.
+
+    Derivative: the cotangent reversed the same way (linear: a gather, reversed by a scatter-add)."""
     if not _traced(m):
         return _onp.flip(m, axis)
     m = asarray_traced(m)
@@ -189,7 +208,9 @@ def flip_axes(x, axes):
 
 def roll(a, shift, axis=None):
     """Elements shifted by ``shift`` along ``axis`` (of the flattened array
-    for None), those past the end coming back at the start."""
+    for None), those past the end coming back at the start.
+
+    Derivative: the cotangent rolled back (linear: slices and a concatenation)."""
     if not _traced(a):
         return _onp.roll(a, shift, axis)
     a = asarray_traced(a)
@@ -221,7 +242,9 @@ def roll(a, shift, axis=None):
 def tile(A, reps):
     """``A`` repeated ``reps`` times along each axis (numpy's rules for
     ``len(reps) != A.ndim``): one broadcast and one reshape, so its
-    reverse is one sum."""
+    reverse is one sum.
+
+    Derivative: the sum of the cotangent over the repetitions (linear: a broadcast)."""
     if not _traced(A):
         return _onp.tile(A, reps)
     A = asarray_traced(A)
@@ -239,7 +262,9 @@ def tile(A, reps):
 def repeat(a, repeats, axis=None):
     """Each element repeated ``repeats`` times along ``axis`` (of the
     flattened array for None); ``repeats`` an int, or one count per element
-    (a static list or numpy array: a gather)."""
+    (a static list or numpy array: a gather).
+
+    Derivative: the sum of the cotangent over each element's copies (linear: a broadcast, or a gather reversed by a scatter-add)."""
     if not _traced(a, repeats):
         return _onp.repeat(a, repeats, axis)
     if isinstance(repeats, Tracer):
@@ -282,7 +307,9 @@ def _masked(m, mask):
 
 
 def tril(m, k=0):
-    """``m`` with the elements above the ``k``-th diagonal zeroed (last two axes)."""
+    """``m`` with the elements above the ``k``-th diagonal zeroed (last two axes).
+
+    Derivative: the cotangent with the same elements zeroed (linear: a select with a constant mask)."""
     if not _traced(m):
         return _onp.tril(m, k)
     n, c = _matrix_shape(m)
@@ -290,7 +317,9 @@ def tril(m, k=0):
 
 
 def triu(m, k=0):
-    """``m`` with the elements below the ``k``-th diagonal zeroed (last two axes)."""
+    """``m`` with the elements below the ``k``-th diagonal zeroed (last two axes).
+
+    Derivative: the cotangent with the same elements zeroed (linear: a select with a constant mask)."""
     if not _traced(m):
         return _onp.triu(m, k)
     n, c = _matrix_shape(m)
@@ -299,7 +328,9 @@ def triu(m, k=0):
 
 def diagonal(a, offset=0, axis1=0, axis2=1):
     """The ``offset``-th diagonal of the ``axis1``/``axis2`` planes, as the
-    last axis of the result (numpy's ``diagonal``; a gather)."""
+    last axis of the result (numpy's ``diagonal``; a gather).
+
+    Derivative: the cotangent scattered back onto the diagonal, zeros elsewhere (linear: a gather)."""
     if not _traced(a):
         return _onp.diagonal(a, offset, axis1, axis2)
     a = asarray_traced(a)
@@ -318,7 +349,9 @@ def diagonal(a, offset=0, axis1=0, axis2=1):
 
 
 def trace(a, offset=0, axis1=0, axis2=1):
-    """The sum along a diagonal (numpy's ``trace``)."""
+    """The sum along a diagonal (numpy's ``trace``).
+
+    Derivative: the cotangent on the diagonal, zeros elsewhere (linear)."""
     if not _traced(a):
         return _onp.trace(a, offset, axis1, axis2)
     from .layout import sum as _sum
@@ -327,7 +360,9 @@ def trace(a, offset=0, axis1=0, axis2=1):
 
 def diag(v, k=0):
     """1-d ``v``: the square matrix with ``v`` on its ``k``-th diagonal;
-    2-d ``v``: its ``k``-th diagonal (numpy's ``diag``)."""
+    2-d ``v``: its ``k``-th diagonal (numpy's ``diag``).
+
+    Derivative: 1-d input: the cotangent's diagonal; 2-d: the cotangent on the diagonal (linear)."""
     if not _traced(v):
         return _onp.diag(v, k)
     v = asarray_traced(v)

@@ -1,12 +1,20 @@
-"""math-to-libm: float64 transcendental math ops (and float32 ``powf``)
-become C library calls.
+"""math-to-libm: float64 transcendental math ops (and the float32 ones
+that ``expand-math`` has no kernel for) become C library calls.
 
 Expects: scalar ``math`` ops (after ``convert-linalg-to-loops``).
-Guarantees: ``math.{exp,expm1,log,log1p,tanh,sin,cos,powf,atan,atan2,erf}`` on
-``f64`` become ``func.call @exp`` etc., and ``math.powf`` on ``f32`` becomes
-``func.call @powf``, with private declarations added once per module. Other
-``f32`` ops are left to ``expand-math`` (vectorisable approximations) and
-LLVM.
+Guarantees: ``math.{exp,expm1,log,log1p,tanh,sin,cos,powf,atan,atan2,erf,
+tan,sinh,cosh,asin,acos,asinh,acosh,atanh}`` on ``f64`` become ``func.call
+@exp`` etc., and ``math.{powf,tan,sinh,cosh,asin,acos,atan,atan2,asinh,
+acosh,atanh}`` on ``f32`` become ``func.call @powf``, ``@tanf``..., with
+private declarations added once per module. Other ``f32`` ops are left to
+``expand-math`` (vectorisable approximations) and LLVM.
+
+Why the float32 inverse-trigonometric and hyperbolic functions: upstream's
+``math-expand-ops`` writes them with ``exp``/``log`` (``sinh x = (eˣ -
+e⁻ˣ)/2``, ``atanh x = ½ log((1+x)/(1-x))``), which loses all relative
+precision near 0 where numpy's (libm's) results are exact; the C library's
+``sinhf`` etc. are accurate (a call per element: these loops do not
+vectorise).
 
 Why ``powf`` too: its only other lowering, ``exp(y * log(x))``, is wrong
 where numpy's ``power`` is defined — a negative base with an integral
@@ -27,7 +35,10 @@ from .support.registry import register
 LIBM = {"math.exp": "exp", "math.expm1": "expm1", "math.log": "log", "math.log1p": "log1p",
         "math.tanh": "tanh", "math.sin": "sin", "math.cos": "cos", "math.powf": "pow",
         "math.atan": "atan", "math.atan2": "atan2", "math.erf": "erf"}
-LIBM_F32 = {"math.powf": "powf"}
+_MORE = ("tan", "sinh", "cosh", "asin", "acos", "asinh", "acosh", "atanh")
+LIBM.update({f"math.{n}": n for n in _MORE})
+LIBM_F32 = {"math.powf": "powf", "math.atan": "atanf", "math.atan2": "atan2f",
+            **{f"math.{n}": f"{n}f" for n in _MORE}}
 
 
 def _symbol(op: ir.Operation):

@@ -113,14 +113,13 @@ def cpu_loops(vector_bytes: int = 32) -> List[str]:
 
 # Loops -> the LLVM dialect.
 CPU_TO_LLVM = [
-    # The hyperbolics in terms of exp/log first, so expand-math vectorises
-    # them too; tanh and exp2 keep expand-math's accurate forms.
-    "math-expand-ops{ops=sinh,cosh,asinh,acosh,atanh}",
     "expand-math",
     # float64 transcendentals call the C library, which is accurate where
     # LLVM's own lowering is not (log1p as log(1 + x) loses precision near
     # 0); so does powf, whose exp(y * log x) expansion is wrong for a
-    # negative base.
+    # negative base. The float32 hyperbolics and inverse trigonometric
+    # functions too: upstream's math-expand-ops writes them with exp/log,
+    # which loses all precision near 0.
     "math-to-libm",
     "math-expand-ops",
     "expand-strided-metadata",

@@ -183,6 +183,13 @@ def _run_by_test_distributed(cmd, tmp_path):
     assert " ".join(cmd.split()) in test_distributed.doc_commands()
 
 
+def _optable(cmd, tmp_path):
+    """``python -m ferrule.optable``: run with ``--check`` (it would rewrite
+    docs/ops.md; tests/test_optable.py compares the file too)."""
+    out = _ok(_run([str(VENV_BIN / "python"), "-m", "ferrule.optable", "--check"]))
+    assert "current" in out
+
+
 CHECKS = [
     (r"(python (examples/ddp_lstm|bench/torch_interop)\.py|torchrun) .*|python bench/torch_interop\.py",
      _run_by_test_distributed),
@@ -194,6 +201,7 @@ CHECKS = [
     (r"bash bench/\w+\.sh", _bash),
     (r"ferrule-opt .*", _ferrule_opt),
     (r"python -m ferrule\.runtime\.cuda .*", _cuda_cli),
+    (r"python -m ferrule\.optable", _optable),
 ]
 
 

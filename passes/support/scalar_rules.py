@@ -92,6 +92,46 @@ def _select_rule(op, a, r):
     return [None, _select(c, one, zero), _select(c, zero, one)]
 
 
+def _call(name, x):
+    return create(name, [x.type], [x]).result
+
+
+def _inv(v):
+    return _op("arith.divf", const(v.type, 1.0), v)
+
+
+def _one_minus_sq(x):
+    """``1 - x²`` as ``(1 - x)(1 + x)``: no cancellation as ``|x| → 1``."""
+    one = const(x.type, 1.0)
+    return _op("arith.mulf", _op("arith.subf", one, x), _op("arith.addf", one, x))
+
+
+def _flat(op, a, r):
+    """Piecewise-constant ops (floor, ceil, rounding): 0 everywhere — at the
+    jumps too, as JAX and PyTorch — and NaN at a NaN input (NaN in, NaN out)."""
+    x = a[0]
+    return [_select(_cmp(OEQ, x, x), const(x.type, 0.0), const(x.type, _NAN))]
+
+
+def _atan2(op, a, r):
+    """atan2(y, x): ∂y = x / (x² + y²), ∂x = -y / (x² + y²); NaN at (0, 0)."""
+    y, x = a
+    d = _op("arith.addf", _op("arith.mulf", x, x), _op("arith.mulf", y, y))
+    return [_op("arith.divf", x, d), _op("arith.negf", _op("arith.divf", y, d))]
+
+
+def _remf(op, a, r):
+    """fmod(x, y) = x - trunc(x / y)·y: ∂x = 1, ∂y = -trunc(x / y), the
+    integer quotient recovered exactly as ``roundeven((x - r) / y)``
+    (piecewise: the jumps of fmod get no derivative)."""
+    x, y = a
+    q = _call("math.roundeven", _op("arith.divf", _op("arith.subf", x, r), y))
+    return [ONE, _op("arith.negf", q)]
+
+
+_LN2, _LN10 = 0.6931471805599453, 2.302585092994046
+_TWO_OVER_SQRT_PI = 1.1283791670955126
+
 RULES: Dict[str, Callable[[ir.Operation, List[ir.Value], ir.Value], List]] = {
     "arith.addf": lambda op, a, r: [ONE, ONE],
     "arith.subf": lambda op, a, r: [ONE, NEG_ONE],
@@ -113,6 +153,75 @@ RULES: Dict[str, Callable[[ir.Operation, List[ir.Value], ir.Value], List]] = {
     "math.rsqrt": lambda op, a, r: [_op("arith.mulf", const(r.type, -0.5), _op("arith.divf", r, a[0]))],
     "math.absf": _abs,
     "math.powf": _pow,
+    # numpy's other float ufuncs (frontend/mathops.py)
+    "math.tan": lambda op, a, r: [_op("arith.addf", const(r.type, 1.0), _op("arith.mulf", r, r))],
+    "math.sinh": lambda op, a, r: [_call("math.cosh", a[0])],
+    "math.cosh": lambda op, a, r: [_call("math.sinh", a[0])],
+    "math.asin": lambda op, a, r: [_inv(_call("math.sqrt", _one_minus_sq(a[0])))],
+    "math.acos": lambda op, a, r: [_op("arith.negf", _inv(_call("math.sqrt", _one_minus_sq(a[0]))))],
+    "math.atan": lambda op, a, r: [_inv(_op("arith.addf", const(r.type, 1.0),
+                                            _op("arith.mulf", a[0], a[0])))],
+    "math.atan2": _atan2,
+    "math.asinh": lambda op, a, r: [_inv(_call("math.sqrt", _op("arith.addf", const(r.type, 1.0),
+                                                                 _op("arith.mulf", a[0], a[0]))))],
+    "math.acosh": lambda op, a, r: [_inv(_op(
+        "arith.mulf", _call("math.sqrt", _op("arith.subf", a[0], const(r.type, 1.0))),
+        _call("math.sqrt", _op("arith.addf", a[0], const(r.type, 1.0)))))],
+    "math.atanh": lambda op, a, r: [_inv(_one_minus_sq(a[0]))],
+    "math.exp2": lambda op, a, r: [_op("arith.mulf", r, const(r.type, _LN2))],
+    "math.log2": lambda op, a, r: [_inv(_op("arith.mulf", a[0], const(r.type, _LN2)))],
+    "math.log10": lambda op, a, r: [_inv(_op("arith.mulf", a[0], const(r.type, _LN10)))],
+    "math.erf": lambda op, a, r: [_op("arith.mulf", const(r.type, _TWO_OVER_SQRT_PI), _call(
+        "math.exp", _op("arith.negf", _op("arith.mulf", a[0], a[0]))))],
+    "math.floor": _flat,
+    "math.ceil": _flat,
+    "math.trunc": _flat,
+    "math.roundeven": _flat,
+    "arith.remf": _remf,
+}
+
+# The partials of RULES in words, one entry per rule: docs/ops.md is
+# generated from this table (``python -m ferrule.optable``), and a test checks
+# that every rule has its line here.
+PARTIALS = {
+    "arith.addf": "∂x = 1, ∂y = 1",
+    "arith.subf": "∂x = 1, ∂y = -1",
+    "arith.negf": "-1",
+    "arith.mulf": "∂x = y, ∂y = x",
+    "arith.divf": "∂x = 1/y, ∂y = -r/y",
+    "arith.maximumf": "1 to the larger operand, 0 to the other; ½ each at a tie; NaN at a NaN",
+    "arith.minimumf": "1 to the smaller operand, 0 to the other; ½ each at a tie; NaN at a NaN",
+    "arith.select": "1 to the chosen operand, 0 to the other; none to the condition",
+    "math.exp": "r",
+    "math.expm1": "r + 1",
+    "math.log": "1/x",
+    "math.log1p": "1/(1 + x)",
+    "math.tanh": "1 - r²",
+    "math.sin": "cos x",
+    "math.cos": "-sin x",
+    "math.sqrt": "0.5/r",
+    "math.rsqrt": "-0.5·r/x",
+    "math.absf": "sign x; 0 at 0; NaN at NaN",
+    "math.powf": "∂x = y·x^(y-1) (0 where y = 0), ∂y = log(x)·r (0 where x = 0)",
+    "math.tan": "1 + r²",
+    "math.sinh": "cosh x",
+    "math.cosh": "sinh x",
+    "math.asin": "1/√((1-x)(1+x))",
+    "math.acos": "-1/√((1-x)(1+x))",
+    "math.atan": "1/(1 + x²)",
+    "math.atan2": "∂y = x/(x² + y²), ∂x = -y/(x² + y²); NaN at (0, 0)",
+    "math.asinh": "1/√(x² + 1)",
+    "math.acosh": "1/(√(x-1)·√(x+1))",
+    "math.atanh": "1/((1-x)(1+x))",
+    "math.exp2": "r·ln 2",
+    "math.log2": "1/(x·ln 2)",
+    "math.log10": "1/(x·ln 10)",
+    "math.erf": "(2/√π)·exp(-x²)",
+    "math.floor": "0 (at the jumps too); NaN at NaN",
+    "math.ceil": "0 (at the jumps too); NaN at NaN",
+    "math.trunc": "0 (at the jumps too); NaN at NaN",
+    "math.roundeven": "0 (at the jumps too); NaN at NaN",
+    "arith.remf": "∂x = 1, ∂y = -trunc(x/y) (fmod; the jumps get none)",
 }
 
 

@@ -191,3 +191,30 @@ func.func private @sq_pb(%x: tensor<4xf32>, %g: tensor<4xf32>) -> tensor<4xf32> 
   %1 = arith.mulf %g, %0#1 : tensor<4xf32>
   return %1 : tensor<4xf32>
 }
+
+// -----
+
+// The partials of numpy's other ufuncs come from the same scalar table:
+// atan2's (x/(x²+y²), -y/(x²+y²)), floor's (0, NaN at NaN: a select on
+// x == x), fmod's (1, -roundeven((x - r)/y)).
+// CHECK-LABEL: func.func private @h_jvp1
+// CHECK: linalg.generic
+// CHECK: %[[A:.+]] = math.atan2 %in, %in_{{[0-9]+}} : f64
+// CHECK: arith.divf
+// CHECK: arith.negf
+// CHECK: math.floor
+// CHECK: arith.cmpf oeq
+// CHECK: arith.select
+// CHECK: arith.remf
+// CHECK: math.roundeven
+// CHECK: linalg.yield
+func.func private @h(%y: tensor<4xf64>, %x: tensor<4xf64>) -> tensor<4xf64> {
+  %a = math.atan2 %y, %x : tensor<4xf64>
+  %f = math.floor %a : tensor<4xf64>
+  %m = arith.remf %f, %x : tensor<4xf64>
+  return %m : tensor<4xf64>
+}
+func.func @uses_h(%y: tensor<4xf64>, %x: tensor<4xf64>, %dy: tensor<4xf64>, %dx: tensor<4xf64>) -> (tensor<4xf64>, tensor<4xf64>) {
+  %0:2 = "ad.jvp"(%y, %x, %dy, %dx) {callee = @h, num_directions = 1 : i64, operandSegmentSizes = array<i32: 2, 2>} : (tensor<4xf64>, tensor<4xf64>, tensor<4xf64>, tensor<4xf64>) -> (tensor<4xf64>, tensor<4xf64>)
+  return %0#0, %0#1 : tensor<4xf64>, tensor<4xf64>
+}
