@@ -15,7 +15,7 @@ an integer array with a float gives the float's dtype (as JAX; see
 This module gathers the op modules (:mod:`ferrule.elementwise`,
 :mod:`ferrule.layout`, :mod:`ferrule.indexing`, :mod:`ferrule.integers`,
 :mod:`ferrule.gather`, :mod:`ferrule.mathops`, :mod:`ferrule.reductions`,
-:mod:`ferrule.shapes`, and the structural ops of :mod:`ferrule.core`) and
+:mod:`ferrule.shapes`, :mod:`ferrule.contractions`, and the structural ops of :mod:`ferrule.core`) and
 installs the :class:`~ferrule.tracing.Tracer`'s
 operators and array methods: ``x + y`` on tracers is :func:`add`, as JAX's
 op set installs the operators of its tracers. A new op goes into one of the
@@ -33,6 +33,7 @@ from .elementwise import (abs, absolute, add, arange, array, asarray, clip, cos,
                           ones_like, power, sin, sqrt, square, subtract, tanh, true_divide,
                           where, zeros, zeros_like)
 from .gather import take, take_along_axis
+from .contractions import cross, einsum, inner, kron, outer, tensordot
 from .indexing import getitem, split
 from .shapes import (atleast_1d, atleast_2d, atleast_3d, column_stack, diag, diagonal, dstack,
                      expand_dims, flip, hstack, moveaxis, ravel, repeat, roll, squeeze, tile,
@@ -67,6 +68,8 @@ __all__ = [
     "floor_divide", "remainder", "mod", "bitwise_and", "bitwise_or", "bitwise_xor", "invert",
     "bitwise_not", "left_shift", "right_shift", "arange", "argmax", "argmin", "min", "amin",
     "clip", "take", "take_along_axis",
+    # contractions (ferrule.contractions)
+    "tensordot", "inner", "outer", "kron", "cross", "einsum",
     # shape and construction (ferrule.shapes)
     "ravel", "squeeze", "expand_dims", "moveaxis", "atleast_1d", "atleast_2d", "atleast_3d",
     "vstack", "hstack", "dstack", "column_stack", "flip", "roll", "tile", "repeat", "tril",
