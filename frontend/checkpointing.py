@@ -21,7 +21,7 @@ import functools
 
 import numpy as np
 
-from .control import _scan
+from .scan_trace import _scan
 from .core import asarray_traced, strong
 from .pytree import flatten, unflatten
 from .tracing import Tracer, current_trace
