@@ -33,6 +33,7 @@ from .elementwise import (abs, absolute, add, arange, array, asarray, clip, cos,
                           ones_like, power, sin, sqrt, square, subtract, tanh, true_divide,
                           where, zeros, zeros_like)
 from .gather import take, take_along_axis
+from .at import at as _at
 from .contractions import cross, einsum, inner, kron, outer, tensordot
 from .indexing import getitem, split
 from .shapes import (atleast_1d, atleast_2d, atleast_3d, column_stack, diag, diagonal, dstack,
@@ -216,6 +217,7 @@ def _install_tracer_methods(cls) -> None:
     cls.take = lambda self, indices, axis=None: take(self, indices, axis)
     cls.astype = lambda self, dtype: astype(self, dtype)
     cls.ravel = lambda self: ravel(self)
+    cls.at = property(_at)          # x.at[idx].add/set/get (functional, as JAX)
     cls.flatten = lambda self: ravel(self)
     cls.squeeze = lambda self, axis=None: squeeze(self, axis)
     cls.repeat = lambda self, repeats, axis=None: repeat(self, repeats, axis)
