@@ -38,7 +38,7 @@ from .contractions import cross, einsum, inner, kron, outer, tensordot
 from .indexing import getitem, split
 from .shapes import (atleast_1d, atleast_2d, atleast_3d, column_stack, diag, diagonal, dstack,
                      expand_dims, flip, hstack, moveaxis, ravel, repeat, roll, squeeze, tile,
-                     trace, tril, triu, vstack)
+                     trace, tril, triu, vstack, pad)
 from .integers import (bitwise_and, bitwise_not, bitwise_or, bitwise_xor, floor_divide, invert,
                        left_shift, mod, remainder, right_shift)
 from .mathops import (arccos, arccosh, arcsin, arcsinh, arctan, arctan2, arctanh, around, ceil,
@@ -74,7 +74,7 @@ __all__ = [
     # shape and construction (ferrule.shapes)
     "ravel", "squeeze", "expand_dims", "moveaxis", "atleast_1d", "atleast_2d", "atleast_3d",
     "vstack", "hstack", "dstack", "column_stack", "flip", "roll", "tile", "repeat", "tril",
-    "triu", "diagonal", "trace", "diag",
+    "triu", "diagonal", "trace", "diag", "pad",
     # numpy's other float ufuncs (ferrule.mathops)
     "tan", "arcsin", "arccos", "arctan", "arctan2", "sinh", "cosh", "arcsinh", "arccosh",
     "arctanh", "exp2", "log2", "log10", "logaddexp", "logaddexp2", "hypot", "fmod", "fmax",

@@ -377,3 +377,47 @@ def diag(v, k=0):
     mask = _onp.eye(n + s, n + s, int(k), dtype=bool)
     return where(asarray_traced(mask, captured=False), reshape(w, (n + s, 1)),
                  zeros((), v.dtype))
+
+
+# -- padding ------------------------------------------------------------------------
+
+def pad(array, pad_width, mode="constant", constant_values=0):
+    """numpy ``pad`` in ``"constant"`` mode (``"edge"`` too): ``pad_width``
+    an int, ``(before, after)``, or one pair per axis; ``constant_values`` a
+    Python number (the same before and after). Other modes are an
+    :class:`UnsupportedOperationError`.
+
+    Derivative: the cotangent's slice without the padding (linear)."""
+    if not _traced(array):
+        return _onp.pad(array, pad_width, mode=mode, **(
+            {"constant_values": constant_values} if mode == "constant" else {}))
+    if mode not in ("constant", "edge"):
+        raise UnsupportedOperationError(f"{where_str()}: pad mode {mode!r} is not supported "
+                                        f"by ferrule (constant and edge are)")
+    if not isinstance(constant_values, (int, float)) or isinstance(constant_values, bool):
+        raise UnsupportedOperationError(f"{where_str()}: pad: constant_values must be one "
+                                        f"Python number")
+    a = asarray_traced(array)
+    widths = _onp.broadcast_to(_onp.asarray(pad_width, dtype=_onp.int64), (a.ndim, 2))
+    if (widths < 0).any():
+        raise ShapeError(f"{where_str()}: pad: negative pad width in {pad_width!r}")
+    from .elementwise import full
+    for ax, (before, after) in enumerate(widths.tolist()):
+        if not before and not after:
+            continue
+        parts = []
+        for width, edge in ((before, slice(0, 1)), (after, slice(-1, None))):
+            if not width:
+                parts.append(None)
+                continue
+            shape = a.shape[:ax] + (width,) + a.shape[ax + 1:]
+            if mode == "constant":
+                parts.append(full(shape, constant_values, a.dtype))
+            else:
+                if a.shape[ax] == 0:
+                    raise ShapeError(f"{where_str()}: pad: edge mode on an empty axis {ax}")
+                idx = [slice(None)] * a.ndim
+                idx[ax] = edge
+                parts.append(broadcast_to(a[tuple(idx)], shape))
+        a = concatenate([p for p in (parts[0], a, parts[1]) if p is not None], axis=ax)
+    return a

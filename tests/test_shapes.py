@@ -43,6 +43,8 @@ CASES = {
     "trace": (lambda a: fnp.trace(a), (4, 5)),
     "diag-1d": (lambda a: fnp.diag(a, -2), (4,)),
     "diag-2d": (lambda a: fnp.diag(a, 1), (4, 5)),
+    "pad": (lambda a: fnp.pad(a, ((1, 2), (0, 3)), constant_values=0.5), (3, 4)),
+    "pad-edge": (lambda a: fnp.pad(a, 2, mode="edge"), (3, 4)),
 }
 
 # np.<name>(...) on a traced array is the same op (__array_function__)
@@ -57,6 +59,7 @@ NP_CASES = {
     "np.tile": (lambda a: np.tile(a, 2), (3, 4)),
     "np.ravel": (lambda a: np.ravel(a), (3, 4)),
     "np.trace": (lambda a: np.trace(a), (3, 4)),
+    "np.pad": (lambda a: np.pad(a, (1, 2)), (3, 4)),
 }
 
 ALL = {**CASES, **NP_CASES}
