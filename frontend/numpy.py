@@ -36,6 +36,7 @@ from .gather import take, take_along_axis
 from .at import at as _at
 from .contractions import cross, einsum, inner, kron, outer, tensordot
 from .indexing import getitem, split
+from .sorting import argsort, sort
 from .shapes import (atleast_1d, atleast_2d, atleast_3d, column_stack, diag, diagonal, dstack,
                      expand_dims, flip, hstack, moveaxis, ravel, repeat, roll, squeeze, tile,
                      trace, tril, triu, vstack, pad)
@@ -75,6 +76,8 @@ __all__ = [
     "ravel", "squeeze", "expand_dims", "moveaxis", "atleast_1d", "atleast_2d", "atleast_3d",
     "vstack", "hstack", "dstack", "column_stack", "flip", "roll", "tile", "repeat", "tril",
     "triu", "diagonal", "trace", "diag", "pad",
+    # sorting (ferrule.sorting)
+    "sort", "argsort",
     # numpy's other float ufuncs (ferrule.mathops)
     "tan", "arcsin", "arccos", "arctan", "arctan2", "sinh", "cosh", "arcsinh", "arccosh",
     "arctanh", "exp2", "log2", "log10", "logaddexp", "logaddexp2", "hypot", "fmod", "fmax",
@@ -217,6 +220,7 @@ def _install_tracer_methods(cls) -> None:
     cls.take = lambda self, indices, axis=None: take(self, indices, axis)
     cls.astype = lambda self, dtype: astype(self, dtype)
     cls.ravel = lambda self: ravel(self)
+    cls.argsort = lambda self, axis=-1, kind=None, order=None: argsort(self, axis, kind, order)
     cls.at = property(_at)          # x.at[idx].add/set/get (functional, as JAX)
     cls.flatten = lambda self: ravel(self)
     cls.squeeze = lambda self, axis=None: squeeze(self, axis)

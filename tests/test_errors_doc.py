@@ -76,12 +76,12 @@ def _out_of_memory():
 PROGRAMS = {
     "python-if": lambda: ferrule.jit(_python_if)(X),
     "float-of-tracer": lambda: ferrule.jit(lambda x: x * float(x[0]))(X),  # E:float-of-tracer
-    "numpy-function": lambda: ferrule.jit(lambda x: np.sort(x))(X),  # E:numpy-function
+    "numpy-function": lambda: ferrule.jit(lambda x: np.unique(x))(X),  # E:numpy-function
     "numpy-ufunc": lambda: ferrule.jit(lambda x: np.cbrt(x))(X),  # E:numpy-ufunc
     "numpy-ufunc-method": lambda: ferrule.jit(lambda x: np.add.reduce(x))(X),  # E:numpy-ufunc-method
     "numpy-keyword": lambda: ferrule.jit(lambda x: np.sum(x, dtype=np.float64))(X),  # E:numpy-keyword
-    "array-method": lambda: ferrule.jit(lambda x: x.argsort())(X),  # E:array-method
-    "ferrule-numpy-name": lambda: ferrule.jit(lambda x: fnp.sort(x))(X),  # E:ferrule-numpy-name
+    "array-method": lambda: ferrule.jit(lambda x: x.nonzero())(X),  # E:array-method
+    "ferrule-numpy-name": lambda: ferrule.jit(lambda x: fnp.unique(x))(X),  # E:ferrule-numpy-name
     "string-operand": lambda: ferrule.jit(lambda x: x + "abc")(X),  # E:string-operand
     "broadcast": lambda: ferrule.jit(lambda x, y: x + y)(X, np.ones(4, np.float32)),  # E:broadcast
     "matmul-shapes": lambda: ferrule.jit(lambda a, b: a @ b)(np.ones((2, 3)), np.ones((2, 3))),  # E:matmul-shapes
