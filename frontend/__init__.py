@@ -20,7 +20,7 @@ from .errors import (CompileError, ConcretizationError, DTypeError, FerruleError
 
 __version__ = "0.1.0"
 
-__all__ = ["jit", "compile", "scan", "stop_gradient", "float0", "random", "pure_callback",
+__all__ = ["jit", "compile", "scan", "vmap", "stop_gradient", "float0", "random", "pure_callback",
            "CallbackError", "ShapeDtype", "CudaCompiled", "grad", "value_and_grad", "vjp", "jvp",
            "jacfwd", "jacrev", "hessian", "linearize", "checkpoint", "remat",
            "Jitted", "Lowered", "numpy", "nn", "errors", "pytree",
@@ -50,6 +50,8 @@ def __getattr__(name):
         value = getattr(module, name)
     elif name == "scan":
         from .control import scan as value
+    elif name == "vmap":
+        from .vmap import vmap as value
     elif name == "stop_gradient":
         from .stop_gradient_op import stop_gradient as value
     elif name == "float0":
@@ -69,4 +71,4 @@ def __getattr__(name):
 def __dir__():
     return sorted(set(globals()) | _FROM_API | _FROM_TRANSFORMS | _FROM_JACOBIANS | _FROM_CHECKPOINT
                | _SUBPACKAGES
-                  | {"scan", "stop_gradient", "float0", "pure_callback", "CallbackError"})
+                  | {"scan", "vmap", "stop_gradient", "float0", "pure_callback", "CallbackError"})
