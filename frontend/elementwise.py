@@ -192,8 +192,20 @@ greater, greater_equal = _compare("greater"), _compare("greater_equal")
 equal, not_equal = _compare("equal"), _compare("not_equal")
 
 
-def where(cond, x, y):
-    """Elementwise choice ``cond ? x : y`` (``arith.select``), broadcasting."""
+_NOT_GIVEN = object()
+
+
+def where(cond, x=_NOT_GIVEN, y=_NOT_GIVEN):
+    """Elementwise choice ``cond ? x : y`` (``arith.select``), broadcasting.
+    The one-argument form (numpy's indices of the true elements) has a
+    data-dependent shape: an :class:`UnsupportedOperationError`."""
+    if x is _NOT_GIVEN or y is _NOT_GIVEN:
+        if not traced(cond):
+            return _onp.where(cond) if x is _NOT_GIVEN and y is _NOT_GIVEN \
+                else _onp.where(cond, x, y)
+        raise UnsupportedOperationError(
+            f"{where_str()}: where(condition) with one argument (the indices of the true "
+            f"elements) is not supported: its shape depends on the data; use where(cond, x, y)")
     if not traced(cond, x, y):
         return _onp.where(cond, x, y)
     tr = check_trace(cond, x, y)

@@ -77,6 +77,8 @@ CASES = [
          r"matmul shapes \(3, 1, 4\) and \(2, 4, 3\): batch dimensions \(3,\) and \(2,\) "
          r"do not broadcast",
          lambda x: fnp.matmul(x.reshape(3, 1, 4), fnp.stack([x.T, x.T]))),  # E:matmul_batch
+    Case("where_one_argument", UnsupportedOperationError, r"where\(condition\) with one argument",
+         lambda x: fnp.where(x > 0)),  # E:where_one_argument
     Case("repeat_traced_counts", UnsupportedOperationError, r"repeat with traced counts",
          lambda x: fnp.repeat(x, (x[0] > 0).astype(fnp.int32))),  # E:repeat_traced_counts
     Case("tracer_index", DTypeError, r"arrays used as indices must be of integer type, got float32",
