@@ -39,7 +39,7 @@ from .indexing import getitem, split
 from .sorting import argsort, sort
 from .shapes import (atleast_1d, atleast_2d, atleast_3d, column_stack, diag, diagonal, dstack,
                      expand_dims, flip, hstack, moveaxis, ravel, repeat, roll, squeeze, tile,
-                     trace, tril, triu, vstack, pad)
+                     trace, tril, triu, vstack, pad, r_, c_)
 from .integers import (bitwise_and, bitwise_not, bitwise_or, bitwise_xor, floor_divide, invert,
                        left_shift, mod, remainder, right_shift)
 from .mathops import (arccos, arccosh, arcsin, arcsinh, arctan, arctan2, arctanh, around, ceil,
@@ -75,7 +75,7 @@ __all__ = [
     # shape and construction (ferrule.shapes)
     "ravel", "squeeze", "expand_dims", "moveaxis", "atleast_1d", "atleast_2d", "atleast_3d",
     "vstack", "hstack", "dstack", "column_stack", "flip", "roll", "tile", "repeat", "tril",
-    "triu", "diagonal", "trace", "diag", "pad",
+    "triu", "diagonal", "trace", "diag", "pad", "r_", "c_",
     # sorting (ferrule.sorting)
     "sort", "argsort",
     # numpy's other float ufuncs (ferrule.mathops)

@@ -421,3 +421,46 @@ def pad(array, pad_width, mode="constant", constant_values=0):
                 parts.append(broadcast_to(a[tuple(idx)], shape))
         a = concatenate([p for p in (parts[0], a, parts[1]) if p is not None], axis=ax)
     return a
+
+
+# -- index tricks -------------------------------------------------------------------
+
+class _Concatenator:
+    """numpy's ``r_`` / ``c_`` for traced arrays: items are arrays, numbers
+    and slices (``start:stop:step`` is ``arange``; a complex step, numpy's
+    ``linspace`` form, is not supported); string directives are an
+    :class:`UnsupportedOperationError`."""
+
+    def __init__(self, name: str, columns: bool):
+        self.name, self.columns = name, columns
+
+    def __getitem__(self, key):
+        items = key if isinstance(key, tuple) else (key,)
+        if not _traced(*items):
+            return getattr(_onp, self.name)[key]
+        parts = []
+        for it in items:
+            if isinstance(it, str):
+                raise UnsupportedOperationError(
+                    f"{where_str()}: {self.name}[{it!r}, ...]: string directives are not "
+                    f"supported by ferrule")
+            if isinstance(it, slice):
+                if isinstance(it.step, complex):
+                    raise UnsupportedOperationError(
+                        f"{where_str()}: {self.name} with a complex step (linspace) is not "
+                        f"supported by ferrule")
+                it = _onp.arange(it.start or 0, it.stop, it.step or 1)
+            a = asarray_traced(it)
+            if self.columns:
+                a = reshape(a, (a.size, 1)) if a.ndim <= 1 else a
+            else:
+                a = _atleast(a, 1)
+            parts.append(a)
+        return concatenate(parts, axis=-1 if self.columns else 0)
+
+    def __repr__(self):
+        return f"ferrule.numpy.{self.name}"
+
+
+r_ = _Concatenator("r_", columns=False)
+c_ = _Concatenator("c_", columns=True)

@@ -45,6 +45,8 @@ CASES = {
     "diag-2d": (lambda a: fnp.diag(a, 1), (4, 5)),
     "pad": (lambda a: fnp.pad(a, ((1, 2), (0, 3)), constant_values=0.5), (3, 4)),
     "pad-edge": (lambda a: fnp.pad(a, 2, mode="edge"), (3, 4)),
+    "r_": (lambda a: fnp.r_[a[0], a[1], a[2, :2]], (3, 4)),
+    "c_": (lambda a: fnp.c_[a[:, 0], a[:, 1], a[:, :2]], (3, 4)),
 }
 
 # np.<name>(...) on a traced array is the same op (__array_function__)
@@ -123,6 +125,8 @@ def test_shapes_of_atleast_and_stacks_follow_numpy():
     for fn in ("vstack", "hstack", "dstack", "column_stack"):
         got = ferrule.jit(lambda p, q: getattr(fnp, fn)([p, q]))(a, b)
         np.testing.assert_array_equal(got, getattr(np, fn)([a, b]))
+    np.testing.assert_array_equal(ferrule.jit(lambda p: fnp.r_[p, 1:7:2, 2.0])(a),
+                                  np.r_[a, 1:7:2, 2.0])
     two = ferrule.jit(lambda p, q: fnp.atleast_2d(p, q))(a, b)
     assert [t.shape for t in two] == [(1, 3), (1, 3)]
 
