@@ -347,19 +347,18 @@ class Jitted:
     def __call__(self, *args, out=None):
         if current_trace() is not None:  # nested in another trace: inline
             return self.fun(*args)
-        if out is None:
-            fast_key = _fast_key(args)
-            hit = self._fast.get(fast_key) if fast_key is not None else None
-            if hit is not None and hit[0] is cpu.defaults():
-                if len(self._cache) > 1:
-                    try:
-                        self._cache.move_to_end(hit[3])     # LRU order
-                    except KeyError:                        # evicted by another thread
-                        pass
-                outs = hit[1](*args)
-                return outs[0] if hit[2] is None else unflatten(hit[2], outs)
-        else:
-            fast_key = None
+        # out= arrays are checked by the compiled function itself (shapes,
+        # dtypes, overlap with the inputs), so they take the fast path too.
+        fast_key = _fast_key(args)
+        hit = self._fast.get(fast_key) if fast_key is not None else None
+        if hit is not None and hit[0] is cpu.defaults():
+            if len(self._cache) > 1:
+                try:
+                    self._cache.move_to_end(hit[3])     # LRU order
+                except KeyError:                        # evicted by another thread
+                    pass
+            outs = hit[1](*args, out=out)
+            return outs[0] if hit[2] is None else unflatten(hit[2], outs)
         key, leaves, struct = self._key(args)
         low = self._cache.get(key)
         if low is None:
