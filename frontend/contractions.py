@@ -16,15 +16,12 @@ import string
 
 import numpy as _onp
 
-from .core import asarray_traced, broadcast_to, stack
+from .core import asarray_traced, broadcast_to, stack, traced
 from .elementwise import multiply, subtract
 from .errors import ShapeError, UnsupportedOperationError
 from .layout import matmul, reshape, sum as _sum, transpose
 from .tracing import Tracer, where_str
 
-
-def _traced(*xs) -> bool:
-    return builtins.any(isinstance(x, Tracer) for x in xs)
 
 
 def _prod(xs) -> int:
@@ -40,7 +37,7 @@ def tensordot(a, b, axes=2):
     computed as one 2-D ``matmul``.
 
     Derivative: linear in each operand (the matmul's rules)."""
-    if not _traced(a, b):
+    if not traced(a, b):
         return _onp.tensordot(a, b, axes)
     a, b = asarray_traced(a), asarray_traced(b)
     if isinstance(axes, int):
@@ -75,7 +72,7 @@ def inner(a, b):
     (``*`` if either is 0-d).
 
     Derivative: linear in each operand."""
-    if not _traced(a, b):
+    if not traced(a, b):
         return _onp.inner(a, b)
     a, b = asarray_traced(a), asarray_traced(b)
     if a.ndim == 0 or b.ndim == 0:
@@ -87,7 +84,7 @@ def outer(a, b):
     """numpy ``outer``: ``ravel(a)[:, None] * ravel(b)[None, :]``.
 
     Derivative: linear in each operand (a broadcast product)."""
-    if not _traced(a, b):
+    if not traced(a, b):
         return _onp.outer(a, b)
     a, b = asarray_traced(a), asarray_traced(b)
     return multiply(reshape(a, (-1, 1)), reshape(b, (1, -1)))
@@ -98,7 +95,7 @@ def kron(a, b):
     broadcast product and a reshape.
 
     Derivative: linear in each operand (a broadcast product)."""
-    if not _traced(a, b):
+    if not traced(a, b):
         return _onp.kron(a, b)
     a, b = asarray_traced(a), asarray_traced(b)
     nd = builtins.max(a.ndim, b.ndim)
@@ -114,7 +111,7 @@ def cross(a, b, axis=-1):
     of length 3; 2-vectors are not supported), broadcasting the rest.
 
     Derivative: bilinear (products of components)."""
-    if not _traced(a, b):
+    if not traced(a, b):
         return _onp.cross(a, b, axis=axis)
     a, b = asarray_traced(a), asarray_traced(b)
     ax_a, ax_b = axis % a.ndim, axis % b.ndim
@@ -237,7 +234,7 @@ def einsum(subscripts, *operands):
     output, repeated indices, ``...``); no ``out``/``optimize`` options.
 
     Derivative: multilinear (each pairwise step is a matmul)."""
-    if not _traced(*operands):
+    if not traced(*operands):
         return _onp.einsum(subscripts, *operands)
     if not isinstance(subscripts, str):
         raise UnsupportedOperationError(f"{where_str()}: einsum takes a subscripts string "

@@ -17,17 +17,13 @@ import builtins
 
 import numpy as _onp
 
-from .core import asarray_traced, concatenate
+from .core import asarray_traced, broadcast_to, concatenate, traced
 from .elementwise import where, zeros
 from .errors import ShapeError, UnsupportedOperationError
 from .gather import take
 from .layout import reshape, transpose
-from .core import broadcast_to
 from .tracing import Tracer, where_str
 
-
-def _traced(*xs) -> bool:
-    return builtins.any(isinstance(x, Tracer) for x in xs)
 
 
 def _axis(axis: int, ndim: int, what: str = "axis") -> int:
@@ -51,7 +47,7 @@ def ravel(a):
     """``a`` as a 1-d array (C order).
 
     Derivative: the cotangent reshaped back (linear: a reshape)."""
-    if not _traced(a):
+    if not traced(a):
         return _onp.ravel(a)
     return reshape(a, (-1,))
 
@@ -60,7 +56,7 @@ def squeeze(a, axis=None):
     """``a`` without its size-1 axes (``axis``: only those, each of size 1).
 
     Derivative: the cotangent reshaped back (linear: a reshape)."""
-    if not _traced(a):
+    if not traced(a):
         return _onp.squeeze(a, axis)
     a = asarray_traced(a)
     if axis is None:
@@ -78,7 +74,7 @@ def expand_dims(a, axis):
     """``a`` with new size-1 axes at ``axis`` (positions in the result).
 
     Derivative: the cotangent reshaped back (linear: a reshape)."""
-    if not _traced(a):
+    if not traced(a):
         return _onp.expand_dims(a, axis)
     a = asarray_traced(a)
     out_ndim = a.ndim + (len(axis) if isinstance(axis, (tuple, list)) else 1)
@@ -92,7 +88,7 @@ def moveaxis(a, source, destination):
     keep their order).
 
     Derivative: the cotangent with the axes moved back (linear: a transpose)."""
-    if not _traced(a):
+    if not traced(a):
         return _onp.moveaxis(a, source, destination)
     a = asarray_traced(a)
     src, dst = _axes(source, a.ndim), _axes(destination, a.ndim)
@@ -120,7 +116,7 @@ def _atleast(a, ndim: int):
 
 def _atleast_nd(ndim: int, npfn):
     def f(*arys):
-        if not _traced(*arys):
+        if not traced(*arys):
             return npfn(*arys)
         out = [_atleast(a, ndim) for a in arys]
         return out[0] if len(out) == 1 else out
@@ -141,7 +137,7 @@ def vstack(tup):
     """Rows stacked: 1-d arrays become rows (``concatenate`` along axis 0).
 
     Derivative: each input gets its slice of the cotangent (linear: a concatenation)."""
-    if not _traced(*tup):
+    if not traced(*tup):
         return _onp.vstack(tup)
     return concatenate([_atleast(a, 2) for a in tup], axis=0)
 
@@ -150,7 +146,7 @@ def hstack(tup):
     """Columns stacked: along axis 1, or axis 0 for 1-d arrays.
 
     Derivative: each input gets its slice of the cotangent (linear: a concatenation)."""
-    if not _traced(*tup):
+    if not traced(*tup):
         return _onp.hstack(tup)
     arrs = [_atleast(a, 1) for a in tup]
     return concatenate(arrs, axis=0 if arrs[0].ndim == 1 else 1)
@@ -160,7 +156,7 @@ def dstack(tup):
     """Stacked along the third axis (each at least 3-d, as ``atleast_3d``).
 
     Derivative: each input gets its slice of the cotangent (linear: a concatenation)."""
-    if not _traced(*tup):
+    if not traced(*tup):
         return _onp.dstack(tup)
     return concatenate([_atleast(a, 3) for a in tup], axis=2)
 
@@ -169,7 +165,7 @@ def column_stack(tup):
     """1-d arrays as columns, 2-d arrays as they are, along axis 1.
 
     Derivative: each input gets its slice of the cotangent (linear: a concatenation)."""
-    if not _traced(*tup):
+    if not traced(*tup):
         return _onp.column_stack(tup)
     arrs = [asarray_traced(a) for a in tup]
     return concatenate([reshape(a, (a.shape[0], 1)) if a.ndim == 1 else _atleast(a, 2)
@@ -191,7 +187,7 @@ def flip(m, axis=None):
     the same reversal of the cotangent.
 
     Derivative: the cotangent reversed the same way (linear: a gather, reversed by a scatter-add)."""
-    if not _traced(m):
+    if not traced(m):
         return _onp.flip(m, axis)
     m = asarray_traced(m)
     for k in (range(m.ndim) if axis is None else _axes(axis, m.ndim)):
@@ -211,7 +207,7 @@ def roll(a, shift, axis=None):
     for None), those past the end coming back at the start.
 
     Derivative: the cotangent rolled back (linear: slices and a concatenation)."""
-    if not _traced(a):
+    if not traced(a):
         return _onp.roll(a, shift, axis)
     a = asarray_traced(a)
     if axis is None:
@@ -245,7 +241,7 @@ def tile(A, reps):
     reverse is one sum.
 
     Derivative: the sum of the cotangent over the repetitions (linear: a broadcast)."""
-    if not _traced(A):
+    if not traced(A):
         return _onp.tile(A, reps)
     A = asarray_traced(A)
     reps = tuple(int(r) for r in (reps if isinstance(reps, (tuple, list)) else (reps,)))
@@ -265,7 +261,7 @@ def repeat(a, repeats, axis=None):
     (a static list or numpy array: a gather).
 
     Derivative: the sum of the cotangent over each element's copies (linear: a broadcast, or a gather reversed by a scatter-add)."""
-    if not _traced(a, repeats):
+    if not traced(a, repeats):
         return _onp.repeat(a, repeats, axis)
     if isinstance(repeats, Tracer):
         raise UnsupportedOperationError(
@@ -310,7 +306,7 @@ def tril(m, k=0):
     """``m`` with the elements above the ``k``-th diagonal zeroed (last two axes).
 
     Derivative: the cotangent with the same elements zeroed (linear: a select with a constant mask)."""
-    if not _traced(m):
+    if not traced(m):
         return _onp.tril(m, k)
     n, c = _matrix_shape(m)
     return _masked(m, _onp.tri(n, c, k, dtype=bool))
@@ -320,7 +316,7 @@ def triu(m, k=0):
     """``m`` with the elements below the ``k``-th diagonal zeroed (last two axes).
 
     Derivative: the cotangent with the same elements zeroed (linear: a select with a constant mask)."""
-    if not _traced(m):
+    if not traced(m):
         return _onp.triu(m, k)
     n, c = _matrix_shape(m)
     return _masked(m, ~_onp.tri(n, c, k - 1, dtype=bool))
@@ -331,7 +327,7 @@ def diagonal(a, offset=0, axis1=0, axis2=1):
     last axis of the result (numpy's ``diagonal``; a gather).
 
     Derivative: the cotangent scattered back onto the diagonal, zeros elsewhere (linear: a gather)."""
-    if not _traced(a):
+    if not traced(a):
         return _onp.diagonal(a, offset, axis1, axis2)
     a = asarray_traced(a)
     if a.ndim < 2:
@@ -352,7 +348,7 @@ def trace(a, offset=0, axis1=0, axis2=1):
     """The sum along a diagonal (numpy's ``trace``).
 
     Derivative: the cotangent on the diagonal, zeros elsewhere (linear)."""
-    if not _traced(a):
+    if not traced(a):
         return _onp.trace(a, offset, axis1, axis2)
     from .layout import sum as _sum
     return _sum(diagonal(a, offset, axis1, axis2), axis=-1)
@@ -363,7 +359,7 @@ def diag(v, k=0):
     2-d ``v``: its ``k``-th diagonal (numpy's ``diag``).
 
     Derivative: 1-d input: the cotangent's diagonal; 2-d: the cotangent on the diagonal (linear)."""
-    if not _traced(v):
+    if not traced(v):
         return _onp.diag(v, k)
     v = asarray_traced(v)
     if v.ndim == 2:
@@ -388,7 +384,7 @@ def pad(array, pad_width, mode="constant", constant_values=0):
     :class:`UnsupportedOperationError`.
 
     Derivative: the cotangent's slice without the padding (linear)."""
-    if not _traced(array):
+    if not traced(array):
         return _onp.pad(array, pad_width, mode=mode, **(
             {"constant_values": constant_values} if mode == "constant" else {}))
     if mode not in ("constant", "edge"):
@@ -436,7 +432,7 @@ class _Concatenator:
 
     def __getitem__(self, key):
         items = key if isinstance(key, tuple) else (key,)
-        if not _traced(*items):
+        if not traced(*items):
             return getattr(_onp, self.name)[key]
         parts = []
         for it in items:
