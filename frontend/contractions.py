@@ -20,7 +20,7 @@ from .core import asarray_traced, broadcast_to, stack, traced
 from .elementwise import multiply, subtract
 from .errors import ShapeError, UnsupportedOperationError
 from .layout import matmul, reshape, sum as _sum, transpose
-from .tracing import Tracer, where_str
+from .tracing import where_str
 
 
 
