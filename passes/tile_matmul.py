@@ -27,6 +27,17 @@ with non-default indexing maps, is left to ``convert-linalg-to-loops``.
 
 Option ``lanes-bytes``: the vector register width in bytes (32 for AVX2,
 64 for AVX-512; the CPU pipeline picks the host's). ``rows``: ``MR``.
+``threads`` (default 1): with 2 or more, a register-tiled part of at least
+:data:`PARALLEL_MIN_FMAS` multiply-adds and two column blocks becomes a
+*team function* (:mod:`.support.parallel`) — a private function that
+computes the column blocks of thread ``tid`` of ``nt`` — called once with
+``tid = 0, nt = 1`` (so the IR still means the serial product), which
+``parallel-calls`` later runs on a team of ``threads`` threads. Its B
+panels are allocated by the caller, one per thread: the team function
+allocates nothing (an allocation failure on a worker thread could not
+unwind to the caller). Identical products (same types) share one team
+function. Splitting columns leaves every element's sum unchanged, so the
+result is bitwise the serial one.
 
 Why: ``convert-linalg-to-loops`` gives ``i, j, k`` loops with a strided B
 and a serial float dependency chain: 0.3 GFLOP/s, 400× slower than numpy's
@@ -44,28 +55,31 @@ from mlir.dialects import arith, memref, scf, vector
 
 from ..dialect.ir_utils import block_ops, func_body, funcs_of
 from .support.matmul import plain_matmul_on_buffers
+from .support.parallel import TeamFunctions
 from .support.registry import register
 
 _REASSOC = "#arith.fastmath<reassoc,contract>"
 
 
 @register("tile-matmul")
-def tile_matmul(module_op: ir.Operation, lanes_bytes: str = "32", rows: str = "4") -> None:
-    vbytes, mr = int(lanes_bytes), int(rows)
-    if vbytes not in (16, 32, 64) or not 1 <= mr <= 8:
-        raise ValueError(f"tile-matmul: lanes-bytes must be 16, 32 or 64 and rows 1..8, "
-                         f"got {lanes_bytes!r}, {rows!r}")
+def tile_matmul(module_op: ir.Operation, lanes_bytes: str = "32", rows: str = "4",
+                threads: str = "1") -> None:
+    vbytes, mr, nthreads = int(lanes_bytes), int(rows), int(threads)
+    if vbytes not in (16, 32, 64) or not 1 <= mr <= 8 or not 1 <= nthreads <= 256:
+        raise ValueError(f"tile-matmul: lanes-bytes must be 16, 32 or 64, rows 1..8 and "
+                         f"threads 1..256, got {lanes_bytes!r}, {rows!r}, {threads!r}")
+    team = TeamFunctions(module_op, "mm", nthreads) if nthreads > 1 else None
     for fn in funcs_of(module_op):
         if not len(fn.regions[0].blocks):
             continue
         for op in block_ops(func_body(fn)):
             if op.name == "linalg.matmul" and plain_matmul_on_buffers(op, 2, True):
                 with ir.InsertionPoint(op), op.location:
-                    _emit(*op.operands, vbytes, mr)
+                    _emit(*op.operands, vbytes, mr, team)
                 op.erase()
             elif op.name == "linalg.batch_matmul" and plain_matmul_on_buffers(op, 3, True):
                 with ir.InsertionPoint(op), op.location:
-                    _emit_batched(op, vbytes, mr)
+                    _emit_batched(op, vbytes, mr, team)
                 op.erase()
 
 
@@ -82,17 +96,24 @@ def _matrix(v: ir.Value, i: ir.Value) -> ir.Value:
     return memref.subview(v, [i, 0, 0], [1, *t.shape[1:]], [1, 1, 1], result_type=view)
 
 
-def _emit_batched(op: ir.Operation, vbytes: int, mr: int) -> None:
+def _emit_batched(op: ir.Operation, vbytes: int, mr: int, team) -> None:
     """``linalg.batch_matmul``: the 2-D kernel on each matrix of the batch."""
     a, b, c = op.operands
     batch = scf.ForOp(_c(0), _c(ir.MemRefType(a.type).shape[0]), _c(1))
     with ir.InsertionPoint(batch.body):
         i = batch.induction_variable
-        _emit(_matrix(a, i), _matrix(b, i), _matrix(c, i), vbytes, mr)
+        _emit(_matrix(a, i), _matrix(b, i), _matrix(c, i), vbytes, mr, team)
         scf.YieldOp([])
 
 
-def _emit(a: ir.Value, b: ir.Value, c: ir.Value, vbytes: int, mr: int) -> None:
+# A product is run on a team of threads only from this many multiply-adds
+# in its register-tiled part (about 25 us on one AVX2 core): a team's
+# start and join cost a few microseconds (libgomp, measured 3-5 us with
+# the call from Python included).
+PARALLEL_MIN_FMAS = 1 << 20
+
+
+def _emit(a: ir.Value, b: ir.Value, c: ir.Value, vbytes: int, mr: int, team=None) -> None:
     m, k = ir.MemRefType(a.type).shape
     n = ir.MemRefType(b.type).shape[1]
     elt = ir.MemRefType(a.type).element_type
@@ -100,7 +121,11 @@ def _emit(a: ir.Value, b: ir.Value, c: ir.Value, vbytes: int, mr: int) -> None:
     nr = 2 * lanes
     m_full, n_full = m - m % mr, n - n % nr
     if m_full and n_full:
-        _tiled(a, b, c, m_full, n_full, k, mr, lanes, elt)
+        if (team is not None and n_full // nr >= 2
+                and m_full * n_full * k >= PARALLEL_MIN_FMAS):
+            _tiled_on_team(team, a, b, c, m_full, n_full, k, mr, lanes, elt)
+        else:
+            _tiled(a, b, c, m_full, _c(0), _c(n_full), k, mr, lanes, elt)
     if m_full and n_full < n:
         _ijk(a, b, c, (0, m_full), (n_full, n), k)
     if m_full < m:
@@ -120,13 +145,48 @@ PACK_MIN_K = 16
 PACK_MIN_ROW_BLOCKS = 2
 
 
-def _tiled(a, b, c, m_full, n_full, k, mr, lanes, elt) -> None:
-    """C[0:m_full, 0:n_full] += A·B with an ``mr`` × ``2·lanes`` register tile."""
+def _packs(b, m_full, k, mr, lanes) -> bool:
+    return k >= PACK_MIN_K and m_full >= PACK_MIN_ROW_BLOCKS * mr and \
+        ir.MemRefType(b.type).shape[1] > 2 * lanes
+
+
+def _tiled_on_team(team, a, b, c, m_full, n_full, k, mr, lanes, elt) -> None:
+    """C[0:m_full, 0:n_full] += A·B as a call of a team function over the
+    ``n_full / 2·lanes`` column blocks (see the module docstring)."""
+    nr = 2 * lanes
+    pack = _packs(b, m_full, k, mr, lanes)
+    panels_t = ir.MemRefType.get([team.threads, k, nr], elt)
+    operands = [a, b, c] + ([memref.alloc(panels_t, [], [])] if pack else [])
+    key = (str(a.type), str(b.type), str(c.type), m_full, n_full, k, mr, lanes)
+
+    def body(args, tid, nt):
+        blocks = _c(n_full // nr)
+        lo = arith.muli(arith.divui(arith.muli(blocks, tid), nt), _c(nr))
+        hi = arith.muli(arith.divui(arith.muli(blocks, arith.addi(tid, _c(1))), nt), _c(nr))
+        panel = None
+        if pack:
+            view = ir.MemRefType.get([k, nr], elt, ir.StridedLayoutAttr.get(
+                ir.ShapedType.get_dynamic_stride_or_offset(), [nr, 1]))
+            panel = memref.subview(args[3], [tid, 0, 0], [1, k, nr], [1, 1, 1],
+                                   result_type=view)
+        _tiled(args[0], args[1], args[2], m_full, lo, hi, k, mr, lanes, elt, panel)
+
+    team.call(key, operands, body)
+    if pack:
+        memref.dealloc(operands[3])
+
+
+def _tiled(a, b, c, m_full, j_lo, j_hi, k, mr, lanes, elt, panel=None) -> None:
+    """C[0:m_full, j_lo:j_hi] += A·B with an ``mr`` × ``2·lanes`` register
+    tile (``j_lo``, ``j_hi``: index values, multiples of ``2·lanes``). B's
+    panels are packed into ``panel`` when given, else into a buffer of
+    their own when worth it (:func:`_packs`)."""
     vt = ir.VectorType.get([lanes], elt)
-    n_b = ir.MemRefType(b.type).shape[1]
-    pack = k >= PACK_MIN_K and m_full >= PACK_MIN_ROW_BLOCKS * mr and n_b > 2 * lanes
-    panel = memref.alloc(ir.MemRefType.get([k, 2 * lanes], elt), [], []) if pack else None
-    jloop = scf.ForOp(_c(0), _c(n_full), _c(2 * lanes))
+    pack = _packs(b, m_full, k, mr, lanes)
+    owned = pack and panel is None
+    if owned:
+        panel = memref.alloc(ir.MemRefType.get([k, 2 * lanes], elt), [], [])
+    jloop = scf.ForOp(j_lo, j_hi, _c(2 * lanes))
     with ir.InsertionPoint(jloop.body):
         j0 = jloop.induction_variable
         j1 = arith.addi(j0, _c(lanes))
@@ -163,7 +223,7 @@ def _tiled(a, b, c, m_full, n_full, k, mr, lanes, elt) -> None:
                     vector.store(next(res), c, [row, col])
             scf.YieldOp([])
         scf.YieldOp([])
-    if pack:
+    if owned:
         memref.dealloc(panel)
 
 

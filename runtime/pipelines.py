@@ -93,9 +93,10 @@ BUFFERIZE = [
 ]
 
 
-def cpu_loops(vector_bytes: int = 32) -> List[str]:
+def cpu_loops(vector_bytes: int = 32, threads: int = 1) -> List[str]:
     """Buffers -> loops for a host whose vector registers are
-    ``vector_bytes`` wide (32: AVX2, 64: AVX-512).
+    ``vector_bytes`` wide (32: AVX2, 64: AVX-512); with ``threads`` ≥ 2,
+    large matmuls become team functions (``parallel-calls`` runs them).
 
     The matmul tile is 8 rows × 2 vectors on AVX-512 (16 accumulators of
     its 32 registers; 1024³ float32 measured 14 ms against 33 ms with 4
@@ -105,7 +106,7 @@ def cpu_loops(vector_bytes: int = 32) -> List[str]:
     rows = 8 if vector_bytes >= 64 else 4
     return [
         # Register-tiled vector matmul.
-        f"tile-matmul{{lanes-bytes={vector_bytes} rows={rows}}}",
+        f"tile-matmul{{lanes-bytes={vector_bytes} rows={rows} threads={threads}}}",
         "copy-to-linalg",       # workaround: no strided memref.copy
         "func.func(convert-linalg-to-loops)",
     ]
@@ -143,11 +144,14 @@ CPU_TO_LLVM = [
 GUARDED_ALLOCATIONS = "finalize-memref-to-llvm{use-generic-functions=1}"
 
 
-def cpu_lowering(vector_bytes: int = 32) -> List[str]:
+def cpu_lowering(vector_bytes: int = 32, threads: int = 1) -> List[str]:
     """The whole CPU path after AD, for ``vector_bytes``-wide vectors, with
-    allocations the CPU runtime guards (:data:`GUARDED_ALLOCATIONS`)."""
+    allocations the CPU runtime guards (:data:`GUARDED_ALLOCATIONS`); with
+    ``threads`` ≥ 2, large matmuls run on a team of that many threads
+    (the compiled code then needs libgomp loaded: ``parallel-calls``)."""
     to_llvm = [GUARDED_ALLOCATIONS if p == "finalize-memref-to-llvm" else p for p in CPU_TO_LLVM]
-    return [*BUFFERIZE, *cpu_loops(vector_bytes), *to_llvm]
+    team = [f"parallel-calls{{threads={threads}}}"] if threads > 1 else []
+    return [*BUFFERIZE, *cpu_loops(vector_bytes, threads), *to_llvm, *team]
 
 
 CPU_LOWERING = cpu_lowering()

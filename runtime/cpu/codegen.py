@@ -5,6 +5,8 @@ MLIR bindings) serves both targets — host object code here and PTX for
 ``nvptx64`` — and its MCJIT object cache lets compiled code be kept on disk.
 """
 
+import ctypes
+import os
 import re
 import threading
 from functools import lru_cache
@@ -15,10 +17,24 @@ import llvmlite.binding as llvm
 _lock = threading.Lock()
 
 
+# The cap on the size of the thread teams compiled code starts
+# (passes/parallel_calls.py reads it at each team call): unlimited, but 1
+# in a child process after fork(), where libgomp's threads no longer exist
+# and starting a team would hang (libgomp is not fork-safe).
+TEAM_LIMIT_SYMBOL = "__ferrule_team_limit"
+_team_limit = ctypes.c_int32(1 << 30)
+
+
+def _single_threaded_after_fork():
+    _team_limit.value = 1
+
+
 @lru_cache(maxsize=1)
 def _init_native():
     llvm.initialize_native_target()
     llvm.initialize_native_asmprinter()
+    llvm.add_symbol(TEAM_LIMIT_SYMBOL, ctypes.addressof(_team_limit))
+    os.register_at_fork(after_in_child=_single_threaded_after_fork)
     return True
 
 
@@ -128,8 +144,27 @@ def load_object(obj: bytes, externals: Sequence[str]):
     return engine
 
 
+# What code with team functions (passes/parallel_calls.py) calls: GCC's
+# OpenMP runtime, loaded into the process on first need.
+OPENMP_LIBRARY = "libgomp.so.1"
+OPENMP_SYMBOLS = ("GOMP_parallel", "omp_get_thread_num", "omp_get_num_threads")
+
+
+@lru_cache(maxsize=1)
+def openmp_runtime() -> bool:
+    """Load libgomp into the process (once) so compiled code can call it;
+    False where it is not installed (compiled code then runs its matmuls on
+    the calling thread)."""
+    try:
+        llvm.load_library_permanently(OPENMP_LIBRARY)
+    except RuntimeError:
+        return False
+    return all(llvm.address_of_symbol(n) for n in OPENMP_SYMBOLS)
+
+
 def _resolve(names: Sequence[str]) -> None:
-    import ctypes
+    if any(n in OPENMP_SYMBOLS for n in names):
+        openmp_runtime()
     process = ctypes.CDLL(None)
     missing = []
     for name in names:

@@ -27,9 +27,12 @@ from .options import CpuOptions, defaults
 
 def lower_to_llvm_ir(module_text: str, func_name: str, ctx: ir.Context,
                      on_stage=None, vector_bytes: Optional[int] = None,
-                     dialect_text: bool = True) -> Tuple[Optional[str], str]:
+                     dialect_text: bool = True,
+                     team_threads: int = 1) -> Tuple[Optional[str], str]:
     """Lower a tensor-level module to (LLVM-dialect MLIR text, LLVM IR text),
-    for ``vector_bytes``-wide vectors (default: the host's).
+    for ``vector_bytes``-wide vectors (default: the host's), its large
+    matmuls on teams of ``team_threads`` threads (the code then calls
+    libgomp: :func:`~.codegen.openmp_runtime`).
     ``dialect_text=False``: the first is None (printing it takes longer
     than translating it to LLVM IR).
 
@@ -40,7 +43,8 @@ def lower_to_llvm_ir(module_text: str, func_name: str, ctx: ir.Context,
         mark_inputs_readonly(module, func_name)
         find_func(module, func_name).attributes["sym_name"] = ir.StringAttr.get(
             symbol_for(func_name))
-        run_pipeline(module, pipelines.cpu_lowering(vector_bytes or host_vector_bytes()),
+        run_pipeline(module, pipelines.cpu_lowering(vector_bytes or host_vector_bytes(),
+                                                    team_threads),
                      on_stage=on_stage)
         llvm_dialect = str(module) if dialect_text else None
         return llvm_dialect, translate_to_llvm_ir(module.operation)
@@ -70,7 +74,10 @@ def compile_function(module_text: str, func_name: str, ctx: ir.Context,
     if fn is None:
         t = time.perf_counter()
         _, ll_ir = lower_to_llvm_ir(module_text, func_name, ctx,
-                                    vector_bytes=opts.vector_bytes, dialect_text=False)
+                                    vector_bytes=opts.vector_bytes, dialect_text=False,
+                                    team_threads=opts.team_threads)
+        if opts.team_threads > 1:
+            note += f"; its large matmuls on a team of {opts.team_threads} threads"
         lowering[0] += time.perf_counter() - t
         fn = CpuFunction(ll_ir, func_name, sig.inputs, sig.outputs)
     fn.stages = None

@@ -4,8 +4,9 @@ Options are a frozen, hashable dataclass: a compiled function is cached per
 (signature, options). Where a field is None, the environment decides when a
 function is compiled (:meth:`CpuOptions.resolved`):
 
-* ``FERRULE_NUM_THREADS`` — threads for row splitting (default: the CPUs
-  this process may run on);
+* ``FERRULE_NUM_THREADS`` — threads for row splitting and for the teams
+  inside compiled code (default: the CPUs this process may run on);
+* whether GCC's OpenMP runtime (libgomp) loads — the teams need it;
 * the host CPU — the vector width the matmul kernel is tiled for.
 
 The process-wide defaults (what ``ferrule.jit`` compiles with) are changed
@@ -18,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Optional
 
-from .codegen import host_vector_bytes
+from .codegen import host_vector_bytes, openmp_runtime
 
 
 @dataclass(frozen=True)
@@ -32,15 +33,22 @@ class CpuOptions:
     (measured, 2 cores, an MLP step with 784x1024 weights: 128-row chunks
     already run 1.8x faster than one thread). ``vector_bytes``: the width
     matmul kernels are tiled for (None: the host's; 32 AVX2, 64 AVX-512).
+    ``team_threads``: in a function that runs on one thread (not split over
+    rows), large matmuls run on a team of this many threads inside the
+    compiled code (``parallel-calls``; None: ``threads`` where libgomp
+    loads, else 1; 1: none).
     """
     threads: Optional[int] = None
     split_min_elements: int = 1 << 20
     split_min_rows_with_sums: int = 32
     vector_bytes: Optional[int] = None
+    team_threads: Optional[int] = None
 
     def resolved(self) -> "CpuOptions":
         """These options with every None field read from the environment."""
-        return replace(self, threads=self.threads or _env_threads(),
+        threads = self.threads or _env_threads()
+        team = self.team_threads or (threads if openmp_runtime() else 1)
+        return replace(self, threads=threads, team_threads=team,
                        vector_bytes=self.vector_bytes or host_vector_bytes())
 
 
