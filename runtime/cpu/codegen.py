@@ -150,15 +150,31 @@ OPENMP_LIBRARY = "libgomp.so.1"
 OPENMP_SYMBOLS = ("GOMP_parallel", "omp_get_thread_num", "omp_get_num_threads")
 
 
+# How a team's idle threads wait for the next team call, unless the user
+# set OMP_WAIT_POLICY: "passive" (sleep at once) — measured on 2 cores
+# (char-LSTM step, docs/performance.md): libgomp's default of spinning
+# first makes a step 25x slower than one thread as soon as another process
+# wants the cores (each team call then waits for a descheduled thread),
+# while sleeping keeps it at the one-thread time.
+TEAM_WAIT_POLICY = "passive"
+
+
 @lru_cache(maxsize=1)
 def openmp_runtime() -> bool:
     """Load libgomp into the process (once) so compiled code can call it;
     False where it is not installed (compiled code then runs its matmuls on
-    the calling thread)."""
+    the calling thread). libgomp reads its settings from the environment
+    when it loads: ``OMP_WAIT_POLICY`` defaults to :data:`TEAM_WAIT_POLICY`
+    for that moment (the process's environment is left as it was)."""
+    previous = os.environ.get("OMP_WAIT_POLICY")
+    os.environ["OMP_WAIT_POLICY"] = previous or TEAM_WAIT_POLICY
     try:
         llvm.load_library_permanently(OPENMP_LIBRARY)
     except RuntimeError:
         return False
+    finally:
+        if previous is None:
+            del os.environ["OMP_WAIT_POLICY"]
     return all(llvm.address_of_symbol(n) for n in OPENMP_SYMBOLS)
 
 
