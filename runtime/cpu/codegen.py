@@ -166,16 +166,20 @@ def openmp_runtime() -> bool:
     the calling thread). libgomp reads its settings from the environment
     when it loads: ``OMP_WAIT_POLICY`` defaults to :data:`TEAM_WAIT_POLICY`
     for that moment (the process's environment is left as it was)."""
-    previous = os.environ.get("OMP_WAIT_POLICY")
-    os.environ["OMP_WAIT_POLICY"] = previous or TEAM_WAIT_POLICY
-    try:
-        llvm.load_library_permanently(OPENMP_LIBRARY)
-    except RuntimeError:
-        return False
-    finally:
-        if previous is None:
-            del os.environ["OMP_WAIT_POLICY"]
-    return all(llvm.address_of_symbol(n) for n in OPENMP_SYMBOLS)
+    with _openmp_lock:      # one thread sets and restores the environment
+        previous = os.environ.get("OMP_WAIT_POLICY")
+        os.environ["OMP_WAIT_POLICY"] = previous or TEAM_WAIT_POLICY
+        try:
+            llvm.load_library_permanently(OPENMP_LIBRARY)
+        except RuntimeError:
+            return False
+        finally:
+            if previous is None:
+                del os.environ["OMP_WAIT_POLICY"]
+        return all(llvm.address_of_symbol(n) for n in OPENMP_SYMBOLS)
+
+
+_openmp_lock = threading.Lock()
 
 
 def _resolve(names: Sequence[str]) -> None:
