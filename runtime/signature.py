@@ -15,6 +15,7 @@ import numpy as np
 from mlir import ir
 
 from ..dialect.ir_utils import find_func, func_type
+from . import output_pool
 
 # Bool tensors are stored as bytes (see passes/workarounds/widen_bools.py): i1
 # at the tensor level and i8 after widening are both numpy bools to the caller.
@@ -87,10 +88,11 @@ def check_inputs(sig: Signature, arrays: Sequence) -> List[np.ndarray]:
 
 
 def prepare_outputs(sig: Signature, out: Optional[Sequence]) -> List[np.ndarray]:
-    """New output arrays, or the caller's ``out=`` arrays once checked
-    (writeable, C-contiguous, the right shapes and dtypes)."""
+    """New output arrays (large ones with memory reused from outputs that
+    died: :mod:`.output_pool`), or the caller's ``out=`` arrays once
+    checked (writeable, C-contiguous, the right shapes and dtypes)."""
     if out is None:
-        return [np.empty(s.shape, s.dtype) for s in sig.outputs]
+        return [output_pool.empty(s.shape, s.dtype) for s in sig.outputs]
     outs = list(out)
     if len(outs) != len(sig.outputs):
         raise TypeError(f"{sig.func_name}: out= needs {len(sig.outputs)} arrays")
