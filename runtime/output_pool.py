@@ -18,9 +18,11 @@ anything can still read it. The pool keeps at most :data:`MAX_BYTES` (and
 What a user can see: such an array does not own its data
 (``a.flags.owndata`` is False, ``a.base`` is a block), so ``a.resize()``
 refuses it; everything else behaves as for ``np.empty``. Set
-``FERRULE_OUTPUT_POOL=0`` to allocate every output with ``np.empty``.
+``FERRULE_OUTPUT_POOL=0`` (read at import) or call ``set_enabled(False)``
+to allocate every output with ``np.empty``.
 """
 
+import math
 import os
 import threading
 from typing import Dict, List, Tuple
@@ -39,8 +41,17 @@ _free: Dict[int, List[np.ndarray]] = {}
 _held = [0]         # bytes in _free
 
 
+_enabled = [os.environ.get("FERRULE_OUTPUT_POOL", "1") != "0"]
+
+
 def enabled() -> bool:
-    return os.environ.get("FERRULE_OUTPUT_POOL", "1") != "0"
+    return _enabled[0]
+
+
+def set_enabled(on: bool) -> bool:
+    """Turn the pool on or off; returns the previous setting."""
+    previous, _enabled[0] = _enabled[0], bool(on)
+    return previous
 
 
 class _Block:
@@ -74,8 +85,8 @@ def empty(shape: Tuple[int, ...], dtype) -> np.ndarray:
     """An uninitialised C-contiguous array of ``shape`` and ``dtype``, like
     ``np.empty``; large ones from the pool (see the module docstring)."""
     dtype = np.dtype(dtype)
-    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    if nbytes < MIN_BYTES or not enabled():
+    nbytes = math.prod(shape) * dtype.itemsize
+    if nbytes < MIN_BYTES or not _enabled[0]:
         return np.empty(shape, dtype)
     size = -(-nbytes // PAGE) * PAGE
     with _lock:

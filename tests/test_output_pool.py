@@ -66,9 +66,12 @@ def test_the_pool_keeps_at_most_max_per_size():
     assert output_pool.held_bytes() <= output_pool.MAX_PER_SIZE * ((2 << 20) + output_pool.ALIGN)
 
 
-def test_disabled_by_environment(monkeypatch):
-    monkeypatch.setenv("FERRULE_OUTPUT_POOL", "0")
-    assert output_pool.empty(BIG, np.float32).flags.owndata
+def test_turned_off():
+    previous = output_pool.set_enabled(False)
+    try:
+        assert output_pool.empty(BIG, np.float32).flags.owndata
+    finally:
+        output_pool.set_enabled(previous)
 
 
 def test_jitted_results_come_from_the_pool_and_are_right():
