@@ -76,6 +76,8 @@ def _out_of_memory():
 PROGRAMS = {
     "python-if": lambda: ferrule.jit(_python_if)(X),
     "float-of-tracer": lambda: ferrule.jit(lambda x: x * float(x[0]))(X),  # E:float-of-tracer
+    "numpy-scalar-type": lambda: ferrule.jit(lambda x: np.int64(x))(X),  # E:numpy-scalar-type
+    "numpy-r-c": lambda: ferrule.jit(lambda x: np.r_[x, x])(X),  # E:numpy-r-c
     "numpy-function": lambda: ferrule.jit(lambda x: np.unique(x))(X),  # E:numpy-function
     "numpy-ufunc": lambda: ferrule.jit(lambda x: np.cbrt(x))(X),  # E:numpy-ufunc
     "numpy-ufunc-method": lambda: ferrule.jit(lambda x: np.add.reduce(x))(X),  # E:numpy-ufunc-method
