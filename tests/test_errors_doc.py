@@ -88,6 +88,7 @@ PROGRAMS = {
     "broadcast": lambda: ferrule.jit(lambda x, y: x + y)(X, np.ones(4, np.float32)),  # E:broadcast
     "matmul-shapes": lambda: ferrule.jit(lambda a, b: a @ b)(np.ones((2, 3)), np.ones((2, 3))),  # E:matmul-shapes
     "reshape": lambda: ferrule.jit(lambda x: x.reshape(2, 2))(X),  # E:reshape
+    "traced-mask": lambda: ferrule.jit(lambda x: x[x > 0])(X),  # E:traced-mask
     "index-bounds": lambda: ferrule.jit(lambda x: x[5])(X),  # E:index-bounds
     "empty-max": lambda: ferrule.jit(lambda x: fnp.max(x, axis=0))(np.ones((0, 2), np.float32)),  # E:empty-max
     "unsupported-dtype": lambda: ferrule.jit(lambda x: x * 2)(np.ones(3, np.complex64)),  # E:unsupported-dtype
