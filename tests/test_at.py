@@ -135,6 +135,16 @@ def test_tuple_index_derivatives(idx, how):
         check_derivatives(lambda a, b: a.at[idx].set(b * a[idx]), (X3, v), rng)
 
 
+@pytest.mark.parametrize("idx", [c[1] for c in TUPLES[1:4]], ids=[c[0] for c in TUPLES[1:4]])
+def test_tuple_index_gradients_in_float32_agree_with_float64(idx):
+    v = np.random.default_rng(5).standard_normal(X3[idx].shape)
+    g = ferrule.grad(lambda a, b: fnp.sum(fnp.sin(a.at[idx].set(b * a[idx]))), argnums=(0, 1))
+    g32, g64 = g(X3.astype(np.float32), v.astype(np.float32)), g(X3, v)
+    for a, b in zip(g32, g64):
+        assert a.dtype == np.float32
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
 def test_tuple_index_with_traced_integer_arrays():
     i = np.array([0, 3, 3, -1], np.int32)
     f = ferrule.jit(lambda a, p, q, b: (a.at[p, q, 1].add(b), a.at[p, :, q % 3].set(2.0)))
