@@ -20,7 +20,8 @@ from .dtypes import I64
 from .elementwise import add, multiply
 from .gather import _clamped, _static_normalised, split_index
 from .layout import reshape
-from .tracing import Tracer
+from .errors import ShapeError
+from .tracing import Tracer, where_str
 
 
 def _layout(shape, basic, arrays):
@@ -28,19 +29,24 @@ def _layout(shape, basic, arrays):
     its positions vary along (a slice): numpy's rule, the broadcast
     dims of the arrays in place of adjacent indexed axes, else first."""
     adv = sorted(arrays)
-    bshape = tuple(_onp.broadcast_shapes(*[arrays[d].shape for d in adv])) if adv else ()
+    try:
+        bshape = tuple(_onp.broadcast_shapes(*[arrays[d].shape for d in adv]))
+    except ValueError:
+        raise ShapeError(f"{where_str()}: shape mismatch: indexing arrays could not be "
+                         f"broadcast together with shapes "
+                         f"{' '.join(str(arrays[d].shape) for d in adv)}") from None
     rest = [d for d in range(len(shape)) if d not in arrays]
     adjacent = not adv or adv == list(range(adv[0], adv[-1] + 1))
     p = sum(1 for d in rest if d < adv[0]) if adv and adjacent else 0   # first broadcast dim
-    out, where = [None] * (len(rest) + len(bshape)), {}
+    out, dims = [None] * (len(rest) + len(bshape)), {}
     out[p:p + len(bshape)] = bshape
     for d in adv:
-        where[d] = slice(p, p + len(bshape))
+        dims[d] = slice(p, p + len(bshape))
     for k, d in enumerate(rest):
         pos = k if k < p else k + len(bshape)
-        where[d] = slice(pos, pos + 1)
+        dims[d] = slice(pos, pos + 1)
         out[pos] = len(range(*basic[d].indices(shape[d])))
-    return tuple(out), bshape, where
+    return tuple(out), bshape, dims
 
 
 def flat_positions(x: Tracer, idx: tuple):
@@ -49,19 +55,20 @@ def flat_positions(x: Tracer, idx: tuple):
     ``x.ravel()`` of the elements ``x[idx]`` reads. Out-of-bounds static
     indices raise (numpy's ``IndexError``); traced ones are clamped."""
     basic, arrays = split_index(x, idx)
-    out_shape, bshape, where = _layout(x.shape, basic, arrays)
+    out_shape, bshape, dims = _layout(x.shape, basic, arrays)
     lin, stride = None, 1
     for d in reversed(range(x.ndim)):
         n = x.shape[d]
         grid = [1] * len(out_shape)
         if d in arrays:
             a = arrays[d]
-            a = _clamped(astype(a, I64), n) if isinstance(a, Tracer) else _static_normalised(a, n, d)
+            a = (_clamped(astype(a, I64), n) if isinstance(a, Tracer)
+                 else _static_normalised(a, n, d))
             # numpy's broadcasting: the array's dims align with bshape's last ones
-            grid[where[d]] = (1,) * (len(bshape) - a.ndim) + tuple(a.shape)
+            grid[dims[d]] = (1,) * (len(bshape) - a.ndim) + tuple(a.shape)
         else:
             a = _onp.arange(*basic[d].indices(n))
-            grid[where[d]] = (len(a),)
+            grid[dims[d]] = (len(a),)
         if isinstance(a, Tracer):
             term = reshape(a, tuple(grid))
             term = multiply(term, stride) if stride != 1 else term

@@ -162,6 +162,8 @@ def test_errors_name_the_problem_and_the_line():
         ferrule.jit(lambda a: a.at[0, 1, 2].set(1.0))(X)
     with pytest.raises(IndexError, match=r"index 5 is out of bounds for axis 1 with size 3"):
         ferrule.jit(lambda a: a.at[0, 5].set(1.0))(X)
+    with pytest.raises(ShapeError, match=r"test_at.py:\d+: shape mismatch: indexing arrays"):
+        ferrule.jit(lambda a: a.at[np.array([0, 1]), np.array([0, 1, 2])].add(1.0))(X)
     with pytest.raises(ShapeError, match=r"cannot broadcast"):
         ferrule.jit(lambda a: a.at[0, :].set(np.ones(4)))(X)
     with pytest.raises(NonConcreteBooleanIndexError, match=r"test_at.py:\d+: x\[mask\] with a "):

@@ -107,5 +107,6 @@ def test_numpy_scalar_types_on_traced_arrays_point_at_astype(ty, shape):
         ferrule.jit(lambda a: ty(a))(np.ones(shape, np.float32))  # E:scalar-type
     msg = str(info.value)
     assert f"numpy.{name}(x)" in msg and f"x.astype(numpy.{name})" in msg, msg
-    line = next(k for k, s in enumerate(open(__file__), 1) if s.rstrip().endswith("# E:scalar-type"))
+    line = next(k for k, s in enumerate(open(__file__), 1)
+                if s.rstrip().endswith("# E:scalar-type"))
     assert re.match(re.escape(f"{__file__}:{line}: "), msg), msg
