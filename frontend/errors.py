@@ -31,6 +31,16 @@ class UnsupportedAttributeError(UnsupportedOperationError, AttributeError):
     behave as for any missing attribute."""
 
 
+class NonConcreteBooleanIndexError(UnsupportedOperationError, IndexError):
+    """``x[mask]`` with a *traced* boolean ``mask``: the result's shape
+    (the number of true elements) depends on the data (JAX's error of the
+    same name). A mask known while tracing (a numpy array) works.
+
+    Fix: keep the shape and zero the rest, ``ferrule.numpy.where(mask, x,
+    0)`` or ``x * mask``; a sum over the selection is ``(x * mask).sum()``.
+    """
+
+
 class ConcretizationError(TracingError):
     """A traced array was used where a concrete Python value is needed.
 

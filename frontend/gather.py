@@ -4,7 +4,9 @@ Each is one ``ad.gather`` op (``out[p, j, q] = table[p, idx[j], q]``), whose
 derivative rules (a gather of the tangent; an ``ad.scatter_add`` of the
 cotangent) are entries of ``passes/support/op_rules.py``. Indexing with several
 integer arrays, and ``take_along_axis``, gather from the table reshaped so
-that the indexed axes are one, at a linear index computed here.
+that the indexed axes are one, at a linear index computed here. A numpy
+boolean mask as an index is its ``nonzero()`` arrays (:func:`expand_masks`):
+static indices; a traced mask would give a data-dependent shape, an error.
 
 Out-of-range indices: numpy raises ``IndexError``. Indices known while
 tracing (numpy arrays, lists, Python ints) are checked here and raise
@@ -23,7 +25,8 @@ from .core import asarray_traced, astype, broadcast_to, check_trace, constant, t
 from .dialect import builders
 from .dtypes import I64
 from .elementwise import add, greater, less, multiply, not_equal, where
-from .errors import DTypeError, ShapeError, UnsupportedOperationError
+from .errors import (DTypeError, NonConcreteBooleanIndexError, ShapeError,
+                     UnsupportedOperationError)
 from .layout import reshape, transpose
 from .tracing import Tracer, user_location, where_str
 
@@ -32,22 +35,29 @@ class IndexOutOfBounds(ShapeError, IndexError):
     """An index known while tracing is out of bounds (numpy's IndexError)."""
 
 
+def _traced_mask_error(mask: Tracer) -> NonConcreteBooleanIndexError:
+    return NonConcreteBooleanIndexError(
+        f"{where_str()}: x[mask] with a traced boolean mask {mask.dtype}{list(mask.shape)}: "
+        f"the result's shape (the number of true elements) depends on the data, which "
+        f"compiled code cannot have. Keep the shape instead: ferrule.numpy.where(mask, x, 0) "
+        f"or x * mask (a sum over the selection: (x * mask).sum()); a mask known while "
+        f"tracing (a numpy bool array) works")
+
+
 def _index_array(i, what="index"):
     """An index as an integer Tracer or an int64 numpy array (static)."""
     if isinstance(i, Tracer):
         if i.dtype == _onp.bool_:
-            raise UnsupportedOperationError(
-                f"{where_str()}: boolean mask indexing is not supported (its result's shape "
-                f"depends on the data); use ferrule.numpy.where for masks")
+            raise _traced_mask_error(i)
         if i.dtype.kind not in "iu":
             raise DTypeError(f"{where_str()}: arrays used as indices must be of integer type, "
                              f"got {i.dtype}")
         return astype(i, I64) if i.dtype == _onp.uint32 else i
     arr = _onp.asarray(i)
-    if arr.dtype == _onp.bool_:
+    if arr.dtype == _onp.bool_:      # x[mask] expands masks first (split_index): not here
         raise UnsupportedOperationError(
-            f"{where_str()}: boolean mask indexing is not supported (its result's shape "
-            f"depends on the data); use ferrule.numpy.where for masks")
+            f"{where_str()}: a boolean array as the {what} is not supported here (x[mask] with "
+            f"a numpy bool array is; take and x.at[...] want integer indices: mask.nonzero())")
     if arr.dtype.kind not in "iu":
         if arr.size == 0:
             arr = arr.astype(_onp.int64)
@@ -181,20 +191,58 @@ def take_along_axis(arr, indices, axis):
     return _linear_gather(arr, 0, arr.ndim, idxs, list(range(arr.ndim)))
 
 
+def _has_tracer(v) -> bool:
+    return isinstance(v, Tracer) or (isinstance(v, (list, tuple)) and builtins.any(
+        _has_tracer(e) for e in v))
+
+
+def _static_mask(i) -> bool:
+    """A boolean mask known while tracing (a numpy bool array of rank >= 1)."""
+    return isinstance(i, _onp.ndarray) and i.dtype == _onp.bool_ and i.ndim > 0
+
+
+def expand_masks(x: Tracer, idx: tuple) -> tuple:
+    """``idx`` (ellipsis expanded) with each static boolean mask replaced by
+    the integer arrays of its true positions, ``mask.nonzero()``: numpy's
+    definition of a mask index, and the gather's indices are then static.
+    The mask's shape must equal the axes it covers (numpy's IndexError).
+    A *traced* mask is a :class:`NonConcreteBooleanIndexError`."""
+    out, d = [], 0
+    for i in idx:
+        if isinstance(i, Tracer) and i.dtype == _onp.bool_:
+            raise _traced_mask_error(i)
+        if not _static_mask(i):
+            out.append(i)
+            d += 1
+            continue
+        covered = x.shape[d:d + i.ndim]
+        for k, (n, m) in enumerate(zip(covered, i.shape)):
+            if n != m:
+                raise IndexOutOfBounds(
+                    f"{where_str()}: boolean index did not match indexed array along axis "
+                    f"{d + k}; size of axis is {n} but size of corresponding boolean axis is {m}")
+        out.extend(i.nonzero())
+        d += i.ndim
+    return tuple(out)
+
+
 def split_index(x: Tracer, idx: tuple):
     """An index with integer arrays (Tracers, numpy arrays, lists) on some
     axes and ints/slices on the others, as ``(basic, arrays)``: ``basic``
     the slices to apply first (every axis kept), ``arrays`` the index array
-    of each other axis. Integers count as 0-d arrays. ``None`` together
-    with arrays, and boolean masks, are not supported."""
-    if any(i is None for i in idx if not isinstance(i, (Tracer, _onp.ndarray, list))):
+    of each other axis. Integers count as 0-d arrays; a numpy boolean mask
+    counts as its ``nonzero()`` arrays, one per axis it covers
+    (:func:`expand_masks`). ``None`` together with arrays, scalar bools and
+    traced masks are errors."""
+    if builtins.any(i is None for i in idx if not isinstance(i, (Tracer, _onp.ndarray, list))):
         raise UnsupportedOperationError(f"{where_str()}: None (newaxis) together with array "
                                         f"indices is not supported; add the axis with reshape")
-    idx = tuple(asarray_traced(i) if isinstance(i, list) and any(
-        isinstance(v, (Tracer, list)) for v in i) else i for i in idx)
+    # lists: traced when they hold a Tracer, else static numpy arrays (bool lists are masks)
+    idx = tuple((asarray_traced(i) if _has_tracer(i) else _onp.asarray(i))
+                if isinstance(i, list) else i for i in idx)
     if builtins.sum(1 for i in idx if i is Ellipsis) > 1:
         raise ShapeError(f"{where_str()}: an index can only have one ellipsis")
-    n_real = builtins.sum(1 for i in idx if i is not Ellipsis)
+    n_real = builtins.sum(i.ndim if _static_mask(i) else 1 for i in idx if i is not Ellipsis)
     if n_real > x.ndim:
         raise ShapeError(f"{where_str()}: too many indices ({n_real}) for a {x.ndim}-d array")
     ell = [k for k, i in enumerate(idx) if i is Ellipsis]
@@ -204,9 +252,12 @@ def split_index(x: Tracer, idx: tuple):
     else:
         idx = idx + (slice(None),) * (x.ndim - n_real)
     for i in idx:
-        if isinstance(i, (bool, _onp.bool_)):
+        if isinstance(i, (bool, _onp.bool_)) or (isinstance(i, _onp.ndarray)
+                                                 and i.dtype == _onp.bool_ and i.ndim == 0):
             raise UnsupportedOperationError(
-                f"{where_str()}: boolean indexing is not supported; use ferrule.numpy.where")
+                f"{where_str()}: indexing with a scalar bool (a new axis of length 1 or 0) is "
+                f"not supported; use reshape, or a boolean array as the mask")
+    idx = expand_masks(x, idx)
     arrays = {}
     for d, i in enumerate(idx):
         if isinstance(i, slice):

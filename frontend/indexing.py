@@ -3,8 +3,9 @@
 Part of ``ferrule.numpy`` (re-exported there). Slices become
 ``tensor.extract_slice`` (static offsets/sizes/strides) that keeps every
 axis; integer indices then drop their (size-1) axes and ``None`` adds axes
-through ``tensor.collapse_shape``/``expand_shape``. Integer arrays as
-indices are a gather (:mod:`ferrule.gather`), after the slices. (Concatenation and
+through ``tensor.collapse_shape``/``expand_shape``. Integer arrays and
+numpy boolean masks as indices are a gather (:mod:`ferrule.gather`), after
+the slices. (Concatenation and
 stacking live in :mod:`ferrule.core`: ``asarray`` of nested lists needs them.)
 """
 
@@ -24,7 +25,9 @@ def getitem(x, idx):
     slice of the same elements, then reversed: :func:`ferrule.shapes.flip_axes`),
     ``...``, ``None`` —
     and integer arrays (Tracers, numpy arrays, lists) on some axes
-    (:func:`ferrule.gather.gather_indexed`)."""
+    (:func:`ferrule.gather.gather_indexed`); a numpy boolean mask is its
+    ``nonzero()`` arrays (a traced mask is an error: the result's shape
+    would depend on the data; :func:`ferrule.gather.expand_masks`)."""
     if not isinstance(x, Tracer):
         return x[idx]
     x = asarray_traced(x)

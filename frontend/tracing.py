@@ -24,13 +24,17 @@ from mlir import ir
 from mlir.dialects import func as func_d
 
 from .errors import (ConcretizationError, DTypeError, TracerBoolConversionError,
-                     TracingError)
+                     TracingError, UnsupportedOperationError)
 # FLOAT0 is JAX's float0: the dtype of the cotangent of an integer or bool
 # value, a symbolic zero whose arrays hold no data. It is defined with the
 # pytree nodes that give such arrays their meaning (no leaves).
 from .pytree import FLOAT0  # noqa: F401
 
 _FRONTEND_DIR = os.path.dirname(os.path.abspath(__file__))
+_NUMPY_DIR = os.path.dirname(os.path.abspath(np.__file__))
+# numpy's r_/c_ objects (np.lib's AxisConcatenator): their __getitem__ calls
+# np.array on each item, which reaches Tracer.__array__ (no dispatch hook).
+_AXIS_CONCATENATOR = next(c for c in type(np.r_).__mro__ if c.__name__ == "AxisConcatenator")
 _state = threading.local()
 
 # uint32 is a frontend notion: in the IR it is a signless i32 (MLIR's
@@ -113,6 +117,16 @@ def user_location() -> ir.Location:
 
 def where_str() -> str:
     f = user_frame()
+    return f"{f.f_code.co_filename}:{f.f_lineno}" if f is not None else "<unknown>"
+
+
+def _where_outside_numpy(f) -> str:
+    """``file:line`` of the innermost frame from ``f`` outwards that is
+    neither numpy's nor the ferrule frontend's (numpy's Python code called
+    us: the user's line is further out)."""
+    while f is not None and os.path.abspath(f.f_code.co_filename).startswith(
+            (_NUMPY_DIR + os.sep, _FRONTEND_DIR + os.sep)):
+        f = f.f_back
     return f"{f.f_code.co_filename}:{f.f_lineno}" if f is not None else "<unknown>"
 
 
@@ -259,7 +273,33 @@ class Tracer:
     def __index__(self):
         self._concrete("using an array as an index")
 
-    def __array__(self, *a, **k):
+    def __array__(self, dtype=None, copy=None):
+        """numpy asks for a concrete array: ``np.asarray(x)``, and also
+        ``np.int64(x)``/``np.float32(x)`` (numpy's scalar types convert
+        through here, with ``dtype``; ``np.float64`` tries ``__float__``
+        first and drops its error) and numpy's own ``np.r_[...]``/``np.c_``.
+        None of these can return a Tracer (numpy requires an ndarray), so
+        each is an error that names what to write instead."""
+        caller = sys._getframe(1)          # np.array and the scalar types are C: no frame
+        concat = caller.f_locals.get("self") if caller.f_code.co_name == "__getitem__" else None
+        if isinstance(concat, _AXIS_CONCATENATOR):
+            name = "c_" if isinstance(concat, type(np.c_)) else "r_"
+            raise UnsupportedOperationError(
+                f"{_where_outside_numpy(caller)}: numpy.{name}[...] of traced arrays is not "
+                f"supported: numpy builds it with numpy.array, which needs concrete values "
+                f"(numpy has no dispatch hook for {name}); use ferrule.numpy.{name}[...], the "
+                f"same syntax for traced arrays")
+        if dtype is not None:
+            dt = np.dtype(dtype)
+            kind = ("an integer or bool result is not differentiable: its cotangent is "
+                    "ferrule.float0, a symbolic zero"
+                    if dt.kind in "iub" else "a float result is differentiable")
+            raise ConcretizationError(
+                f"{where_str()}: numpy.{dt.name}(x) (or another conversion to a concrete numpy "
+                f"{dt.name} value, such as numpy.asarray(x, dtype={dt.name})) needs a concrete "
+                f"value, but this array {self.dtype}{list(self.shape)} is traced; numpy's "
+                f"scalar types build concrete numpy values, never traced ones. Inside a "
+                f"traced function cast with x.astype(numpy.{dt.name}) ({kind})")
         self._concrete("conversion to a numpy array")
 
     def __len__(self):

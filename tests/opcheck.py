@@ -126,3 +126,36 @@ def op_cases(specs):
 
 def _np_sigmoid(x):
     return 1.0 / (1.0 + np.exp(-x))
+
+
+# -- derivatives of one op --------------------------------------------------------
+
+def check_derivatives(f, xs, rng, eps=1e-6, rtol=1e-7):
+    """Reverse and forward derivatives of ``f(*xs)`` (float64 arrays in, an
+    array out), all with respect to every x: the gradient of a loss
+    ``sum(sin(f) * w)`` against central finite differences along a random
+    direction, the dot-product test ``<J t, c> == <t, J^T c>`` between
+    ``jvp`` and ``vjp``, and second order: ``jvp`` of the gradient against
+    finite differences of the gradient."""
+    xs = tuple(np.asarray(x, np.float64) for x in xs)
+    argnums = tuple(range(len(xs)))
+    w = rng.standard_normal(np.shape(ferrule.jit(f)(*xs)))
+    loss = lambda *a: fnp.sum(fnp.sin(f(*a)) * w)                       # noqa: E731
+    g, L = ferrule.jit(ferrule.grad(loss, argnums=argnums)), ferrule.jit(loss)
+    ts = tuple(rng.standard_normal(x.shape) for x in xs)
+    plus = tuple(x + eps * t for x, t in zip(xs, ts))
+    minus = tuple(x - eps * t for x, t in zip(xs, ts))
+    fd = (L(*plus) - L(*minus)) / (2 * eps)
+    got = builtin_sum(np.sum(gi * t) for gi, t in zip(g(*xs), ts))
+    assert got == pytest.approx(fd, rel=rtol, abs=rtol), (got, fd)
+    out, jt = ferrule.jvp(f, xs, ts)
+    c = rng.standard_normal(np.shape(out))
+    _, pb = ferrule.vjp(f, *xs)
+    back = builtin_sum(np.sum(t * b) for t, b in zip(ts, pb(c)))
+    assert np.sum(jt * c) == pytest.approx(back, rel=1e-12, abs=1e-12)
+    _, hv = ferrule.jvp(ferrule.grad(loss, argnums=argnums), xs, ts)
+    for h, p, m in zip(hv, g(*plus), g(*minus)):
+        np.testing.assert_allclose(h, (p - m) / (2 * eps), rtol=1e-5, atol=1e-6)
+
+
+builtin_sum = sum

@@ -72,6 +72,16 @@ CASES = [
          lambda x: np.asarray(x)),  # E:np.asarray
     Case("list_index", ConcretizationError, r"using an array as an index",
          lambda x: [1.0, 2.0][x[0, 0]]),  # E:list_index
+    Case("np_int64", ConcretizationError,
+         r"numpy\.int64\(x\) \(or another conversion .* cast with x\.astype\(numpy\.int64\)",
+         lambda x: x + np.int64(x)),  # E:np_int64
+    Case("np_float32_0d", ConcretizationError, r"numpy\.float32\(x\) .* x\.astype\(numpy\.float32\)",
+         lambda x: x * np.float32(x[0, 0])),  # E:np_float32_0d
+    Case("np_r_", UnsupportedOperationError,
+         r"numpy\.r_\[\.\.\.\] of traced arrays is not supported.*use ferrule\.numpy\.r_\[\.\.\.\]",
+         lambda x: np.r_[x[0], 1.0, x[1]]),  # E:np_r_
+    Case("np_c_", UnsupportedOperationError, r"numpy\.c_\[\.\.\.\] .* ferrule\.numpy\.c_",
+         lambda x: np.c_[x[0], x[1]]),  # E:np_c_
     # -- unsupported operations -------------------------------------------------------
     Case("matmul_batch", ShapeError,
          r"matmul shapes \(3, 1, 4\) and \(2, 4, 3\): batch dimensions \(3,\) and \(2,\) "
@@ -95,7 +105,8 @@ CASES = [
          r"integer arrays here, got float32", lambda x: x << 2),  # E:float_left_shift
     Case("int_negative_power", DTypeError, r"integers to negative integer powers",
          lambda x: x.astype(np.int32) ** -1),  # E:int_negative_power
-    Case("bool_mask", UnsupportedOperationError, r"ferrule\.numpy\.where for masks",
+    Case("bool_mask", UnsupportedOperationError,
+         r"x\[mask\] with a traced boolean mask .* ferrule\.numpy\.where\(mask, x, 0\) or x \* mask",
          lambda x: x[x > 0]),  # E:bool_mask
     # -- dtypes -----------------------------------------------------------------------
     Case("astype_float16", DTypeError, r"astype from float32 to float16 is not supported",

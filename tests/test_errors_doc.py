@@ -76,6 +76,8 @@ def _out_of_memory():
 PROGRAMS = {
     "python-if": lambda: ferrule.jit(_python_if)(X),
     "float-of-tracer": lambda: ferrule.jit(lambda x: x * float(x[0]))(X),  # E:float-of-tracer
+    "numpy-scalar-type": lambda: ferrule.jit(lambda x: np.int64(x))(X),  # E:numpy-scalar-type
+    "numpy-r-c": lambda: ferrule.jit(lambda x: np.r_[x, x])(X),  # E:numpy-r-c
     "numpy-function": lambda: ferrule.jit(lambda x: np.unique(x))(X),  # E:numpy-function
     "numpy-ufunc": lambda: ferrule.jit(lambda x: np.cbrt(x))(X),  # E:numpy-ufunc
     "numpy-ufunc-method": lambda: ferrule.jit(lambda x: np.add.reduce(x))(X),  # E:numpy-ufunc-method
@@ -86,6 +88,7 @@ PROGRAMS = {
     "broadcast": lambda: ferrule.jit(lambda x, y: x + y)(X, np.ones(4, np.float32)),  # E:broadcast
     "matmul-shapes": lambda: ferrule.jit(lambda a, b: a @ b)(np.ones((2, 3)), np.ones((2, 3))),  # E:matmul-shapes
     "reshape": lambda: ferrule.jit(lambda x: x.reshape(2, 2))(X),  # E:reshape
+    "traced-mask": lambda: ferrule.jit(lambda x: x[x > 0])(X),  # E:traced-mask
     "index-bounds": lambda: ferrule.jit(lambda x: x[5])(X),  # E:index-bounds
     "empty-max": lambda: ferrule.jit(lambda x: fnp.max(x, axis=0))(np.ones((0, 2), np.float32)),  # E:empty-max
     "unsupported-dtype": lambda: ferrule.jit(lambda x: x * 2)(np.ones(3, np.complex64)),  # E:unsupported-dtype
