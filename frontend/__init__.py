@@ -15,8 +15,8 @@ import importlib
 
 from . import errors
 from .errors import (CompileError, ConcretizationError, DTypeError, FerruleError,
-                     ShapeError, TracerBoolConversionError, TracingError,
-                     UnsupportedOperationError)
+                     NonConcreteBooleanIndexError, ShapeError, TracerBoolConversionError,
+                     TracingError, UnsupportedOperationError)
 
 __version__ = "0.1.0"
 
@@ -26,7 +26,7 @@ __all__ = ["jit", "compile", "scan", "vmap", "stop_gradient", "float0", "random"
            "Jitted", "Lowered", "numpy", "nn", "errors", "pytree",
            "FerruleError", "TracingError", "UnsupportedOperationError",
            "ConcretizationError", "TracerBoolConversionError", "ShapeError",
-           "DTypeError", "CompileError"]
+           "DTypeError", "CompileError", "NonConcreteBooleanIndexError"]
 
 _FROM_API = {"jit", "compile", "ShapeDtype", "CudaCompiled", "Jitted", "Lowered"}
 _FROM_TRANSFORMS = {"grad", "value_and_grad", "vjp", "jvp", "linearize"}
