@@ -41,9 +41,11 @@ def main():
     p.add_argument("--skip-step", action="store_true", help="matmuls only")
     a = p.parse_args()
     threads = cpu.CpuOptions().resolved().threads
-    print(f"libgomp: {codegen.openmp_runtime()}, OMP_WAIT_POLICY="
-          f"{os.environ.get('OMP_WAIT_POLICY') or codegen.TEAM_WAIT_POLICY + ' (ferrule default)'}, "
-          f"{threads} threads, load average {os.getloadavg()[0]:.2f}")
+    policy = os.environ.get("OMP_WAIT_POLICY") or (
+        f"unset, GOMP_SPINCOUNT={os.environ['GOMP_SPINCOUNT']}" if "GOMP_SPINCOUNT" in os.environ
+        else f"unset, GOMP_SPINCOUNT={codegen.TEAM_SPIN_COUNT} (ferrule's default)")
+    print(f"libgomp: {codegen.openmp_runtime()}, OMP_WAIT_POLICY={policy}, {threads} threads, "
+          f"load average {os.getloadavg()[0]:.2f}")
     rng = np.random.default_rng(0)
     print(f"{'M×K×N':>16} {'1 thread µs':>12} {f'team of {threads} µs':>16} {'speed-up':>9}")
     for m, k, n in SHAPES:

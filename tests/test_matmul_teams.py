@@ -163,3 +163,21 @@ def test_without_libgomp_matmuls_run_on_the_calling_thread(monkeypatch):
 def test_the_pass_and_the_runtime_agree_on_the_cap_symbol():
     from ferrule.passes import parallel_calls
     assert parallel_calls.TEAM_LIMIT == codegen.TEAM_LIMIT_SYMBOL
+
+
+def test_exit_right_after_a_team_call_with_spinning_threads():
+    """With OMP_WAIT_POLICY=active the team's threads spin in libgomp for
+    ever; the process must still exit cleanly (libgomp stays loaded: it
+    was unloaded under spinning threads at exit, a crash)."""
+    script = textwrap.dedent("""
+        import numpy as np, ferrule
+        from ferrule.runtime import cpu
+        with cpu.using(team_threads=2):
+            print(ferrule.jit(lambda a, b: a @ b)(np.ones((64, 256), np.float32),
+                                                   np.ones((256, 1024), np.float32))[0, 0])
+    """)
+    env = {**os.environ, "FERRULE_CACHE_DIR": "", "OMP_WAIT_POLICY": "active"}
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                       timeout=120, env=env)
+    assert r.returncode == 0, (r.returncode, r.stderr)
+    assert r.stdout.strip() == "256.0"

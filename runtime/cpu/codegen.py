@@ -150,33 +150,50 @@ OPENMP_LIBRARY = "libgomp.so.1"
 OPENMP_SYMBOLS = ("GOMP_parallel", "omp_get_thread_num", "omp_get_num_threads")
 
 
-# How a team's idle threads wait for the next team call, unless the user
-# set OMP_WAIT_POLICY: "passive" (sleep at once) — measured on 2 cores
-# (char-LSTM step, docs/performance.md): libgomp's default of spinning
-# first makes a step 25x slower than one thread as soon as another process
-# wants the cores (each team call then waits for a descheduled thread),
-# while sleeping keeps it at the one-thread time.
-TEAM_WAIT_POLICY = "passive"
+# How long a team's idle threads spin for the next team call before they
+# sleep, unless the user set OMP_WAIT_POLICY or GOMP_SPINCOUNT (libgomp's
+# own default spins 300,000 times, "active" for ever, "passive" not at
+# all). Measured on 2 free cores (bench/matmul_teams.py,
+# docs/performance.md): sleeping at once makes every team call wait for a
+# thread to wake (32x256x1024 matmul: no gain; char-LSTM step: none),
+# this spin brings both to 1.5-1.8x. On cores other processes want,
+# spinning costs (each team call waits for a descheduled thread): there
+# set FERRULE_NUM_THREADS=1, as for any OpenMP program.
+TEAM_SPIN_COUNT = "30000"
+_openmp = []        # the ctypes handle that keeps libgomp loaded
 
 
 @lru_cache(maxsize=1)
 def openmp_runtime() -> bool:
-    """Load libgomp into the process (once) so compiled code can call it;
-    False where it is not installed (compiled code then runs its matmuls on
-    the calling thread). libgomp reads its settings from the environment
-    when it loads: ``OMP_WAIT_POLICY`` defaults to :data:`TEAM_WAIT_POLICY`
-    for that moment (the process's environment is left as it was)."""
+    """Load libgomp into the process (once) and give its functions to the
+    JIT; False where it is not installed (compiled code then runs its
+    matmuls on the calling thread). libgomp reads its settings from the
+    environment when it loads: unless ``OMP_WAIT_POLICY`` or
+    ``GOMP_SPINCOUNT`` is set, ``GOMP_SPINCOUNT`` is
+    :data:`TEAM_SPIN_COUNT` for that moment (the process's environment is
+    left as it was).
+
+    Loaded with ctypes, which never unloads a library, and not with
+    LLVM's ``load_library_permanently``: LLVM unloads those when the
+    process exits, while the team's threads may still be spinning in
+    libgomp's code (a crash at exit)."""
     with _openmp_lock:      # one thread sets and restores the environment
-        previous = os.environ.get("OMP_WAIT_POLICY")
-        os.environ["OMP_WAIT_POLICY"] = previous or TEAM_WAIT_POLICY
+        ours = "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ
+        if ours:
+            os.environ["GOMP_SPINCOUNT"] = TEAM_SPIN_COUNT
         try:
-            llvm.load_library_permanently(OPENMP_LIBRARY)
-        except RuntimeError:
+            lib = ctypes.CDLL(OPENMP_LIBRARY, mode=ctypes.RTLD_GLOBAL)
+            addresses = {n: ctypes.cast(getattr(lib, n), ctypes.c_void_p).value
+                         for n in OPENMP_SYMBOLS}
+        except (OSError, AttributeError):
             return False
         finally:
-            if previous is None:
-                del os.environ["OMP_WAIT_POLICY"]
-        return all(llvm.address_of_symbol(n) for n in OPENMP_SYMBOLS)
+            if ours:
+                os.environ.pop("GOMP_SPINCOUNT", None)
+        _openmp.append(lib)
+        for name, address in addresses.items():
+            llvm.add_symbol(name, address)
+        return True
 
 
 _openmp_lock = threading.Lock()
