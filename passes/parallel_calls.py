@@ -25,10 +25,11 @@ the team functions run serially where they are called). A team of one
 (nested inside another team, say) does all the work on the calling thread.
 Option ``threads``: ``T`` (default 2).
 
-A team function that calls anything is refused (``PassError``): every
-call it could make (an allocation, a host callback) may fail by unwinding
-to the entry point of the calling thread, which a worker thread does not
-have.
+A team function that calls anything but the C library's math functions
+(``math-to-libm``'s, which are pure) is refused (``PassError``): every
+other call it could make (an allocation, a host callback) may fail by
+unwinding to the entry point of the calling thread, which a worker thread
+does not have.
 
 Why libgomp's ``GOMP_parallel`` and not upstream's OpenMP lowering
 (``convert-scf-to-openmp``): that emits calls to LLVM's OpenMP runtime
@@ -43,8 +44,12 @@ from typing import List
 from mlir import ir
 
 from ..dialect.ir_utils import func_name
+from .math_to_libm import LIBM, LIBM_F32
 from .support.parallel import is_team_function
 from .support.registry import PassError, register
+
+# What a team function may call: the C library's math functions (pure).
+PURE_CALLEES = frozenset(LIBM.values()) | frozenset(LIBM_F32.values())
 
 # libgomp's functions the wrappers call, as llvm.func declarations, and
 # the process's cap on team sizes (an external i32 the CPU runtime defines).
@@ -93,13 +98,16 @@ def _check_team_function(fn: ir.Operation, name: str, types: List[str]) -> None:
     calls = []
 
     def visit(op):
-        if op.name == "llvm.call":
+        if op.name == "llvm.call" and (
+                "callee" not in op.attributes
+                or ir.FlatSymbolRefAttr(op.attributes["callee"]).value not in PURE_CALLEES):
             calls.append(op)
         return ir.WalkResult.ADVANCE
     fn.walk(visit)
     if calls:
         raise PassError("parallel-calls", f"team function @{name} calls "
-                        f"{calls[0].attributes['callee']}: a team function may call nothing",
+                        f"{calls[0].attributes['callee']}: a team function may call only the C "
+                        f"library's math functions",
                         calls[0].location)
 
 

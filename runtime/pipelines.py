@@ -96,7 +96,8 @@ BUFFERIZE = [
 def cpu_loops(vector_bytes: int = 32, threads: int = 1) -> List[str]:
     """Buffers -> loops for a host whose vector registers are
     ``vector_bytes`` wide (32: AVX2, 64: AVX-512); with ``threads`` ≥ 2,
-    large matmuls become team functions (``parallel-calls`` runs them).
+    large matmuls and pointwise loop nests become team functions
+    (``parallel-calls`` runs them).
 
     The matmul tile is 8 rows × 2 vectors on AVX-512 (16 accumulators of
     its 32 registers; 1024³ float32 measured 14 ms against 33 ms with 4
@@ -108,6 +109,7 @@ def cpu_loops(vector_bytes: int = 32, threads: int = 1) -> List[str]:
         # Register-tiled vector matmul.
         f"tile-matmul{{lanes-bytes={vector_bytes} rows={rows} threads={threads}}}",
         "copy-to-linalg",       # workaround: no strided memref.copy
+        f"team-pointwise{{threads={threads}}}",
         "func.func(convert-linalg-to-loops)",
     ]
 

@@ -31,6 +31,16 @@ pytestmark = pytest.mark.skipif(not codegen.openmp_runtime(),
 SHAPES = [(32, 256, 1024), (64, 300, 200), (37, 512, 130), (256, 32, 1024)]
 
 
+def _team_functions(jitted, *args):
+    """The names of the team functions in ``jitted``'s code for ``args``."""
+    from ferrule.dialect.context import make_context
+    low = jitted.lower(*args)
+    _, ll = cpu.lower_to_llvm_ir(low.as_text("ad"), low.name, make_context(), team_threads=2)
+    return {line.split("@")[1].split("(")[0] for line in ll.splitlines()
+            if line.startswith("define") and "@__ferrule_team_" in line
+            and "__par(" not in line and "__team(" not in line}
+
+
 def _both(make, *args):
     """``make()``'s jitted function run with teams of 2 and with none."""
     out = {}
@@ -40,6 +50,7 @@ def _both(make, *args):
             out[team] = f(*args)
             note = f.lower(*args).compile().threads_note
             assert ("team of 2" in note) == (team == 2), note
+            assert "row chunks" not in note, note
     return out[1], out[2]
 
 
@@ -48,11 +59,40 @@ def _both(make, *args):
 def test_team_matmul_is_bitwise_the_serial_one(m, k, n, dtype):
     rng = np.random.default_rng(m + k + n)
     a, b = rng.standard_normal((m, k)).astype(dtype), rng.standard_normal((k, n)).astype(dtype)
+    if dtype == np.float32:
+        assert "__ferrule_team_mm0" in _team_functions(ferrule.jit(lambda a, b: a @ b), a, b)
     serial, team = _both(lambda: ferrule.jit(lambda a, b: a @ b), a, b)
     assert np.array_equal(serial, team)
     want = a.astype(np.float64) @ b.astype(np.float64)
     tol = (2e-6 if dtype == np.float32 else 1e-14) * np.sqrt(k)
     np.testing.assert_allclose(team, want, rtol=tol, atol=tol * np.abs(want).max())
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_team_pointwise_loops_are_bitwise_the_serial_ones(dtype):
+    """A pointwise function too small for row splitting but large enough for
+    a team (team-pointwise): rows of the loop nest split over the threads;
+    float64 transcendentals are C library calls, which a team may make."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((100, 1000)).astype(dtype)
+    b = rng.standard_normal(1000).astype(dtype)
+    fn = lambda x, b: fnp.tanh(x + b) * fnp.exp(-x * x) + fnp.sin(x)
+    assert any("pointwise" in n for n in _team_functions(ferrule.jit(fn), x, b))
+    serial, team = _both(lambda: ferrule.jit(fn), x, b)
+    assert np.array_equal(serial, team)
+    x64, b64 = x.astype(np.float64), b.astype(np.float64)
+    want = np.tanh(x64 + b64) * np.exp(-x64 * x64) + np.sin(x64)
+    np.testing.assert_allclose(team, want, rtol=1e-5 if dtype == np.float32 else 1e-12,
+                               atol=1e-6 if dtype == np.float32 else 1e-13)
+
+
+def test_team_pointwise_gradients_bitwise():
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((64, 2048)).astype(np.float32)
+    g = ferrule.grad(lambda x: fnp.sum(fnp.tanh(x) * ferrule.nn.sigmoid(x)))
+    assert any("pointwise" in n for n in _team_functions(ferrule.jit(g), x))
+    serial, team = _both(lambda: ferrule.jit(g), x)
+    assert np.array_equal(serial, team)
 
 
 def test_team_batched_matmul():

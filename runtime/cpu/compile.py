@@ -77,7 +77,7 @@ def compile_function(module_text: str, func_name: str, ctx: ir.Context,
                                     vector_bytes=opts.vector_bytes, dialect_text=False,
                                     team_threads=opts.team_threads)
         if opts.team_threads > 1:
-            note += f"; its large matmuls on a team of {opts.team_threads} threads"
+            note += f"; its large matmuls and pointwise loops on a team of {opts.team_threads} threads"
         lowering[0] += time.perf_counter() - t
         fn = CpuFunction(ll_ir, func_name, sig.inputs, sig.outputs)
     fn.stages = None
