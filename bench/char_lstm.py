@@ -51,32 +51,28 @@ def make_problem(T, B, E, H, V, seed=0):
 
 # ------------------------------------------------------------------ contenders
 
+def _example():
+    """examples/char_lstm.py, the README's main job, as a module."""
+    import importlib.util
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples",
+                        "char_lstm.py")
+    spec = importlib.util.spec_from_file_location("char_lstm_example", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def ferrule_step(T, B, E, H, V):
+    """The main job's own loss (examples/char_lstm.py ``loss_fn``), its value
+    and gradients under ``ferrule.jit``, from a zero state."""
     import ferrule
-    import ferrule.numpy as fnp
-    from ferrule.nn import cross_entropy, sigmoid
-
-    def loss(p, xs, ys):
-        x = fnp.take(p["emb"], xs, axis=0)                       # (T, B, E)
-        gx = x @ p["Wx"] + p["b"]                                # (T, B, 4H), one matmul
-
-        def step(hc, g):
-            h, c = hc
-            i, f, gg, o = fnp.split(g + h @ p["Wh"], 4, axis=1)
-            c2 = sigmoid(f) * c + sigmoid(i) * fnp.tanh(gg)
-            h2 = sigmoid(o) * fnp.tanh(c2)
-            return (h2, c2), h2
-        h0 = fnp.zeros((B, H), fnp.float32)
-        _, hs = ferrule.scan(step, (h0, h0), gx)
-        logits = hs @ p["Wy"] + p["by"]                          # (T, B, V)
-        return fnp.mean(cross_entropy(logits, ys))
-
-    f = ferrule.jit(ferrule.value_and_grad(lambda *a: loss(dict(zip(NAMES, a[:6])), *a[6:]),
-                                           argnums=tuple(range(6))))
+    example = _example()
+    h0 = np.zeros((B, H), np.float32)
+    f = ferrule.jit(ferrule.value_and_grad(example.loss_fn, has_aux=True))
 
     def run(params, xs, ys):
-        v, g = f(*[params[n] for n in NAMES], xs, ys)
-        return float(v), dict(zip(NAMES, g))
+        (v, _), g = f(params, xs, ys, h0, h0)
+        return float(v), {n: g[n] for n in NAMES}
     return run
 
 

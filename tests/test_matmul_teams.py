@@ -22,6 +22,7 @@ import ferrule
 import ferrule.numpy as fnp
 from ferrule.runtime import cpu
 from ferrule.runtime.cpu import codegen, options
+from models import lstm_gates
 
 pytestmark = pytest.mark.skipif(not codegen.openmp_runtime(),
                                 reason="libgomp is not installed: no teams to test")
@@ -106,9 +107,7 @@ def test_team_batched_matmul():
 def _lstm_loss(p, xs):
     def step(hc, x):
         h, c = hc
-        i, f, g, o = fnp.split(x @ p["wx"] + h @ p["wh"], 4, axis=1)
-        c2 = ferrule.nn.sigmoid(f) * c + ferrule.nn.sigmoid(i) * fnp.tanh(g)
-        h2 = ferrule.nn.sigmoid(o) * fnp.tanh(c2)
+        h2, c2 = lstm_gates(*fnp.split(x @ p["wx"] + h @ p["wh"], 4, axis=1), c)
         return (h2, c2), h2
     h0 = fnp.zeros((xs.shape[1], p["wh"].shape[0]), xs.dtype)
     _, hs = ferrule.scan(step, (h0, h0), xs)
