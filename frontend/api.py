@@ -30,13 +30,20 @@ from .runtime.cpu import CpuOptions, diskcache
 from .runtime.cuda import GpuFunction
 from .runtime.cuda_compile import compile_cuda
 from .runtime.signature import TensorSpec
-from .tracing import TypedArg, current_trace, mlir_element_type, where_str
+from .narrow import is_bfloat16, is_narrow
+from .tracing import TypedArg, abi_element_type, current_trace, mlir_element_type, where_str
 
 # Argument dtypes jit compiles for (besides Python floats, traced as weakly
 # typed float64 0-d values).
 _ARG_DTYPES = tuple(np.dtype(d) for d in (np.float32, np.float64, np.int32, np.int64,
                                           np.uint32, np.bool_))
-_ARG_DTYPE_NAMES = "float32, float64, int32, int64, uint32 and bool"
+_ARG_DTYPE_NAMES = "float32, float64, float16, bfloat16, int32, int64, uint32 and bool"
+
+
+def _arg_dtype_ok(d) -> bool:
+    """True for a dtype jit compiles for: float16 and bfloat16 included
+    (stored narrow, computed in float32: ferrule.narrow)."""
+    return d in _ARG_DTYPES or is_narrow(d)
 _WEAK = "weak"   # the dtype field of a Python float argument's spec
 
 
@@ -74,6 +81,12 @@ class ShapeDtype:
         return f"ShapeDtype({self.shape}, {self.dtype})"
 
 
+def _dtype_key(d: np.dtype):
+    """A dtype in a cache key: its string (``'<f4'``), but bfloat16 itself,
+    whose string (``'|V2'``) would lose what it is."""
+    return d if is_bfloat16(d) else d.str
+
+
 def _arg_spec(x):
     """A leaf's role: an array spec (shape, dtype) or a static Python value."""
     if isinstance(x, StaticArg):
@@ -82,17 +95,17 @@ def _arg_spec(x):
         cai = x.__cuda_array_interface__
         x = ShapeDtype(cai["shape"], np.dtype(cai["typestr"]))
     if isinstance(x, ShapeDtype):
-        if x.dtype not in _ARG_DTYPES:
+        if not _arg_dtype_ok(x.dtype):
             raise DTypeError(f"ferrule: ShapeDtype of dtype {x.dtype} is not supported; "
                              f"use {_ARG_DTYPE_NAMES}")
-        return ("array", x.shape, x.dtype.str)
+        return ("array", x.shape, _dtype_key(x.dtype))
     if isinstance(x, np.ndarray) or isinstance(x, np.generic):
         a = np.asarray(x)
-        if a.dtype not in _ARG_DTYPES:
+        if not _arg_dtype_ok(a.dtype):
             raise DTypeError(
                 f"argument of dtype {a.dtype} is not supported; ferrule compiles "
                 f"{_ARG_DTYPE_NAMES} arrays (use x.astype(np.float32))")
-        return ("array", a.shape, a.dtype.str)
+        return ("array", a.shape, _dtype_key(a.dtype))
     if isinstance(x, float):
         # Traced, not static: a new value (a learning rate) does not recompile.
         return ("array", (), _WEAK)
@@ -322,12 +335,15 @@ class Jitted:
                         [], mlir_element_type(np.float64)), np.float64, weak=True))
                 elif spec[0] == "array":
                     dt = np.dtype(spec[2])
-                    t = ir.RankedTensorType.get(list(spec[1]), mlir_element_type(dt))
-                    arg_leaves.append(TypedArg(t, dt) if dt == np.uint32 else t)
+                    # narrow floats are stored narrow at the boundary
+                    t = ir.RankedTensorType.get(list(spec[1]), abi_element_type(dt))
+                    arg_leaves.append(TypedArg(t, dt) if dt == np.uint32 or is_narrow(dt)
+                                      else t)
                 else:
                     arg_leaves.append(l.value if isinstance(l, StaticArg) else l)
             tree = unflatten(struct, arg_leaves)
-            res = trace_into(module, self.fun, tuple(tree), getattr(self.fun, "__name__", "fn"))
+            res = trace_into(module, self.fun, tuple(tree), getattr(self.fun, "__name__", "fn"),
+                             narrow_abi=True)
             name, out_struct, out_types = res
             # the frontend's dtypes: uint32 results are i32 in the IR
             out_shapes = [ShapeDtype(s.shape, d)

@@ -24,6 +24,7 @@ from .elementwise import divide, greater, where, zeros, ones
 from .errors import DTypeError, UnsupportedOperationError
 from .gather import _index_array, _static_normalised, take
 from .layout import reshape
+from .narrow import is_float
 from .tracing import Tracer, user_location, where_str
 
 
@@ -60,7 +61,7 @@ class _Ref:
         elif idx is Ellipsis or idx is None:
             raise UnsupportedOperationError(f"{where_str()}: x.at[{idx!r}] is not supported")
         self.idx = _index_array(idx)
-        if not self.x.dtype.kind == "f":
+        if not is_float(self.x.dtype):
             raise DTypeError(f"{where_str()}: x.at[...] updates float arrays; got {self.x.dtype}")
 
     def _rows_shape(self):
