@@ -10,6 +10,7 @@ Stages of one specialisation (``Lowered.as_text(stage)``):
 """
 
 import functools
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -79,6 +80,10 @@ class ShapeDtype:
 
     def __repr__(self):
         return f"ShapeDtype({self.shape}, {self.dtype})"
+
+
+# An f16 or bf16 element type in the IR: a narrow float stored narrow.
+_NARROW_TYPE = re.compile(r"[<x](b?f16)>")
 
 
 def _dtype_key(d: np.dtype):
@@ -179,6 +184,11 @@ class Lowered:
             raise CompileError(f"{self.name}: pure_callback {name!r} (at {at}) cannot run on "
                                f"target {target!r}: host callbacks are called from CPU code, "
                                f"and a GPU kernel cannot call into Python; compile for 'cpu'")
+        if _NARROW_TYPE.search(self._stages["traced"]):
+            raise CompileError(f"{self.name}: float16/bfloat16 arrays (arguments, results or "
+                               f"astype) are CPU-only for now: target {target!r} does not "
+                               f"compile them (its loads and stores of f16/bf16 are untested); "
+                               f"convert to float32 first, or compile for 'cpu'")
         self._run_ad()
         if '"ad.scan"' in self._stages["ad"]:
             raise CompileError(f"{self.name}: ferrule.scan is not supported for target "

@@ -113,6 +113,7 @@ def cpu_loops(vector_bytes: int = 32) -> List[str]:
 
 # Loops -> the LLVM dialect.
 CPU_TO_LLVM = [
+    "expand-narrow-floats",   # f16/bf16 loads and stores: no libcalls, any x86
     "expand-math",
     # float64 transcendentals call the C library, which is accurate where
     # LLVM's own lowering is not (log1p as log(1 + x) loses precision near
