@@ -198,6 +198,9 @@ def astype(x, dtype):
     x = asarray_traced(x)
     if x.dtype == dtype:
         return x if not x.weak else wrap(x.value, x.trace)   # the same value, strongly typed
+    if not is_narrow(dtype) and dtype not in (*INT_DTYPES, BOOL, F32, F64):
+        raise DTypeError(f"{where_str()}: astype from {x.dtype} to {dtype} is not supported "
+                         f"(ferrule computes in {DTYPE_NAMES})")
     if is_narrow(x.dtype):
         return astype(_unlabel(x), dtype)
     if is_narrow(dtype):
@@ -355,7 +358,7 @@ def reshape_to(x: Tracer, shape) -> Tracer:
             v = collapse(v, [list(range(x.ndim))], (x.size,))
         if len(shape) != 1:
             v = expand(v, [list(range(len(shape)))], shape)
-    return wrap(v, x.trace)
+    return wrap(v, x.trace, x.dtype)   # (v may be two ops from x: say its dtype)
 
 
 # -- slices and concatenation ------------------------------------------------------

@@ -305,7 +305,7 @@ def matmul(a, b):
         zero = constant(0.0, (m, n), dtype)
         with user_location():
             r = linalg_d.matmul(a2.value, b2.value, outs=[zero.value])
-    res = wrap(r, tr)
+    res = wrap(r, tr, dtype)
     final = batch + tuple(s for s, keep in zip((m, n), (a.ndim >= 2, b.ndim >= 2)) if keep)
     return reshape(res, final)
 
