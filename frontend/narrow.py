@@ -59,8 +59,3 @@ def is_float(d) -> bool:
 def abi_type_name(d) -> str:
     """``"f16"``/``"bf16"``: the MLIR element type storing narrow dtype ``d``."""
     return ABI_TYPE_NAMES[np.dtype(d).name]
-
-
-def precision_bits(d) -> int:
-    """Significand bits of narrow dtype ``d`` (with the implicit one)."""
-    return 11 if np.dtype(d) == F16 else 8

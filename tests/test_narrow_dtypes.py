@@ -137,10 +137,6 @@ def test_row_split_functions_keep_narrow_arrays():
 
 # -- promotion ---------------------------------------------------------------------------
 
-def _bf16():
-    return BF16 if BF16 is not None else None
-
-
 PROMOTION = [
     ("float16", "float16", "float16"),
     ("float16", "float32", "float32"),
