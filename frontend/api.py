@@ -260,9 +260,10 @@ class Lowered:
         if fn.stages is None:     # not kept (memory) or loaded from disk: lower again
             self._run_ad()
             with self._lock:
+                opts = (options or cpu.defaults()).resolved()
                 ll_mlir, ll_ir = cpu.lower_to_llvm_ir(
                     self._stages["ad"], self.name, make_context(),
-                    vector_bytes=(options or cpu.defaults()).resolved().vector_bytes)
+                    vector_bytes=opts.vector_bytes, narrow_conversions=opts.narrow_conversions)
                 fn.stages = {"llvm": ll_mlir, "llvm-ir": ll_ir}
         return fn.stages
 

@@ -20,16 +20,19 @@ from .. import pipelines
 from ..llvm_translate import translate_to_llvm_ir
 from ..signature import Signature, function_signature, mark_inputs_readonly
 from . import rowsplit
-from .codegen import host_vector_bytes
+from .codegen import host_narrow_conversions, host_vector_bytes
 from .function import CpuFunction, RowSplitFunction, symbol_for
 from .options import CpuOptions, defaults
 
 
 def lower_to_llvm_ir(module_text: str, func_name: str, ctx: ir.Context,
                      on_stage=None, vector_bytes: Optional[int] = None,
-                     dialect_text: bool = True) -> Tuple[Optional[str], str]:
+                     dialect_text: bool = True,
+                     narrow_conversions: Optional[str] = None) -> Tuple[Optional[str], str]:
     """Lower a tensor-level module to (LLVM-dialect MLIR text, LLVM IR text),
-    for ``vector_bytes``-wide vectors (default: the host's).
+    for ``vector_bytes``-wide vectors (default: the host's), with the
+    float16/bfloat16 conversions ``narrow_conversions`` written out
+    (default: those the host has no instructions for; CpuOptions).
     ``dialect_text=False``: the first is None (printing it takes longer
     than translating it to LLVM IR).
 
@@ -40,7 +43,8 @@ def lower_to_llvm_ir(module_text: str, func_name: str, ctx: ir.Context,
         mark_inputs_readonly(module, func_name)
         find_func(module, func_name).attributes["sym_name"] = ir.StringAttr.get(
             symbol_for(func_name))
-        run_pipeline(module, pipelines.cpu_lowering(vector_bytes or host_vector_bytes()),
+        narrow = host_narrow_conversions() if narrow_conversions is None else narrow_conversions
+        run_pipeline(module, pipelines.cpu_lowering(vector_bytes or host_vector_bytes(), narrow),
                      on_stage=on_stage)
         llvm_dialect = str(module) if dialect_text else None
         return llvm_dialect, translate_to_llvm_ir(module.operation)
@@ -70,7 +74,8 @@ def compile_function(module_text: str, func_name: str, ctx: ir.Context,
     if fn is None:
         t = time.perf_counter()
         _, ll_ir = lower_to_llvm_ir(module_text, func_name, ctx,
-                                    vector_bytes=opts.vector_bytes, dialect_text=False)
+                                    vector_bytes=opts.vector_bytes, dialect_text=False,
+                                    narrow_conversions=opts.narrow_conversions)
         lowering[0] += time.perf_counter() - t
         fn = CpuFunction(ll_ir, func_name, sig.inputs, sig.outputs)
     fn.stages = None
@@ -157,7 +162,7 @@ def _row_split(module_text: str, sig: Signature, ctx: ir.Context, opts: CpuOptio
         text = rowsplit.chunk_module(module_text, sig.func_name, ctx, rows, plan)
         t = time.perf_counter()
         _, ll = lower_to_llvm_ir(text, sig.func_name, ctx, vector_bytes=opts.vector_bytes,
-                                 dialect_text=False)
+                                 dialect_text=False, narrow_conversions=opts.narrow_conversions)
         lowering[0] += time.perf_counter() - t
         with ctx:
             chunk = function_signature(ir.Module.parse(text), sig.func_name)

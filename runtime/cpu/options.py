@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Optional
 
-from .codegen import host_vector_bytes
+from .codegen import host_narrow_conversions, host_vector_bytes
 
 
 @dataclass(frozen=True)
@@ -32,16 +32,22 @@ class CpuOptions:
     (measured, 2 cores, an MLP step with 784x1024 weights: 128-row chunks
     already run 1.8x faster than one thread). ``vector_bytes``: the width
     matmul kernels are tiled for (None: the host's; 32 AVX2, 64 AVX-512).
+    ``narrow_conversions``: the float16/bfloat16 conversions written out as
+    integer code (``"f16,bf16"``, one of them, or ``""`` for the host's
+    instructions; None: those the host has no instructions for).
     """
     threads: Optional[int] = None
     split_min_elements: int = 1 << 20
     split_min_rows_with_sums: int = 32
     vector_bytes: Optional[int] = None
+    narrow_conversions: Optional[str] = None
 
     def resolved(self) -> "CpuOptions":
         """These options with every None field read from the environment."""
+        narrow = self.narrow_conversions
         return replace(self, threads=self.threads or _env_threads(),
-                       vector_bytes=self.vector_bytes or host_vector_bytes())
+                       vector_bytes=self.vector_bytes or host_vector_bytes(),
+                       narrow_conversions=host_narrow_conversions() if narrow is None else narrow)
 
 
 def _env_threads() -> int:

@@ -67,3 +67,10 @@ func.func @f64_untouched(%x: f32) -> f16 {
   %1 = arith.truncf %0 : f64 to f16
   return %1 : f16
 }
+
+// RUN: ferrule-opt %s --pass-pipeline='builtin.module(expand-narrow-floats{f16=false})' | FileCheck %s --check-prefix=BF16ONLY
+// With f16=false (a host with F16C) float16 conversions are left to LLVM.
+// BF16ONLY-LABEL: func.func @ext_bf16
+// BF16ONLY-NOT: arith.extf
+// BF16ONLY-LABEL: func.func @ext_f16
+// BF16ONLY: arith.extf %arg0 : f16 to f32
