@@ -23,6 +23,7 @@ from . import numpy as _ops  # noqa: F401  (installs the Tracer's operators)
 from .core import trace_into
 from .dialect import VerificationError, make_context, verify_module
 from .errors import CompileError, DTypeError, TracingError
+from .narrow import is_bfloat16, is_narrow
 from .passes import PassError, run_pipeline
 from .pytree import flatten, unflatten
 from .report import explain as _explain
@@ -31,7 +32,6 @@ from .runtime.cpu import CpuOptions, diskcache
 from .runtime.cuda import GpuFunction
 from .runtime.cuda_compile import compile_cuda
 from .runtime.signature import TensorSpec
-from .narrow import is_bfloat16, is_narrow
 from .tracing import TypedArg, abi_element_type, current_trace, mlir_element_type, where_str
 
 # Argument dtypes jit compiles for (besides Python floats, traced as weakly
@@ -39,13 +39,13 @@ from .tracing import TypedArg, abi_element_type, current_trace, mlir_element_typ
 _ARG_DTYPES = tuple(np.dtype(d) for d in (np.float32, np.float64, np.int32, np.int64,
                                           np.uint32, np.bool_))
 _ARG_DTYPE_NAMES = "float32, float64, float16, bfloat16, int32, int64, uint32 and bool"
+_WEAK = "weak"   # the dtype field of a Python float argument's spec
 
 
 def _arg_dtype_ok(d) -> bool:
     """True for a dtype jit compiles for: float16 and bfloat16 included
     (stored narrow, computed in float32: ferrule.narrow)."""
     return d in _ARG_DTYPES or is_narrow(d)
-_WEAK = "weak"   # the dtype field of a Python float argument's spec
 
 
 class StaticArg:

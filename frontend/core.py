@@ -29,7 +29,7 @@ from .dialect.ir_utils import cmpf_attrs, create, empty, make_generic, PARALLEL,
 from .dtypes import (BOOL, F32, F64, INT_DTYPES, U32, all_weak, int_attr, int_constant_array,
                      int_op, promoted_dtype)
 from .errors import DTypeError, ShapeError, TracingError
-from .narrow import is_float, is_narrow
+from .narrow import is_narrow
 from .pytree import flatten, unflatten
 from .tracing import (DTYPE_NAMES, Trace, Tracer, TypedArg, abi_element_type, active,
                       check_trace, current_trace, fresh_name, mlir_element_type, numpy_dtype,

@@ -1,6 +1,7 @@
 """ferrule's dtypes and numpy's promotion among them.
 
-ferrule computes in float32, float64, int32, int64, uint32 and bool. In the
+ferrule computes in float32, float64, int32, int64, uint32 and bool (float16
+and bfloat16 are stored narrow and computed in float32: :mod:`ferrule.narrow`). In the
 IR the integers are signless ``i32``/``i64`` tensors (``uint32`` is an
 ``i32`` whose Tracer says uint32): the ops carry the sign (``arith.divsi`` or
 ``divui``, ``cmpi slt`` or ``ult``, ``shrsi`` or ``shrui``, ``sitofp`` or

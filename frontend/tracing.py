@@ -7,7 +7,8 @@ records; it never differentiates (that is the passes' job).
 
 This module holds only the state (traces, tracers, source locations,
 dtypes: the integer dtypes over MLIR's signless integers, uint32 included,
-and weakly typed Python float arguments). It knows no array op: :mod:`ferrule.core` turns Python values into
+float16/bfloat16 over float32 (:mod:`ferrule.narrow`), and weakly typed
+Python float arguments). It knows no array op: :mod:`ferrule.core` turns Python values into
 traced arrays and functions into ``func.func`` (:func:`~ferrule.core.trace_into`),
 and :mod:`ferrule.numpy`, the op set, installs the Tracer's operators and
 array methods.

@@ -30,8 +30,6 @@ import json
 import os
 from functools import lru_cache
 
-import numpy as np
-
 from ..signature import Signature, TensorSpec, dtype_name, dtype_of_name
 from .function import CpuFunction, RowSplitFunction, _cache_dir
 
