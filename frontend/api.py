@@ -10,6 +10,7 @@ Stages of one specialisation (``Lowered.as_text(stage)``):
 """
 
 import functools
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -22,6 +23,7 @@ from . import numpy as _ops  # noqa: F401  (installs the Tracer's operators)
 from .core import trace_into
 from .dialect import VerificationError, make_context, verify_module
 from .errors import CompileError, DTypeError, TracingError
+from .narrow import is_bfloat16, is_narrow
 from .passes import PassError, run_pipeline
 from .pytree import flatten, unflatten
 from .report import explain as _explain
@@ -30,14 +32,20 @@ from .runtime.cpu import CpuOptions, diskcache
 from .runtime.cuda import GpuFunction
 from .runtime.cuda_compile import compile_cuda
 from .runtime.signature import TensorSpec
-from .tracing import TypedArg, current_trace, mlir_element_type, where_str
+from .tracing import TypedArg, abi_element_type, current_trace, mlir_element_type, where_str
 
 # Argument dtypes jit compiles for (besides Python floats, traced as weakly
 # typed float64 0-d values).
 _ARG_DTYPES = tuple(np.dtype(d) for d in (np.float32, np.float64, np.int32, np.int64,
                                           np.uint32, np.bool_))
-_ARG_DTYPE_NAMES = "float32, float64, int32, int64, uint32 and bool"
+_ARG_DTYPE_NAMES = "float32, float64, float16, bfloat16, int32, int64, uint32 and bool"
 _WEAK = "weak"   # the dtype field of a Python float argument's spec
+
+
+def _arg_dtype_ok(d) -> bool:
+    """True for a dtype jit compiles for: float16 and bfloat16 included
+    (stored narrow, computed in float32: ferrule.narrow)."""
+    return d in _ARG_DTYPES or is_narrow(d)
 
 
 class StaticArg:
@@ -74,6 +82,16 @@ class ShapeDtype:
         return f"ShapeDtype({self.shape}, {self.dtype})"
 
 
+# An f16 or bf16 element type in the IR: a narrow float stored narrow.
+_NARROW_TYPE = re.compile(r"[<x](b?f16)>")
+
+
+def _dtype_key(d: np.dtype):
+    """A dtype in a cache key: its string (``'<f4'``), but bfloat16 itself,
+    whose string (``'|V2'``) would lose what it is."""
+    return d if is_bfloat16(d) else d.str
+
+
 def _arg_spec(x):
     """A leaf's role: an array spec (shape, dtype) or a static Python value."""
     if isinstance(x, StaticArg):
@@ -82,17 +100,17 @@ def _arg_spec(x):
         cai = x.__cuda_array_interface__
         x = ShapeDtype(cai["shape"], np.dtype(cai["typestr"]))
     if isinstance(x, ShapeDtype):
-        if x.dtype not in _ARG_DTYPES:
+        if not _arg_dtype_ok(x.dtype):
             raise DTypeError(f"ferrule: ShapeDtype of dtype {x.dtype} is not supported; "
                              f"use {_ARG_DTYPE_NAMES}")
-        return ("array", x.shape, x.dtype.str)
+        return ("array", x.shape, _dtype_key(x.dtype))
     if isinstance(x, np.ndarray) or isinstance(x, np.generic):
         a = np.asarray(x)
-        if a.dtype not in _ARG_DTYPES:
+        if not _arg_dtype_ok(a.dtype):
             raise DTypeError(
                 f"argument of dtype {a.dtype} is not supported; ferrule compiles "
                 f"{_ARG_DTYPE_NAMES} arrays (use x.astype(np.float32))")
-        return ("array", a.shape, a.dtype.str)
+        return ("array", a.shape, _dtype_key(a.dtype))
     if isinstance(x, float):
         # Traced, not static: a new value (a learning rate) does not recompile.
         return ("array", (), _WEAK)
@@ -166,6 +184,11 @@ class Lowered:
             raise CompileError(f"{self.name}: pure_callback {name!r} (at {at}) cannot run on "
                                f"target {target!r}: host callbacks are called from CPU code, "
                                f"and a GPU kernel cannot call into Python; compile for 'cpu'")
+        if _NARROW_TYPE.search(self._stages["traced"]):
+            raise CompileError(f"{self.name}: float16/bfloat16 arrays (arguments, results or "
+                               f"astype) are CPU-only for now: target {target!r} does not "
+                               f"compile them (its loads and stores of f16/bf16 are untested); "
+                               f"convert to float32 first, or compile for 'cpu'")
         self._run_ad()
         if '"ad.scan"' in self._stages["ad"]:
             raise CompileError(f"{self.name}: ferrule.scan is not supported for target "
@@ -237,9 +260,10 @@ class Lowered:
         if fn.stages is None:     # not kept (memory) or loaded from disk: lower again
             self._run_ad()
             with self._lock:
+                opts = (options or cpu.defaults()).resolved()
                 ll_mlir, ll_ir = cpu.lower_to_llvm_ir(
                     self._stages["ad"], self.name, make_context(),
-                    vector_bytes=(options or cpu.defaults()).resolved().vector_bytes)
+                    vector_bytes=opts.vector_bytes, narrow_conversions=opts.narrow_conversions)
                 fn.stages = {"llvm": ll_mlir, "llvm-ir": ll_ir}
         return fn.stages
 
@@ -322,12 +346,15 @@ class Jitted:
                         [], mlir_element_type(np.float64)), np.float64, weak=True))
                 elif spec[0] == "array":
                     dt = np.dtype(spec[2])
-                    t = ir.RankedTensorType.get(list(spec[1]), mlir_element_type(dt))
-                    arg_leaves.append(TypedArg(t, dt) if dt == np.uint32 else t)
+                    # narrow floats are stored narrow at the boundary
+                    t = ir.RankedTensorType.get(list(spec[1]), abi_element_type(dt))
+                    arg_leaves.append(TypedArg(t, dt) if dt == np.uint32 or is_narrow(dt)
+                                      else t)
                 else:
                     arg_leaves.append(l.value if isinstance(l, StaticArg) else l)
             tree = unflatten(struct, arg_leaves)
-            res = trace_into(module, self.fun, tuple(tree), getattr(self.fun, "__name__", "fn"))
+            res = trace_into(module, self.fun, tuple(tree), getattr(self.fun, "__name__", "fn"),
+                             narrow_abi=True)
             name, out_struct, out_types = res
             # the frontend's dtypes: uint32 results are i32 in the IR
             out_shapes = [ShapeDtype(s.shape, d)

@@ -28,6 +28,7 @@ from .errors import DTypeError, UnsupportedOperationError
 from .flat_index import flat_positions
 from .gather import _has_tracer, _index_array, _static_normalised, take
 from .layout import reshape
+from .narrow import is_float
 from .tracing import Tracer, user_location, where_str
 
 
@@ -132,7 +133,7 @@ def _flat(pos):
 
 
 def _check_float(x):
-    if not x.dtype.kind == "f":
+    if not is_float(x.dtype):
         raise DTypeError(f"{where_str()}: x.at[...] updates float arrays; got {x.dtype}")
 
 

@@ -29,9 +29,11 @@ from .dialect.ir_utils import cmpf_attrs, create, empty, make_generic, PARALLEL,
 from .dtypes import (BOOL, F32, F64, INT_DTYPES, U32, all_weak, int_attr, int_constant_array,
                      int_op, promoted_dtype)
 from .errors import DTypeError, ShapeError, TracingError
+from .narrow import is_narrow
 from .pytree import flatten, unflatten
-from .tracing import (Trace, Tracer, TypedArg, active, check_trace, current_trace, fresh_name,
-                      mlir_element_type, numpy_dtype, user_location, where_str)
+from .tracing import (DTYPE_NAMES, Trace, Tracer, TypedArg, abi_element_type, active,
+                      check_trace, current_trace, fresh_name, mlir_element_type, numpy_dtype,
+                      user_location, where_str)
 
 
 def traced(*xs) -> bool:
@@ -58,9 +60,13 @@ def emit(name, result_types, operands, attrs=None) -> ir.Operation:
 # -- Python values to traced arrays ----------------------------------------------
 
 def constant(value, shape=(), dtype=_onp.float32) -> Tracer:
-    """A constant array (splat when ``value`` is a scalar)."""
+    """A constant array (splat when ``value`` is a scalar). A narrow one
+    holds ``value`` rounded to its dtype, in float32."""
     tr = current_trace()
     dtype = _onp.dtype(dtype)
+    if is_narrow(dtype):
+        arr = _onp.asarray(_onp.asarray(value, dtype=dtype), dtype=_onp.float32)
+        return wrap(constant(arr, shape, _onp.float32).value, tr, dtype)
     t = tensor_type(shape, dtype)
     arr = _onp.asarray(value, dtype=dtype)
     if dtype.kind in "iu":
@@ -103,9 +109,11 @@ def asarray_traced(x, tr=None, captured: bool = True) -> Tracer:
         x = _onp.asarray(x)
     if isinstance(x, (bool, int, float, _onp.generic)) or isinstance(x, _onp.ndarray):
         arr = _onp.asarray(x)
+        if is_narrow(arr.dtype):   # float16/bfloat16: kept narrow (in float32)
+            return constant(arr, arr.shape, arr.dtype)
         if arr.dtype.kind not in "biuf":
             raise DTypeError(f"{where_str()}: a constant of dtype {arr.dtype} cannot be "
-                             f"used in a traced function (float32/float64 only)")
+                             f"used in a traced function ({DTYPE_NAMES} only)")
         if isinstance(x, _onp.ndarray) or (isinstance(x, _onp.generic) and arr.dtype.kind in "iu"):
             arr = int_constant_array(arr)  # integer arrays keep an integer dtype
         if arr.dtype not in (F32, F64, BOOL, *INT_DTYPES):
@@ -180,7 +188,9 @@ def astype(x, dtype):
     """Convert between float32 and float64 (``arith.extf`` / ``truncf``), from
     bool to either (``where(x, 1, 0)``, so AD sees a select), and with an
     integer or bool on either side (:func:`_astype_int`). A weakly typed
-    value converted to its own dtype becomes strongly typed."""
+    value converted to its own dtype becomes strongly typed. float16 and
+    bfloat16 (computed in float32): to one rounds (:func:`_round_narrow`),
+    from one starts from its float32 value (:func:`_unlabel`)."""
     dtype = _onp.dtype(dtype)
     if not traced(x):
         # x.astype keeps array wrappers of other ADs (ferrule.eager) in play
@@ -188,6 +198,13 @@ def astype(x, dtype):
     x = asarray_traced(x)
     if x.dtype == dtype:
         return x if not x.weak else wrap(x.value, x.trace)   # the same value, strongly typed
+    if not is_narrow(dtype) and dtype not in (*INT_DTYPES, BOOL, F32, F64):
+        raise DTypeError(f"{where_str()}: astype from {x.dtype} to {dtype} is not supported "
+                         f"(ferrule computes in {DTYPE_NAMES})")
+    if is_narrow(x.dtype):
+        return astype(_unlabel(x), dtype)
+    if is_narrow(dtype):
+        return _round_narrow(astype(x, _onp.float32), dtype)
     if dtype.kind in "iub" or x.dtype.kind in "iu":
         return _astype_int(x, dtype)
     if dtype not in (_onp.float32, _onp.float64):
@@ -199,6 +216,25 @@ def astype(x, dtype):
                          [x.value, one.value, zero.value]).result, x.trace)
     name = "arith.extf" if dtype == _onp.float64 else "arith.truncf"
     return wrap(emit(name, [tensor_type(x.shape, dtype)], [x.value]).result, x.trace)
+
+
+def _unlabel(x: Tracer) -> Tracer:
+    """A narrow array as the float32 array it is computed as: a new value
+    (``x + -0.0``, which is ``x`` and folds away), since a value's narrow
+    dtype is recorded by value (:class:`~ferrule.tracing.Trace`)."""
+    zero = constant(-0.0, (), _onp.float32)
+    return elementwise("arith.addf", wrap(x.value, x.trace, _onp.float32), zero,
+                       dtype=_onp.float32)
+
+
+def _round_narrow(x: Tracer, dtype) -> Tracer:
+    """float32 ``x`` rounded to narrow ``dtype`` (``arith.truncf``, to
+    nearest even) and back (``arith.extf``, exact): later ops see the
+    rounded value, as they would read it from a narrow array."""
+    narrow_t = ir.RankedTensorType.get(list(x.shape), abi_element_type(dtype))
+    r = emit("arith.truncf", [narrow_t], [x.value]).result
+    back = emit("arith.extf", [tensor_type(x.shape, _onp.float32)], [r]).result
+    return wrap(back, x.trace, dtype)
 
 
 def broadcast_to(x, shape):
@@ -322,7 +358,7 @@ def reshape_to(x: Tracer, shape) -> Tracer:
             v = collapse(v, [list(range(x.ndim))], (x.size,))
         if len(shape) != 1:
             v = expand(v, [list(range(len(shape)))], shape)
-    return wrap(v, x.trace)
+    return wrap(v, x.trace, x.dtype)   # (v may be two ops from x: say its dtype)
 
 
 # -- slices and concatenation ------------------------------------------------------
@@ -406,7 +442,7 @@ class TraceResult(tuple):
 
 
 def trace_into(module: ir.Module, fn: Callable, arg_tree, name: str,
-               private: bool = False) -> TraceResult:
+               private: bool = False, narrow_abi: bool = False) -> TraceResult:
     """Trace ``fn`` called on ``arg_tree`` into a new func in ``module``.
 
     ``arg_tree`` leaves are ``ir.Type`` or :class:`~ferrule.tracing.TypedArg`
@@ -414,6 +450,12 @@ def trace_into(module: ir.Module, fn: Callable, arg_tree, name: str,
     (static). Returns a :class:`TraceResult`. A weakly typed result (a
     Python float argument returned as it is) becomes float32, the default
     float.
+
+    A ``TypedArg`` of a narrow dtype whose type is ``f16``/``bf16`` is
+    converted to float32 on entry (``arith.extf``, exact). ``narrow_abi``
+    (a compiled function's boundary): float16/bfloat16 results are returned
+    narrow (``arith.truncf``), as ``out_types`` then say; otherwise they stay
+    float32 values that say their dtype (``out_dtypes``).
     """
     leaves, struct = flatten(arg_tree)
     arg_types = [l.type if isinstance(l, TypedArg) else l for l in leaves
@@ -422,21 +464,39 @@ def trace_into(module: ir.Module, fn: Callable, arg_tree, name: str,
     tr = Trace(module, name, arg_types, private=private)
     with active(tr):
         it = iter(tr.block.arguments)
-        call_leaves = [Tracer(next(it), tr, l.dtype, l.weak) if isinstance(l, TypedArg)
-                       else Tracer(next(it), tr) if isinstance(l, ir.Type) else l
-                       for l in leaves]
+        with ir.InsertionPoint(tr.block):
+            call_leaves = [_entry_tracer(next(it), tr, l) if isinstance(l, TypedArg)
+                           else Tracer(next(it), tr) if isinstance(l, ir.Type) else l
+                           for l in leaves]
         args = unflatten(struct, call_leaves)
         with ir.InsertionPoint(tr.block):
             out = fn(*args)
         out_leaves, out_struct = flatten(out)
         with tr.ip, user_location():
             traced = [strong(asarray_traced(o, tr)) for o in out_leaves]
-            results = [t.value for t in traced]
+            results = [_narrow_result(t) if narrow_abi and is_narrow(t.dtype) else t.value
+                       for t in traced]
         tr.finish(results, ir.Location.unknown())
     res = TraceResult((name, out_struct, [r.type for r in results]))
     res.captures = list(tr.captures)
     res.out_dtypes = [t.dtype for t in traced]
     return res
+
+
+def _entry_tracer(arg: ir.Value, tr: Trace, l: TypedArg) -> Tracer:
+    """The Tracer of a ``TypedArg`` argument: a narrow one stored narrow is
+    extended to the float32 it is computed in."""
+    if is_narrow(l.dtype) and str(ir.RankedTensorType(arg.type).element_type) != "f32":
+        shape = list(ir.RankedTensorType(arg.type).shape)
+        arg = emit("arith.extf", [tensor_type(shape, _onp.float32)], [arg]).result
+    return Tracer(arg, tr, l.dtype, l.weak)
+
+
+def _narrow_result(t: Tracer) -> ir.Value:
+    """A narrow result stored narrow: its float32 value rounded
+    (``arith.truncf``, to nearest even)."""
+    narrow_t = ir.RankedTensorType.get(list(t.shape), abi_element_type(t.dtype))
+    return emit("arith.truncf", [narrow_t], [t.value]).result
 
 
 def strong(t: Tracer) -> Tracer:

@@ -1,6 +1,7 @@
 """ferrule's dtypes and numpy's promotion among them.
 
-ferrule computes in float32, float64, int32, int64, uint32 and bool. In the
+ferrule computes in float32, float64, int32, int64, uint32 and bool (float16
+and bfloat16 are stored narrow and computed in float32: :mod:`ferrule.narrow`). In the
 IR the integers are signless ``i32``/``i64`` tensors (``uint32`` is an
 ``i32`` whose Tracer says uint32): the ops carry the sign (``arith.divsi`` or
 ``divui``, ``cmpi slt`` or ``ult``, ``shrsi`` or ``shrui``, ``sitofp`` or
@@ -21,6 +22,7 @@ import numpy as _onp
 from mlir import ir
 
 from .errors import DTypeError, UnsupportedOperationError
+from .narrow import is_float
 from .tracing import Tracer, where_str
 
 F32, F64 = _onp.dtype(_onp.float32), _onp.dtype(_onp.float64)
@@ -86,7 +88,9 @@ def promoted_dtype(*xs) -> _onp.dtype:
     integers with a float (array or Python float) give the float's dtype,
     float32 by default (as JAX); an op on weakly typed tracers and Python
     scalars only is float64 (as Python computes) and stays weak
-    (:func:`all_weak`)."""
+    (:func:`all_weak`). The narrow floats follow JAX: float16 with float16
+    (or integers, or Python scalars) is float16, likewise bfloat16; float16
+    with bfloat16 is float32; either with float32 or float64 is that."""
     strong, weak_float, weak_tracer = [], False, False
     for x in xs:
         if isinstance(x, Tracer):
@@ -98,9 +102,13 @@ def promoted_dtype(*xs) -> _onp.dtype:
             strong.append(_onp.dtype(x.dtype))
         elif isinstance(x, float):
             weak_float = True
-    floats = [d for d in strong if d.kind == "f"]
+    floats = [d for d in strong if is_float(d)]
     if floats:
-        return F64 if any(d == F64 for d in floats) else F32
+        if any(d == F64 for d in floats):
+            return F64
+        if any(d == F32 for d in floats):
+            return F32
+        return floats[0] if all(d == floats[0] for d in floats) else F32
     ints = [d for d in strong if d.kind in "iu"]
     if ints:
         return F32 if weak_float else _int_promote(ints)

@@ -20,6 +20,7 @@ from .core import (asarray_traced, astype, broadcast_shapes, broadcast_to, check
 from .dialect.ir_utils import PARALLEL, cmpf_attrs, create, empty, make_generic, projection_map
 from .dtypes import BOOL, F32, I64, U32, all_weak
 from .errors import DTypeError, UnsupportedOperationError
+from .narrow import is_float, is_narrow
 from .tracing import Tracer, check_trace, current_trace, mlir_element_type, user_location, where_str
 
 float32 = _onp.float32
@@ -233,10 +234,11 @@ def clip(x, lo=None, hi=None):
         raise ValueError(f"{where_str()}: clip needs at least one of lo, hi")
     x = asarray_traced(x)
     r = x
-    if promoted_dtype(x, *(b for b in (lo, hi) if b is not None)).kind == "f" and \
-            x.dtype.kind == "f":
+    if is_float(promoted_dtype(x, *(b for b in (lo, hi) if b is not None))) and \
+            is_float(x.dtype):
         # x * (1, or NaN at a NaN x): the derivative is NaN there (NaN in, NaN out)
-        r = multiply(x, where(equal(x, x), 1.0, _onp.nan))
+        ones = where(equal(x, x), 1.0, _onp.nan)   # float32: keep a narrow x narrow
+        r = multiply(x, astype(ones, x.dtype) if is_narrow(x.dtype) else ones)
     if lo is not None:
         r = where(less(x, lo), lo, r)
     if hi is not None:
@@ -324,7 +326,7 @@ def iota(shape, dim: int, dtype, start: int = 0, step: int = 1) -> Tracer:
             v = create("arith.muli", [i64], [v, iconst(step)]).result
         if start:
             v = create("arith.addi", [i64], [v, iconst(start)]).result
-        if dtype.kind == "f":
+        if is_float(dtype):
             return [create("arith.sitofp", [elt], [v]).result]
         if elt != i64:
             v = create("arith.trunci", [elt], [v]).result

@@ -33,6 +33,7 @@ from .elementwise import (add, greater_equal, int_compare, less, multiply, not_e
                           where)
 from .errors import DTypeError, UnsupportedOperationError
 from .mathops import float_floor_divide, float_remainder
+from .narrow import is_float
 from .tracing import Tracer, where_str
 
 
@@ -50,7 +51,7 @@ def _traced_int_operands(name, x, y):
 
 def _float_operands(x, y) -> bool:
     """Traced operands that promote to a float (``//`` and ``%`` of floats)."""
-    return traced(x, y) and promoted_dtype(x, y).kind == "f"
+    return traced(x, y) and is_float(promoted_dtype(x, y))
 
 
 def _op(name, *xs, dtype, result_dtype=None, attrs=None):

@@ -22,6 +22,7 @@ from .dialect.ir_utils import (PARALLEL, REDUCTION, cmpf, create, empty, make_ge
 from .dtypes import I32, I64, U32
 from .elementwise import CMPI, CONSTANT_IOTA_MAX, arange, iota, multiply
 from .errors import DTypeError, ShapeError
+from .narrow import is_float
 from .tracing import check_trace, mlir_element_type, user_location, where_str
 
 # -- layout ---------------------------------------------------------------------
@@ -105,7 +106,7 @@ def _limits(dtype):
 
 def _reduction_op(kind, dtype):
     """(start value, body op) of a ``kind`` reduction of ``dtype``."""
-    if dtype.kind == "f":
+    if is_float(dtype):
         return ({"add": 0.0, "max": -_onp.inf, "min": _onp.inf}[kind],
                 {"add": "arith.addf", "max": "arith.maximumf", "min": "arith.minimumf"}[kind])
     lo, hi = _limits(dtype)
@@ -198,7 +199,7 @@ def _arg_reduce(x, axis, keepdims, largest: bool):
     kept = [d for d in range(y.ndim) if d != ax]
     out_shape = tuple(y.shape[d] for d in kept)
     idx = arange(n) if n <= CONSTANT_IOTA_MAX else iota((n,), 0, I64)
-    if dtype.kind == "f":
+    if is_float(dtype):
         start = constant(-_onp.inf if largest else _onp.inf, out_shape, dtype)
     else:
         lo, hi = _limits(dtype)
@@ -208,7 +209,7 @@ def _arg_reduce(x, axis, keepdims, largest: bool):
 
     def body(a):
         v, k, m, best = a
-        if dtype.kind == "f":
+        if is_float(dtype):
             # strictly better, or the first NaN (numpy: a NaN wins, the first one)
             better = cmpf("ogt" if largest else "olt", v, m)
             nan_v = cmpf("uno", v, v)
@@ -304,7 +305,7 @@ def matmul(a, b):
         zero = constant(0.0, (m, n), dtype)
         with user_location():
             r = linalg_d.matmul(a2.value, b2.value, outs=[zero.value])
-    res = wrap(r, tr)
+    res = wrap(r, tr, dtype)
     final = batch + tuple(s for s, keep in zip((m, n), (a.ndim >= 2, b.ndim >= 2)) if keep)
     return reshape(res, final)
 

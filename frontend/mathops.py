@@ -22,6 +22,7 @@ from .elementwise import (abs, add, binary_op, divide, equal, exp, greater, less
                           maximum, minimum, multiply, not_equal, sin, sqrt, subtract, unary_op,
                           where)
 from .errors import DTypeError
+from .narrow import is_float
 from .tracing import where_str
 
 tan = unary_op("math.tan", _onp.tan)
@@ -55,7 +56,7 @@ def _float_only(f):
     def g(x, y):
         if not traced(x, y):
             return getattr(_onp, f.__name__)(x, y)
-        if promoted_dtype(x, y).kind != "f":
+        if not is_float(promoted_dtype(x, y)):
             raise DTypeError(f"{where_str()}: {f.__name__} of integer arrays is not supported; "
                              f"convert them to float first")
         return f(x, y)
@@ -139,7 +140,7 @@ def reciprocal(x):
     if not traced(x):
         return _onp.reciprocal(x)
     x = asarray_traced(x)
-    if x.dtype.kind != "f":
+    if not is_float(x.dtype):
         raise DTypeError(f"{where_str()}: reciprocal of a {x.dtype} array is not supported "
                          f"(numpy's integer reciprocal truncates); convert it to float first")
     return divide(1.0, x)
@@ -247,7 +248,7 @@ def sinc(x):
     if not traced(x):
         return _onp.sinc(x)
     x = asarray_traced(x)
-    if x.dtype.kind != "f":
+    if not is_float(x.dtype):
         x = x.astype(promoted_dtype(x, 1.0))
     u = multiply(x, _onp.pi)
     small = less(abs(u), _SINC_TAYLOR[x.dtype])

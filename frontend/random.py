@@ -25,6 +25,7 @@ from . import numpy as fnp
 from .core import constant, elementwise
 from .errors import DTypeError, ShapeError
 from .integers import bitcast
+from .narrow import is_float
 from .tracing import Tracer, current_trace, where_str
 
 U32 = _onp.dtype(_onp.uint32)
@@ -272,7 +273,7 @@ def categorical(key, logits, axis=-1, shape=None):
     without ``axis``; a longer ``shape`` draws that many batches."""
     traced = _traced(key, logits)
     logits = fnp.asarray(logits) if traced else _onp.asarray(logits, _onp.float32)
-    if logits.dtype.kind != "f":
+    if not is_float(logits.dtype):
         logits = fnp.astype(logits, _onp.float32) if traced else logits.astype(_onp.float32)
     nd = logits.ndim
     ax = int(axis)

@@ -12,6 +12,7 @@ from .core import asarray_traced, astype, traced
 from .dtypes import BOOL, F32, I64
 from .elementwise import add, equal, full, greater, multiply, not_equal, ones, sqrt, subtract
 from .layout import _norm_axes, mean, reshape, sum, transpose
+from .narrow import is_float
 
 
 def var(x, axis=None, ddof=0, keepdims=False):
@@ -24,7 +25,7 @@ def var(x, axis=None, ddof=0, keepdims=False):
     if not traced(x):
         return _onp.var(x, axis=axis, ddof=ddof, keepdims=keepdims)
     x = asarray_traced(x)
-    if x.dtype.kind != "f":
+    if not is_float(x.dtype):
         x = astype(x, F32)
     n = int(_onp.prod([x.shape[a] for a in _norm_axes(axis, x.ndim)], dtype=_onp.int64))
     d = subtract(x, mean(x, axis, keepdims=True))

@@ -16,6 +16,7 @@ from .dialect import builders
 from .errors import ShapeError, TracingError
 from .layout import reshape
 from .pytree import flatten, unflatten
+from .narrow import is_narrow
 from .tracing import Tracer, TypedArg, current_trace, typed_arg, user_location, where_str
 
 
@@ -87,7 +88,8 @@ def _scan(f, init, xs, length, reverse, remat):
     def slice_arg(x):
         t = ir.RankedTensorType.get(list(x.shape[1:]),
                                     ir.RankedTensorType(x.value.type).element_type)
-        return TypedArg(t, x.dtype) if x.dtype == np.uint32 else t
+        # uint32 and the narrow floats say their dtype (the IR type does not)
+        return TypedArg(t, x.dtype) if x.dtype == np.uint32 or is_narrow(x.dtype) else t
     arg_types = tuple([typed_arg(c) for c in carry] + [slice_arg(x) for x in xs_t])
     res = trace_into(tr.module, step, arg_types, name, private=True)
     callee, _, out_types = res

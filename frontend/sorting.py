@@ -25,6 +25,7 @@ from .errors import DTypeError, ShapeError, UnsupportedOperationError
 from .gather import take_along_axis
 from .integers import bitwise_and, bitwise_or, invert
 from .layout import reshape, sum as _sum
+from .narrow import is_float
 from .shapes import moveaxis
 from .tracing import Tracer, where_str
 
@@ -55,7 +56,7 @@ def _order(x):
     earlier = const(_onp.tri(n, n, -1, dtype=bool))      # [i, j]: j < i
     positions = _onp.arange(n, dtype=_onp.int64)
     before = bitwise_or(less(xj, xi), bitwise_and(equal(xj, xi), earlier))
-    if x.dtype.kind == "f":                       # NaN sorts after every number
+    if is_float(x.dtype):                         # NaN sorts after every number
         nan_i, nan_j = not_equal(xi, xi), not_equal(xj, xj)
         before = bitwise_or(bitwise_and(nan_i, invert(nan_j)),
                             bitwise_or(bitwise_and(bitwise_and(nan_i, nan_j), earlier),

@@ -7,7 +7,8 @@ records; it never differentiates (that is the passes' job).
 
 This module holds only the state (traces, tracers, source locations,
 dtypes: the integer dtypes over MLIR's signless integers, uint32 included,
-and weakly typed Python float arguments). It knows no array op: :mod:`ferrule.core` turns Python values into
+float16/bfloat16 over float32 (:mod:`ferrule.narrow`), and weakly typed
+Python float arguments). It knows no array op: :mod:`ferrule.core` turns Python values into
 traced arrays and functions into ``func.func`` (:func:`~ferrule.core.trace_into`),
 and :mod:`ferrule.numpy`, the op set, installs the Tracer's operators and
 array methods.
@@ -25,6 +26,7 @@ from mlir.dialects import func as func_d
 
 from .errors import (ConcretizationError, DTypeError, TracerBoolConversionError,
                      TracingError, UnsupportedOperationError)
+from .narrow import F32, abi_type_name, is_narrow
 # FLOAT0 is JAX's float0: the dtype of the cotangent of an integer or bool
 # value, a symbolic zero whose arrays hold no data. It is defined with the
 # pytree nodes that give such arrays their meaning (no leaves).
@@ -43,15 +45,31 @@ DTYPES = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64",
           np.dtype(np.bool_): "i1", np.dtype(np.int32): "i32",
           np.dtype(np.int64): "i64", np.dtype(np.uint32): "i32"}
 
+DTYPE_NAMES = "float32, float64, float16, bfloat16, int32, int64, uint32 and bool"
+
+
 def mlir_element_type(dtype) -> ir.Type:
+    """The element type a value of ``dtype`` has inside a trace: float16
+    and bfloat16 are computed in float32 (:mod:`ferrule.narrow`)."""
+    if is_narrow(dtype):
+        return ir.F32Type.get()
     name = DTYPES.get(np.dtype(dtype))
     if name is None:
         raise DTypeError(f"unsupported dtype {np.dtype(dtype)}; ferrule compiles "
-                         f"float32, float64, int32, int64, uint32 and bool arrays")
+                         f"{DTYPE_NAMES} arrays")
     return {"f32": ir.F32Type.get, "f64": ir.F64Type.get,
             "i1": lambda: ir.IntegerType.get_signless(1),
             "i32": lambda: ir.IntegerType.get_signless(32),
             "i64": lambda: ir.IntegerType.get_signless(64)}[name]()
+
+
+def abi_element_type(dtype) -> ir.Type:
+    """The element type that stores ``dtype`` at a compiled function's
+    boundary: ``f16``/``bf16`` for the narrow floats, else
+    :func:`mlir_element_type`."""
+    if is_narrow(dtype):
+        return ir.Type.parse(abi_type_name(dtype))
+    return mlir_element_type(dtype)
 
 
 def numpy_dtype(t: ir.Type) -> np.dtype:
@@ -70,7 +88,7 @@ class TypedArg:
 
 def typed_arg(t: "Tracer"):
     """The argument type of a function traced with ``t`` as its argument."""
-    if t.dtype == np.uint32:
+    if t.dtype == np.uint32 or is_narrow(t.dtype):
         return TypedArg(t.value.type, t.dtype)
     return t.value.type
 
@@ -97,6 +115,25 @@ def _inferred_unsigned(value: ir.Value, trace: "Trace") -> bool:
     if op.name in _SAME_DTYPE_OPS and len(op.operands):
         return op.operands[0] in trace.unsigned
     return False
+
+
+def _inferred_narrow(value: ir.Value, trace: "Trace"):
+    """The narrow dtype of an f32 ``value`` made without one being said: its
+    own, or that of the first narrow operand of the op that made it (data
+    movement, reductions, products: the ops that compute elementwise on
+    promoted operands say their dtype, and so does ``astype``)."""
+    if not trace.narrow:
+        return None
+    if value in trace.narrow:
+        return trace.narrow[value]
+    owner = value.owner
+    if isinstance(owner, ir.Block):
+        return None
+    op = owner.operation if hasattr(owner, "operation") else owner
+    for v in op.operands:
+        if v in trace.narrow:
+            return trace.narrow[v]
+    return None
 
 
 def user_frame():
@@ -149,6 +186,7 @@ class Trace:
         # outer values for them (see TraceResult.captures).
         self.parent = current_trace()
         self.unsigned = set()   # the i32 values of this trace that are uint32
+        self.narrow = {}        # the f32 values of this trace that are float16/bfloat16
         self._captured = {}
         self.captures: List["Tracer"] = []
 
@@ -241,6 +279,13 @@ class Tracer:
                 self.dtype = np.dtype(np.uint32)
             if self.dtype == np.uint32:
                 trace.unsigned.add(value)
+            if self.dtype == F32:
+                label = dtype if is_narrow(dtype) else None
+                if dtype is None:
+                    label = _inferred_narrow(value, trace)
+                if label is not None:
+                    self.dtype = np.dtype(label)
+                    trace.narrow[value] = self.dtype
         else:
             raise TracingError(f"internal: tracer over non-tensor value {t}")
 

@@ -22,6 +22,7 @@ from .core import asarray_traced, astype, constant, strong, trace_into, zeros_va
 from .dialect import builders
 from .errors import DTypeError, ShapeError, TracingError
 from .pytree import FLOAT0, flatten, is_float0, unflatten
+from .narrow import is_float
 from .tracing import (Tracer, current_trace, numpy_dtype, typed_arg, user_location,
                       where_str)
 
@@ -35,7 +36,7 @@ def _traced_leaves(tree, what):
 
 
 def _is_float(dtype) -> bool:
-    return np.dtype(dtype).kind == "f"
+    return is_float(dtype)   # bfloat16 included
 
 
 def _float0_like(t: Tracer):
@@ -74,7 +75,8 @@ def _emit_vjp(f, primals: Tuple, cotangent_fn, name):
     n = len(out_types)
     res = [Tracer(r, tr, d) for r, d in zip(op.results, out_dtypes)]
     # Cotangents of integer/bool primals are symbolic zeros: float0 arrays.
-    in_cts = [Tracer(r, tr) if _is_float(p.dtype) else _float0_like(p)
+    # A cotangent has its primal's dtype (float16 for a float16 primal, as JAX).
+    in_cts = [Tracer(r, tr, p.dtype) if _is_float(p.dtype) else _float0_like(p)
               for r, p in zip(list(op.results)[n:n + len(p_leaves)], p_leaves)]
     return res, out_struct, in_cts, p_struct
 

@@ -22,6 +22,7 @@ from . import forward_copies  # noqa: F401
 from . import workarounds  # noqa: F401  (distinct-results, widen-bools, widen-bool-buffers, copy-to-linalg)
 from . import math_to_libm  # noqa: F401
 from . import expand_math  # noqa: F401
+from . import expand_narrow_floats  # noqa: F401
 from . import widen_accumulators  # noqa: F401
 from . import tile_matmul  # noqa: F401
 from . import parallel_calls  # noqa: F401

@@ -116,6 +116,7 @@ def cpu_loops(vector_bytes: int = 32, threads: int = 1) -> List[str]:
 
 # Loops -> the LLVM dialect.
 CPU_TO_LLVM = [
+    "expand-narrow-floats",   # f16/bf16 conversions the host lacks: no libcalls
     "expand-math",
     # float64 transcendentals call the C library, which is accurate where
     # LLVM's own lowering is not (log1p as log(1 + x) loses precision near
@@ -146,14 +147,22 @@ CPU_TO_LLVM = [
 GUARDED_ALLOCATIONS = "finalize-memref-to-llvm{use-generic-functions=1}"
 
 
-def cpu_lowering(vector_bytes: int = 32, threads: int = 1) -> List[str]:
+def cpu_lowering(vector_bytes: int = 32, narrow_conversions: str = "f16,bf16",
+                 threads: int = 1) -> List[str]:
     """The whole CPU path after AD, for ``vector_bytes``-wide vectors, with
-    allocations the CPU runtime guards (:data:`GUARDED_ALLOCATIONS`); with
-    ``threads`` ≥ 2, large matmuls run on a team of that many threads
-    (the compiled code then needs libgomp loaded: ``parallel-calls``)."""
-    to_llvm = [GUARDED_ALLOCATIONS if p == "finalize-memref-to-llvm" else p for p in CPU_TO_LLVM]
+    allocations the CPU runtime guards (:data:`GUARDED_ALLOCATIONS`) and the
+    float16/bfloat16 conversions in ``narrow_conversions`` (``"f16,bf16"``,
+    one, or ``""``) written out as integer code; the others are left to
+    LLVM, for hosts with F16C / AVX512-BF16 instructions. With ``threads``
+    ≥ 2, large matmuls and pointwise loop nests run on a team of that many
+    threads (the compiled code then needs libgomp loaded: ``parallel-calls``)."""
+    kinds = [k for k in narrow_conversions.split(",") if k]
+    narrow = (f"expand-narrow-floats{{f16={'f16' in kinds} bf16={'bf16' in kinds}}}".lower()
+              if kinds else None)
+    to_llvm = [GUARDED_ALLOCATIONS if p == "finalize-memref-to-llvm"
+               else narrow if p == "expand-narrow-floats" else p for p in CPU_TO_LLVM]
     team = [f"parallel-calls{{threads={threads}}}"] if threads > 1 else []
-    return [*BUFFERIZE, *cpu_loops(vector_bytes, threads), *to_llvm, *team]
+    return [*BUFFERIZE, *cpu_loops(vector_bytes, threads), *[p for p in to_llvm if p], *team]
 
 
 CPU_LOWERING = cpu_lowering()

@@ -20,7 +20,36 @@ from . import output_pool
 # Bool tensors are stored as bytes (see passes/workarounds/widen_bools.py): i1
 # at the tensor level and i8 after widening are both numpy bools to the caller.
 _NP_OF = {"f32": np.float32, "f64": np.float64, "i1": np.bool_,
-          "i8": np.bool_, "i32": np.int32, "i64": np.int64, "ui32": np.uint32}
+          "i8": np.bool_, "i32": np.int32, "i64": np.int64, "ui32": np.uint32,
+          "f16": np.float16}
+
+
+def _numpy_dtype(elt: str) -> np.dtype:
+    """The numpy dtype of MLIR element type ``elt``. ``bf16`` is
+    ``ml_dtypes.bfloat16``, imported only here: a bf16 function exists only
+    for a caller who has it (ferrule does not depend on it)."""
+    if elt == "bf16":
+        try:
+            import ml_dtypes
+        except ImportError:
+            raise TypeError("ferrule.runtime: bf16 arrays need the ml_dtypes package") from None
+        return np.dtype(ml_dtypes.bfloat16)
+    if elt not in _NP_OF:
+        raise TypeError(f"ferrule.runtime: unsupported element type {elt}")
+    return np.dtype(_NP_OF[elt])
+
+
+def dtype_name(d) -> str:
+    """``d`` as a string that :func:`dtype_of_name` reads back (numpy's
+    ``'<f4'``; ``'bfloat16'`` for bfloat16, whose ``'|V2'`` would lose it)."""
+    d = np.dtype(d)
+    return "bfloat16" if d.name == "bfloat16" else d.str
+
+
+def dtype_of_name(s: str) -> np.dtype:
+    """The dtype :func:`dtype_name` wrote (``'|V2'``, the only two-byte void
+    a spec can hold, is read as bfloat16 too)."""
+    return _numpy_dtype("bf16") if s in ("bfloat16", "|V2") else np.dtype(s)
 
 
 @dataclass(frozen=True)
@@ -35,9 +64,7 @@ class TensorSpec:
             shape, elt = tuple(t.shape), str(t.element_type)
         else:
             shape, elt = (), str(t)
-        if elt not in _NP_OF:
-            raise TypeError(f"ferrule.runtime: unsupported element type {elt}")
-        return TensorSpec(shape, np.dtype(_NP_OF[elt]))
+        return TensorSpec(shape, _numpy_dtype(elt))
 
 
 @dataclass(frozen=True)

@@ -100,6 +100,7 @@ PROGRAMS = {
     "callback-raised": lambda: ferrule.jit(_calls_boom)(X),
     "compiled-call": _compiled_call,
     "out-overlap": _out_overlap,
+    "narrow-on-gpu": lambda: ferrule.jit(lambda x: x * 2).lower(np.ones(3, np.float16)).compile_cuda(),
     "out-of-memory": _out_of_memory,
 }
 

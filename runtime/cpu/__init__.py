@@ -5,13 +5,15 @@
   and the callable (:mod:`.compile`);
 * :class:`CpuOptions` and its process-wide defaults (:mod:`.options`);
 * :class:`CpuFunction` / :class:`RowSplitFunction` — the callables
-  (:mod:`.function`); :mod:`.codegen` — llvmlite JIT and the host's vector
-  width; :mod:`.rowsplit` / :mod:`.row_layouts` — splitting over rows.
+  (:mod:`.function`); :mod:`.codegen` — llvmlite JIT, the host's vector
+  width and the narrow-float conversions it lacks; :mod:`.rowsplit` / :mod:`.row_layouts` — splitting over rows.
 """
 
+from .codegen import host_narrow_conversions
 from .compile import compile_function, lower_to_llvm_ir
 from .function import CpuFunction, RowSplitFunction, symbol_for
 from .options import CpuOptions, defaults, set_defaults, using
 
 __all__ = ["compile_function", "lower_to_llvm_ir", "CpuFunction", "RowSplitFunction",
-           "symbol_for", "CpuOptions", "defaults", "set_defaults", "using"]
+           "symbol_for", "CpuOptions", "defaults", "set_defaults", "using",
+           "host_narrow_conversions"]

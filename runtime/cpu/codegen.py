@@ -61,6 +61,22 @@ def host_vector_bytes() -> int:
     return 64 if features.get("avx512f") else 32
 
 
+@lru_cache(maxsize=1)
+def host_narrow_conversions() -> str:
+    """The narrow-float conversions the ``expand-narrow-floats`` pass writes
+    out on this CPU: ``"bf16"``, and ``"f16,bf16"`` without F16C (LLVM would
+    call library functions there, which the JIT cannot find).
+
+    float16 with F16C is left to LLVM: its instructions give numpy's bits
+    (but for signalling NaNs, which they quiet) and are faster. bfloat16 is
+    always written out: AVX512-BF16's conversion flushes subnormals to zero
+    (1590 of tests/test_narrow_dtypes.py's float32 sweep came out 0 instead
+    of numpy's subnormal bfloat16), and the written-out code is a few
+    shifts and adds."""
+    features = llvm.get_host_cpu_features()
+    return "bf16" if features.get("f16c") else "f16,bf16"
+
+
 def optimize(module: "llvm.ModuleRef", tm, speed_level: int = 3) -> None:
     """Run LLVM's O-level pipeline (with loop and SLP vectorisation)."""
     pto = llvm.create_pipeline_tuning_options(speed_level=speed_level)

@@ -20,7 +20,7 @@ from .. import pipelines
 from ..llvm_translate import translate_to_llvm_ir
 from ..signature import Signature, function_signature, mark_inputs_readonly
 from . import rowsplit
-from .codegen import host_vector_bytes
+from .codegen import host_narrow_conversions, host_vector_bytes
 from .function import CpuFunction, RowSplitFunction, symbol_for
 from .options import CpuOptions, defaults
 
@@ -28,11 +28,14 @@ from .options import CpuOptions, defaults
 def lower_to_llvm_ir(module_text: str, func_name: str, ctx: ir.Context,
                      on_stage=None, vector_bytes: Optional[int] = None,
                      dialect_text: bool = True,
+                     narrow_conversions: Optional[str] = None,
                      team_threads: int = 1) -> Tuple[Optional[str], str]:
     """Lower a tensor-level module to (LLVM-dialect MLIR text, LLVM IR text),
-    for ``vector_bytes``-wide vectors (default: the host's), its large
-    matmuls on teams of ``team_threads`` threads (the code then calls
-    libgomp: :func:`~.codegen.openmp_runtime`).
+    for ``vector_bytes``-wide vectors (default: the host's), with the
+    float16/bfloat16 conversions ``narrow_conversions`` written out
+    (default: those the host has no instructions for; CpuOptions), and its
+    large matmuls and pointwise loops on teams of ``team_threads`` threads
+    (the code then calls libgomp: :func:`~.codegen.openmp_runtime`).
     ``dialect_text=False``: the first is None (printing it takes longer
     than translating it to LLVM IR).
 
@@ -43,7 +46,8 @@ def lower_to_llvm_ir(module_text: str, func_name: str, ctx: ir.Context,
         mark_inputs_readonly(module, func_name)
         find_func(module, func_name).attributes["sym_name"] = ir.StringAttr.get(
             symbol_for(func_name))
-        run_pipeline(module, pipelines.cpu_lowering(vector_bytes or host_vector_bytes(),
+        narrow = host_narrow_conversions() if narrow_conversions is None else narrow_conversions
+        run_pipeline(module, pipelines.cpu_lowering(vector_bytes or host_vector_bytes(), narrow,
                                                     team_threads),
                      on_stage=on_stage)
         llvm_dialect = str(module) if dialect_text else None
@@ -75,6 +79,7 @@ def compile_function(module_text: str, func_name: str, ctx: ir.Context,
         t = time.perf_counter()
         _, ll_ir = lower_to_llvm_ir(module_text, func_name, ctx,
                                     vector_bytes=opts.vector_bytes, dialect_text=False,
+                                    narrow_conversions=opts.narrow_conversions,
                                     team_threads=opts.team_threads)
         if opts.team_threads > 1:
             note += f"; its large matmuls and pointwise loops on a team of {opts.team_threads} threads"
@@ -164,7 +169,7 @@ def _row_split(module_text: str, sig: Signature, ctx: ir.Context, opts: CpuOptio
         text = rowsplit.chunk_module(module_text, sig.func_name, ctx, rows, plan)
         t = time.perf_counter()
         _, ll = lower_to_llvm_ir(text, sig.func_name, ctx, vector_bytes=opts.vector_bytes,
-                                 dialect_text=False)
+                                 dialect_text=False, narrow_conversions=opts.narrow_conversions)
         lowering[0] += time.perf_counter() - t
         with ctx:
             chunk = function_signature(ir.Module.parse(text), sig.func_name)

@@ -30,9 +30,7 @@ import json
 import os
 from functools import lru_cache
 
-import numpy as np
-
-from ..signature import Signature, TensorSpec
+from ..signature import Signature, TensorSpec, dtype_name, dtype_of_name
 from .function import CpuFunction, RowSplitFunction, _cache_dir
 
 FORMAT = 1
@@ -74,11 +72,11 @@ def key(traced: str, func_name: str, pullback: str, options) -> str:
 
 
 def _specs(specs):
-    return [[list(s.shape), np.dtype(s.dtype).str] for s in specs]
+    return [[list(s.shape), dtype_name(s.dtype)] for s in specs]
 
 
 def _unspecs(rows):
-    return tuple(TensorSpec(tuple(shape), np.dtype(dt)) for shape, dt in rows)
+    return tuple(TensorSpec(tuple(shape), dtype_of_name(dt)) for shape, dt in rows)
 
 
 def _fn_record(fn: CpuFunction) -> dict:

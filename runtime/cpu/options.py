@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Optional
 
-from .codegen import host_vector_bytes, openmp_runtime
+from .codegen import host_narrow_conversions, host_vector_bytes, openmp_runtime
 
 
 @dataclass(frozen=True)
@@ -34,22 +34,28 @@ class CpuOptions:
     already run 1.8x faster than one thread). ``vector_bytes``: the width
     matmul kernels are tiled for (None: the host's; 32 AVX2, 64 AVX-512).
     ``team_threads``: in a function that runs on one thread (not split over
-    rows), large matmuls run on a team of this many threads inside the
-    compiled code (``parallel-calls``; None: ``threads`` where libgomp
-    loads, else 1; 1: none).
+    rows), large matmuls and pointwise loops run on a team of this many
+    threads inside the compiled code (``parallel-calls``; None: ``threads``
+    where libgomp loads, else 1; 1: none).
+    ``narrow_conversions``: the float16/bfloat16 conversions written out as
+    integer code (``"f16,bf16"``, one of them, or ``""`` for the host's
+    instructions; None: those the host has no instructions for).
     """
     threads: Optional[int] = None
     split_min_elements: int = 1 << 20
     split_min_rows_with_sums: int = 32
     vector_bytes: Optional[int] = None
     team_threads: Optional[int] = None
+    narrow_conversions: Optional[str] = None
 
     def resolved(self) -> "CpuOptions":
         """These options with every None field read from the environment."""
         threads = self.threads or _env_threads()
         team = self.team_threads or (threads if openmp_runtime() else 1)
+        narrow = self.narrow_conversions
         return replace(self, threads=threads, team_threads=team,
-                       vector_bytes=self.vector_bytes or host_vector_bytes())
+                       vector_bytes=self.vector_bytes or host_vector_bytes(),
+                       narrow_conversions=host_narrow_conversions() if narrow is None else narrow)
 
 
 def _env_threads() -> int:

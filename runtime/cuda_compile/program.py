@@ -97,6 +97,15 @@ class CudaProgram:
         artifact.save(self.to_artifact(), path)
 
 
+def _refuse_narrow(func_name: str, specs, target: str) -> None:
+    """float16/bfloat16 arrays are CPU-only for now: a ``TypeError`` rather
+    than kernels whose f16/bf16 loads and stores were never run on a GPU."""
+    narrow = [s.dtype.name for s in specs if s.dtype.name in ("float16", "bfloat16")]
+    if narrow:
+        raise TypeError(f"{func_name}: {narrow[0]} arrays are CPU-only for now; target "
+                        f"{target!r} does not compile them (convert to float32 first)")
+
+
 def compile_cuda(module_text: str, func_name: str, ctx: ir.Context,
                  target: str = "sm_90", fast_math: bool = False,
                  ptx_version=None, make_cubin: bool = True) -> CudaProgram:
@@ -114,7 +123,8 @@ def compile_cuda(module_text: str, func_name: str, ctx: ir.Context,
     stages: Dict[str, str] = {}
     with ctx, ir.Location.unknown():
         module = ir.Module.parse(module_text)
-        inputs, _ = function_specs(module, func_name)
+        inputs, outputs = function_specs(module, func_name)
+        _refuse_narrow(func_name, inputs + outputs, target)
         in_specs = [{"shape": list(s.shape), "dtype": s.dtype.name} for s in inputs]
         mark_inputs_readonly(module, func_name)
         run_pipeline(module, pipelines.BUFFERIZE)
