@@ -33,8 +33,8 @@ from typing import List
 from mlir import ir
 from mlir.dialects import arith, memref
 
-from ..dialect.ir_utils import (block_ops, body_block, func_body, funcs_of, generic_iterators,
-                                generic_maps, map_dims)
+from ..dialect.ir_utils import (block_ops, body_block, find_symbol, func_body, funcs_of,
+                                generic_iterators, generic_maps, map_dims)
 from .support.parallel import TeamFunctions, is_team_function
 from .support.registry import register
 
@@ -105,7 +105,13 @@ def _on_team(team: TeamFunctions, op: ir.Operation, extent: int) -> None:
     operands = list(op.operands)
     captured = _captured(op)
     dims = [map_dims(m) for m in generic_maps(op)]
-    key = (_op_text_key(op), tuple(str(v.type) for v in operands))
+    # Operands read from constant globals are read again inside the team
+    # function rather than passed: LLVM then sees their values (a splat
+    # -0.0 added to a value folds away there, as it does in the caller).
+    globals_ = {k: v.owner.operation for k, v in enumerate(operands) if _constant_global(v)}
+    passed = [v for k, v in enumerate(operands) if k not in globals_]
+    key = (_op_text_key(op), tuple(str(v.type) for v in operands),
+           tuple((k, str(g.attributes["name"])) for k, g in globals_.items()))
 
     def body(args: List[ir.Value], tid: ir.Value, nt: ir.Value) -> None:
         index = ir.IndexType.get()
@@ -113,14 +119,31 @@ def _on_team(team: TeamFunctions, op: ir.Operation, extent: int) -> None:
         lo = arith.divui(arith.muli(e, tid), nt)
         hi = arith.divui(arith.muli(e, arith.addi(tid, arith.constant(index, 1))), nt)
         rows = arith.subi(hi, lo)
-        views = [_rows_view(a, d, lo, rows) for a, d in zip(args, dims)]
+        given = iter(args)
+        values = [globals_[k].clone().results[0] if k in globals_ else next(given)
+                  for k in range(len(operands))]
+        views = [_rows_view(a, d, lo, rows) for a, d in zip(values, dims)]
         copies = {v: v.owner.clone().results[0] for v in captured}
         clone = op.clone()
         for k, v in enumerate(views):
             clone.operands[k] = v
         _rebind(clone, copies)
 
-    team.call(key, operands, body)
+    team.call(key, passed, body)
+
+
+def _constant_global(v: ir.Value) -> bool:
+    """``v`` is a ``memref.get_global`` of a constant global."""
+    owner = v.owner
+    if isinstance(owner, ir.Block) or owner.operation.name != "memref.get_global":
+        return False
+    owner = owner.operation
+    module_op = owner
+    while module_op.parent is not None and module_op.name != "builtin.module":
+        module_op = module_op.parent.operation
+    name = ir.FlatSymbolRefAttr(owner.attributes["name"]).value
+    g = find_symbol(module_op, name, "memref.global")
+    return g is not None and "constant" in g.attributes
 
 
 def _op_text_key(op: ir.Operation):
@@ -158,7 +181,7 @@ def _captured(op: ir.Operation):
         for v in inner.operands:
             if v not in inside and v not in captured:
                 owner = v.owner
-                if isinstance(owner, ir.Block) or owner.name != "arith.constant":
+                if isinstance(owner, ir.Block) or owner.operation.name != "arith.constant":
                     return None
                 captured.append(v)
         for r in inner.results:

@@ -128,3 +128,27 @@ func.func @constants(%x: memref<64x1024xf32>, %y: memref<64x1024xf32>, %z: memre
   }
   return
 }
+
+// -----
+
+// An operand read from a constant global is read again inside the team
+// function, not passed, so LLVM sees its value there as in the caller.
+// CHECK-LABEL: func.func @global_operand
+// CHECK: call @__ferrule_team_pointwise0(%arg0, %arg1, %c0{{.*}}, %c1{{.*}}) : (memref<65536xf16>, memref<65536xf32>, index, index) -> ()
+// CHECK-LABEL: func.func private @__ferrule_team_pointwise0
+// CHECK: %[[G:.+]] = memref.get_global @__constant_xf32 : memref<f32>
+// CHECK: linalg.generic
+// CHECK-SAME: ins(%{{.+}}, %[[G]] :
+memref.global "private" constant @__constant_xf32 : memref<f32> = dense<-0.000000e+00> {alignment = 64 : i64}
+#v = affine_map<(d0) -> (d0)>
+#s = affine_map<(d0) -> ()>
+func.func @global_operand(%arg0: memref<65536xf16>, %arg1: memref<65536xf32>) {
+  %0 = memref.get_global @__constant_xf32 : memref<f32>
+  linalg.generic {indexing_maps = [#v, #s, #v], iterator_types = ["parallel"]} ins(%arg0, %0 : memref<65536xf16>, memref<f32>) outs(%arg1 : memref<65536xf32>) {
+  ^bb0(%in: f16, %in_0: f32, %out: f32):
+    %1 = arith.extf %in : f16 to f32
+    %2 = arith.addf %1, %in_0 : f32
+    linalg.yield %2 : f32
+  }
+  return
+}
