@@ -108,6 +108,9 @@ def cpu_loops(vector_bytes: int = 32) -> List[str]:
         f"tile-matmul{{lanes-bytes={vector_bytes} rows={rows}}}",
         "copy-to-linalg",       # workaround: no strided memref.copy
         "func.func(convert-linalg-to-loops)",
+        # A loop nest written out several times (a step unrolled in Python)
+        # is compiled once, as a function called at each place.
+        "outline-repeated-loops",
     ]
 
 
