@@ -78,3 +78,16 @@ def test_it_runs_in_the_cpu_pipeline_after_the_loops_are_built():
     loops = pipelines.cpu_loops(64)
     assert loops[-1] == "outline-repeated-loops"
     assert "outline-repeated-loops" in pipelines.cpu_lowering(64)
+
+
+def test_the_compile_stage_benchmark_runs():
+    """bench/compile_stages.py (docs/performance.md), cut to T=2."""
+    import subprocess
+    import sys
+    root = Path(__file__).resolve().parents[1]
+    r = subprocess.run([sys.executable, str(root / "bench" / "compile_stages.py"), "--T", "2",
+                        "--configs", "unrolled,unrolled-no-outline"],
+                       capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    losses = [l.split("loss ")[1] for l in r.stdout.splitlines() if "loss " in l]
+    assert len(losses) == 2 and losses[0] == losses[1]

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -142,3 +143,13 @@ def test_result_structures_round_trip_through_json(tree):
     from ferrule.pytree import flatten
     struct = flatten(tree)[1]
     assert decode_struct(json.loads(json.dumps(encode_struct(struct)))) == struct
+
+
+def test_the_warm_start_benchmark_runs_and_does_not_trace():
+    """bench/warm_start.py (docs/performance.md), one warm process."""
+    root = Path(__file__).resolve().parents[1]
+    r = subprocess.run([sys.executable, str(root / "bench" / "warm_start.py"), "--repeat", "1"],
+                       capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "traced in the warm process: 0 time(s)" in r.stdout
+    assert "same loss as cold: True" in r.stdout
