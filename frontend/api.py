@@ -256,7 +256,11 @@ class Lowered:
 
     def _record_source(self, key: str) -> None:
         """Map this specialisation's source key to its disk cache entry, with
-        what a warm call needs of the trace (:meth:`Jitted._load_warm`)."""
+        what a warm call needs of the trace (:meth:`Jitted._load_warm`).
+        Not for a program with host callbacks: their numbers are given by
+        each process's traces (runtime/cpu/callbacks.py)."""
+        if '"ad.pure_callback"' in self._traced():
+            return
         try:
             meta = {"name": self.name, "struct": encode_struct(self.out_struct),
                     "outs": [[list(s.shape), s.dtype.str]

@@ -201,13 +201,33 @@ def decode_struct(data):
     return (kind, tuple(aux), children)
 
 
+def _plain(v) -> bool:
+    """A value whose repr says all of it: None, bool, int, float, str,
+    bytes, and tuples of them."""
+    if isinstance(v, tuple):
+        return all(_plain(x) for x in v)
+    return type(v) in (bool, int, float, str, bytes, type(None))
+
+
+def _plain_struct(text: str) -> bool:
+    """The repr of an argument structure names no classes but tuple and list."""
+    for cls in ("<class 'tuple'>", "<class 'list'>"):
+        text = text.replace(cls, "")
+    return "<class" not in text and " at 0x" not in text
+
+
 def source_key(fun, arg_key, pullback: str, static_argnums, options) -> Optional[str]:
     """The key of ``fun`` traced for ``arg_key`` (:meth:`Jitted._key`'s),
     compiled with resolved CPU ``options``; None when it cannot be vouched
     for (see the module docstring)."""
-    text = repr((arg_key, pullback, tuple(static_argnums), options))
-    if " at 0x" in text:     # an argument structure or static value printed by address
+    specs, struct_text = arg_key
+    # Static values and argument structures enter the key by repr: only
+    # kinds whose repr is their value (a user class's repr need not be).
+    if not all(spec[0] == "array" or _plain(spec[2]) for spec in specs):
         return None
+    if not _plain_struct(struct_text):
+        return None
+    text = repr((arg_key, pullback, tuple(static_argnums), options))
     h = _Hasher()
     h.put(frontend_fingerprint(), text)
     try:

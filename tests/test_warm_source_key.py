@@ -153,3 +153,47 @@ def test_the_warm_start_benchmark_runs_and_does_not_trace():
     assert r.returncode == 0, r.stderr[-3000:]
     assert "traced in the warm process: 0 time(s)" in r.stdout
     assert "same loss as cold: True" in r.stdout
+
+
+class _Opaque:
+    """Hashable, with a repr that does not say its value."""
+
+    def __init__(self, v):
+        self.v = v
+
+    def __hash__(self):
+        return hash(self.v)
+
+    def __eq__(self, other):
+        return isinstance(other, _Opaque) and other.v == self.v
+
+    def __repr__(self):
+        return "_Opaque()"
+
+
+def test_static_values_and_structures_whose_repr_hides_them_have_no_key():
+    import collections
+    f = lambda a, s: a * 2.0
+    jf = ferrule.jit(f, static_argnums=(1,))
+    opts = cpu.defaults().resolved()
+    assert source_key(f, jf._key((np.ones(2), 3))[0], "auto", (1,), opts) is not None
+    assert source_key(f, jf._key((np.ones(2), _Opaque(3)))[0], "auto", (1,), opts) is None
+    P = collections.namedtuple("P", "a b")
+    g = lambda p: p.a * p.b
+    assert source_key(g, ferrule.jit(g)._key((P(np.ones(2), np.ones(2)),))[0], "auto", (),
+                      opts) is None
+
+
+def test_a_program_with_host_callbacks_is_traced_again(tmp_path, monkeypatch):
+    """Callbacks are numbered by each process's traces: code calling one is
+    never loaded by source key (it could call another process's number)."""
+    monkeypatch.setenv("FERRULE_CACHE_DIR", str(tmp_path))
+
+    def f(x):
+        return ferrule.pure_callback(np.sin, ferrule.ShapeDtype((3,), np.float32), x) * 2.0
+    x = np.ones(3, np.float32)
+    ferrule.jit(f)(x)
+    g = ferrule.jit(f)
+    np.testing.assert_allclose(g(x), np.sin(x) * 2.0, rtol=1e-6)
+    assert g.trace_count == 1 and g.load_count == 0
+    assert not list(tmp_path.glob("*.src.json"))

@@ -40,6 +40,7 @@ from functools import lru_cache
 import numpy as np
 
 from ..signature import Signature, TensorSpec
+from . import callbacks
 from .function import CpuFunction, RowSplitFunction, _cache_dir
 
 FORMAT = 1
@@ -181,6 +182,11 @@ def load_source(source_key: str):
         if rec.get("format") != FORMAT:
             return None
         meta, k = rec["meta"], rec["key"]
+        # Host callbacks are numbered per process, by its traces: code that
+        # calls one is never loaded untraced (store_source's callers do not
+        # record it; this checks again).
+        if callbacks.PREFIX in (d / f"{k}.json").read_text():
+            return None
         fn = load(k, meta["name"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
