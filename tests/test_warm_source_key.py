@@ -197,3 +197,47 @@ def test_a_program_with_host_callbacks_is_traced_again(tmp_path, monkeypatch):
     np.testing.assert_allclose(g(x), np.sin(x) * 2.0, rtol=1e-6)
     assert g.trace_count == 1 and g.load_count == 0
     assert not list(tmp_path.glob("*.src.json"))
+
+
+MODULE_PROGRAM = textwrap.dedent("""
+    import json, sys
+    import numpy as np
+    import ferrule
+    from helper_mod import scale            # a function from another file: hashed
+    import helper_mod                        # a user module: no source key
+    f = ferrule.jit(lambda x: scale(x) + 1.0)
+    g = ferrule.jit(lambda x: helper_mod.scale(x) - 1.0)
+    x = np.arange(3.0)
+    print(json.dumps({"f": f(x).tolist(), "g": g(x).tolist(),
+                      "counts": [f.trace_count, f.load_count, g.trace_count, g.load_count]}))
+""")
+
+
+def test_a_helper_edited_in_another_file_is_not_a_stale_hit(tmp_path):
+    (tmp_path / "prog.py").write_text(MODULE_PROGRAM)
+    # No .pyc: an edit within the same second must not load the old code.
+    env = dict(os.environ, FERRULE_CACHE_DIR=str(tmp_path / "cache"), PYTHONDONTWRITEBYTECODE="1")
+
+    def run(factor):
+        (tmp_path / "helper_mod.py").write_text(f"def scale(x):\n    return x * {factor}\n")
+        r = subprocess.run([sys.executable, str(tmp_path / "prog.py")], capture_output=True,
+                           text=True, env=env, timeout=600, cwd=tmp_path)
+        assert r.returncode == 0, r.stderr[-3000:]
+        res = json.loads(r.stdout.strip().splitlines()[-1])
+        x = np.arange(3.0)
+        np.testing.assert_allclose(res["f"], x * factor + 1.0)
+        np.testing.assert_allclose(res["g"], x * factor - 1.0)
+        return res["counts"]
+    assert run(2.0) == [1, 0, 1, 0]
+    assert run(2.0) == [0, 1, 1, 0]          # f loads untraced; g (a module) traces
+    assert run(5.25) == [1, 0, 1, 0]         # the helper edited: f compiles anew
+
+
+def test_a_jitted_global_enters_the_key_by_its_function():
+    x = np.ones(2)
+
+    def make(c):
+        inner = ferrule.jit(lambda a: a * c)
+        return lambda a: inner(a) + 1.0
+    assert _key(make(2.0), x) == _key(make(2.0), x)
+    assert _key(make(2.0), x) != _key(make(3.0), x)
