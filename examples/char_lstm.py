@@ -229,7 +229,9 @@ def main(argv=None):
     elapsed = time.perf_counter() - t_start
     final = float(np.mean(losses[-20:]))
     print(f"{n} steps in {elapsed:.1f} s ({1e3 * elapsed / n:.1f} ms/step, "
-          f"{n * a.T * a.B / elapsed:,.0f} chars/s); traces of the step: {step.trace_count}")
+          f"{n * a.T * a.B / elapsed:,.0f} chars/s); specialisations of the step: "
+          f"{step.trace_count + step.load_count} (traced {step.trace_count}, loaded from "
+          f"the disk cache untraced {step.load_count})")
     rel = 1 - final / H0
     print(f"loss: first {losses[0]:.3f}, last-20 mean {final:.3f} nats/char "
           f"({final / math.log(2):.3f} bits) vs unigram entropy {H0:.3f} "

@@ -32,6 +32,7 @@ from .runtime.cpu import CpuOptions, diskcache
 from .runtime.cuda import GpuFunction
 from .runtime.cuda_compile import compile_cuda
 from .runtime.signature import TensorSpec
+from .source_key import decode_struct, encode_struct, source_key
 from .tracing import TypedArg, abi_element_type, current_trace, mlir_element_type, where_str
 
 # Argument dtypes jit compiles for (besides Python floats, traced as weakly
@@ -133,9 +134,15 @@ class Lowered:
     """
 
     uint32_outs: Sequence[int] = ()
+    # (resolved CPU options, source key) when the specialisation has a source
+    # key (frontend/source_key.py): compiling for those options records it.
+    _source = None
 
-    def __init__(self, name: str, ctx: ir.Context, traced: str, out_struct,
-                 timings: Dict[str, float], pullback: str = "auto"):
+    def __init__(self, name: str, ctx: Optional[ir.Context], traced: Optional[str], out_struct,
+                 timings: Dict[str, float], pullback: str = "auto", retrace=None):
+        """``traced`` None (loaded from the disk cache by source key): the
+        traced text is made by ``retrace()`` when a stage or other CPU
+        options need it."""
         self.name = name
         self.pullback = pullback
         # No MLIR context is kept (the tracing one held ~2 MB per
@@ -143,9 +150,20 @@ class Lowered:
         del ctx
         self.out_struct = out_struct
         self.timings = dict(timings)
-        self._stages: Dict[str, str] = {"traced": traced}
+        self._stages: Dict[str, str] = {} if traced is None else {"traced": traced}
+        self._retrace = retrace
         self._compiled: Dict[CpuOptions, Any] = {}   # per CPU options
         self._lock = threading.RLock()    # one compilation at a time per context
+
+    def _traced(self) -> str:
+        """The traced module's text (traced now if it was loaded without)."""
+        text = self._stages.get("traced")
+        if text is None:
+            with self._lock:
+                if "traced" not in self._stages:
+                    self._stages["traced"] = self._retrace()
+            text = self._stages["traced"]
+        return text
 
     def _run_ad(self):
         if "ad" in self._stages:
@@ -157,7 +175,7 @@ class Lowered:
     def _run_ad_locked(self):
         t = time.perf_counter()
         with make_context(), ir.Location.unknown():
-            module = ir.Module.parse(self._stages["traced"])
+            module = ir.Module.parse(self._traced())
             try:
                 run_pipeline(module, pipelines.ad_pipeline(self.pullback))
             except PassError as e:
@@ -173,12 +191,14 @@ class Lowered:
             self._run_ad()
         elif stage in ("llvm", "llvm-ir"):
             return self._llvm_stages()[stage]
+        elif stage == "traced":
+            return self._traced()
         return self._stages[stage]
 
     def compile_cuda(self, target: str = "cuda:sm_90", fast_math: bool = False):
         """Compile this specialisation for an NVIDIA GPU (see :func:`compile`)."""
         from .callback import callbacks_in
-        found = callbacks_in(self._stages["traced"], make_context())
+        found = callbacks_in(self._traced(), make_context())
         if found:
             name, at = found[0]
             raise CompileError(f"{self.name}: pure_callback {name!r} (at {at}) cannot run on "
@@ -194,7 +214,7 @@ class Lowered:
             raise CompileError(f"{self.name}: ferrule.scan is not supported for target "
                                f"{target!r} yet (its loop runs on the host between kernels, "
                                f"which the GPU lowering does not build); compile for 'cpu'")
-        if '"ad.gather"' in self._stages["traced"]:
+        if '"ad.gather"' in self._traced():
             raise CompileError(f"{self.name}: gathers (take, x[int_array], take_along_axis) "
                                f"and their derivatives are not supported for target "
                                f"{target!r} yet (untested on a GPU); compile for 'cpu'")
@@ -210,7 +230,7 @@ class Lowered:
         """Per call site: which rule or built-in mode differentiated it, whether
         forward mode ran, and what is kept between forward and backward."""
         self._run_ad()
-        text = _explain(self._stages["traced"], make_context(), self._stages["ad"])
+        text = _explain(self._traced(), make_context(), self._stages["ad"])
         compiled = self._compiled.get(cpu.defaults())
         if compiled is not None:
             text += f"\nCPU: {compiled.threads_note}"
@@ -235,7 +255,7 @@ class Lowered:
 
     def _compile_cpu(self, options: CpuOptions):
         t = time.perf_counter()
-        key = (diskcache.key(self._stages["traced"], self.name, self.pullback,
+        key = (diskcache.key(self._traced(), self.name, self.pullback,
                              options.resolved()) if diskcache.enabled() else None)
         fn = diskcache.load(key, self.name) if key else None
         if fn is not None:
@@ -251,9 +271,27 @@ class Lowered:
                 raise CompileError(f"lowering {self.name} failed: {e}") from None
             if key:
                 diskcache.store(key, fn)
+        if key and self._source is not None and self._source[0] == options.resolved():
+            self._record_source(key)
         self._compiled[options] = fn
         self.timings.update(fn.timings)
         return fn
+
+    def _record_source(self, key: str) -> None:
+        """Map this specialisation's source key to its disk cache entry, with
+        what a warm call needs of the trace (:meth:`Jitted._load_warm`).
+        Not for a program with host callbacks: their numbers are given by
+        each process's traces (runtime/cpu/callbacks.py)."""
+        if '"ad.pure_callback"' in self._traced():
+            return
+        try:
+            meta = {"name": self.name, "struct": encode_struct(self.out_struct),
+                    "outs": [[list(s.shape), s.dtype.str]
+                             for s in flatten(self.out_shapes)[0]],
+                    "uint32_outs": list(self.uint32_outs)}
+        except ValueError:      # a result structure that JSON cannot name
+            return
+        diskcache.store_source(self._source[1], key, meta)
 
     def _llvm_stages(self, options: Optional[CpuOptions] = None) -> Dict[str, str]:
         fn = self.compile(options)
@@ -286,6 +324,7 @@ class Jitted:
         self._cache: "OrderedDict[Any, Lowered]" = OrderedDict()
         self._lock = threading.Lock()     # tracing: one thread per Jitted
         self.trace_count = 0    # how many signatures were traced (tests, the example)
+        self.load_count = 0     # how many were loaded from the disk cache untraced
         self._gpu: Dict[Any, Any] = {}
         # The call fast path: ((shape, dtype) per argument) -> (CPU options,
         # compiled function, results' structure), for calls whose arguments
@@ -326,12 +365,45 @@ class Jitted:
         with self._lock:
             low = self._cache.get(key)
             if low is None:
-                low = self._trace(key, leaves, struct)
+                low = self._load_warm(key, leaves, struct) or self._trace(key, leaves, struct)
                 self._cache[key] = low
                 while len(self._cache) > cache_size():
                     self._cache.popitem(last=False)
                     self._fast = {}
             return low
+
+    def _load_warm(self, key, leaves, struct) -> Optional[Lowered]:
+        """The specialisation from the disk cache by its source key
+        (frontend/source_key.py), compiled for the default CPU options,
+        without tracing; None on a miss (the caller traces). A trace made
+        here is given its source key, so that compiling it records it."""
+        if self.target != "cpu" or not diskcache.enabled():
+            return None
+        t = time.perf_counter()
+        options = cpu.defaults()
+        skey = source_key(self.fun, key, self.pullback, self.static_argnums, options.resolved())
+        if skey is None:
+            return None
+        t_key = time.perf_counter() - t
+        hit = diskcache.load_source(skey)
+        # Only what tracing reads of the leaves (static values), not arrays.
+        statics = [None if spec[0] == "array" else l for l, spec in zip(leaves, key[0])]
+        if hit is None:
+            low = self._trace(key, statics, struct)
+            low._source = (options.resolved(), skey)
+            low.timings["source_key"] = t_key
+            return low
+        fn, meta = hit
+        out_struct = decode_struct(meta["struct"])
+        low = Lowered(meta["name"], None, None, out_struct, {}, self.pullback,
+                      retrace=lambda: self._trace(key, statics, struct)._stages["traced"])
+        low.out_shapes = unflatten(out_struct, [ShapeDtype(s, d) for s, d in meta["outs"]])
+        low.uint32_outs = list(meta["uint32_outs"])
+        low._compiled[options] = fn
+        low.timings = {"source_key": t_key, "disk_cache_load": time.perf_counter() - t - t_key}
+        fn.timings = dict(low.timings)
+        self.load_count += 1
+        return low
 
     def _trace(self, key, leaves, struct) -> Lowered:
         t0 = time.perf_counter()

@@ -33,6 +33,7 @@ from . import lower_scan  # noqa: F401
 from . import hoist_scan_invariants  # noqa: F401
 from . import lower_gather  # noqa: F401
 from . import lower_callbacks  # noqa: F401
+from . import outline_repeated_loops  # noqa: F401
 
 __all__ = ["PassError", "register", "registered_passes", "run_pipeline",
            "split_pipeline"]

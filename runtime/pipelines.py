@@ -111,6 +111,9 @@ def cpu_loops(vector_bytes: int = 32, threads: int = 1) -> List[str]:
         "copy-to-linalg",       # workaround: no strided memref.copy
         f"team-pointwise{{threads={threads}}}",
         "func.func(convert-linalg-to-loops)",
+        # A loop nest written out several times (a step unrolled in Python)
+        # is compiled once, as a function called at each place.
+        "outline-repeated-loops",
     ]
 
 

@@ -95,9 +95,9 @@ def compile_function(module_text: str, func_name: str, ctx: ir.Context,
 
 def keep_freed_pages() -> bool:
     """Let glibc's allocator keep freed blocks up to 32 MiB for reuse
-    instead of returning them to the system at once (``mallopt``: mmap and
-    trim thresholds at 32 MiB), once per process; ``FERRULE_KEEP_FREED_PAGES=0``
-    leaves the allocator alone.
+    instead of returning them to the system at once (``mallopt``: mmap
+    threshold at 32 MiB, trim threshold at :data:`TRIM_THRESHOLD`), once
+    per process; ``FERRULE_KEEP_FREED_PAGES=0`` leaves the allocator alone.
 
     Why: compiled code allocates its temporaries with ``malloc`` on every
     call; above 128 KiB glibc maps fresh pages for each and unmaps them on
@@ -105,7 +105,19 @@ def keep_freed_pages() -> bool:
     on the char-LSTM training step: 79 -> 58 ms of CPU per step (-25%).
     This is process-wide (numpy's large arrays are reused the same way);
     :func:`release_freed_memory` still hands free pages back after each
-    compilation. Returns whether the thresholds were set."""
+    compilation.
+
+    The trim threshold is higher than the mmap one because a call's
+    temporaries together (all below 32 MiB each) may exceed 32 MiB: freed
+    at the call's end, they leave that much free at the top of the heap,
+    which a 32 MiB threshold returned to the system — and the next call
+    page-faulted it all in again. A process whose heap MLIR had grown
+    (tracing) hid this; one that loads its code from the warm disk cache
+    without tracing did not: the char-LSTM step (~32 MiB of temporaries)
+    took 8,289 page faults and 50–60 ms per call instead of 0 and ~20.
+    The cost: a process keeps freed heap up to its high-water mark (at
+    most this threshold above what it uses), as caching allocators do.
+    Returns whether the thresholds were set."""
     return _tune_malloc()
 
 
@@ -120,7 +132,13 @@ def _tune_malloc() -> bool:
     except (OSError, AttributeError):
         return False
     M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, LIMIT = -1, -3, 32 << 20
-    return bool(mallopt(M_MMAP_THRESHOLD, LIMIT)) and bool(mallopt(M_TRIM_THRESHOLD, LIMIT))
+    return (bool(mallopt(M_MMAP_THRESHOLD, LIMIT))
+            and bool(mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD)))
+
+
+# Free heap above this many bytes at its top is returned to the system
+# (glibc's M_TRIM_THRESHOLD; see keep_freed_pages).
+TRIM_THRESHOLD = 512 << 20
 
 
 def release_freed_memory() -> None:

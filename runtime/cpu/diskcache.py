@@ -21,7 +21,14 @@ function (or of each row chunk), the row-split plan and the threads note.
 (``ExecutionEngine.add_object_file``): no MLIR, no LLVM pass runs. A record
 whose objects are missing, or that does not parse, is a miss.
 
-Records are JSON files ``<key>.json`` beside the objects, in
+A second, cheaper key finds the same record without tracing:
+:func:`store_source` maps a *source key* (``ferrule/source_key.py``: the
+function's bytecode, closure and globals, the arguments' signature, the
+compiler) to the traced key, with what the frontend needs of the trace;
+:func:`load_source` follows it. A warm first call then neither traces nor
+touches MLIR.
+
+Records are JSON files ``<key>.json`` (and ``<source key>.src.json``) beside the objects, in
 ``FERRULE_CACHE_DIR`` (default ``~/.cache/ferrule``; empty: no disk cache).
 """
 
@@ -31,6 +38,7 @@ import os
 from functools import lru_cache
 
 from ..signature import Signature, TensorSpec, dtype_name, dtype_of_name
+from . import callbacks
 from .function import CpuFunction, RowSplitFunction, _cache_dir
 
 FORMAT = 1
@@ -142,8 +150,50 @@ def load(k: str, func_name: str):
     return fn
 
 
+def store_source(source_key: str, k: str, meta: dict) -> None:
+    """Record that the program whose source key (``ferrule.source_key``: a
+    hash of the function's code and the values it reads, computed without
+    tracing) is ``source_key`` is the one stored under key ``k``, with
+    ``meta`` (JSON data: what the frontend needs of the trace — the results'
+    structure and dtypes). Silently nothing without a cache dir."""
+    d = _cache_dir()
+    if d is None:
+        return
+    path = d / f"{source_key}.src.json"
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    try:
+        tmp.write_text(json.dumps({"format": FORMAT, "key": k, "meta": meta}))
+        os.replace(tmp, path)
+    except (OSError, TypeError, ValueError):
+        pass
+
+
+def load_source(source_key: str):
+    """``(callable, meta)`` recorded under ``source_key`` by
+    :func:`store_source` (the callable as :func:`load` rebuilds it), or
+    None (a miss: no record, or its program's objects are gone)."""
+    d = _cache_dir()
+    if d is None:
+        return None
+    try:
+        rec = json.loads((d / f"{source_key}.src.json").read_text())
+        if rec.get("format") != FORMAT:
+            return None
+        meta, k = rec["meta"], rec["key"]
+        # Host callbacks are numbered per process, by its traces: code that
+        # calls one is never loaded untraced (store_source's callers do not
+        # record it; this checks again).
+        if callbacks.PREFIX in (d / f"{k}.json").read_text():
+            return None
+        fn = load(k, meta["name"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return None if fn is None else (fn, meta)
+
+
 def enabled() -> bool:
     return _cache_dir() is not None
 
 
-__all__ = ["key", "store", "load", "enabled", "compiler_fingerprint"]
+__all__ = ["key", "store", "load", "store_source", "load_source", "enabled",
+           "compiler_fingerprint"]
