@@ -58,19 +58,26 @@ class _Worker:
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True, env=self.env)
         self.lines = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
         self.stderr = []
-        threading.Thread(target=self._read_err, daemon=True).start()
+        # Each reader is bound to its own process's pipe and queue: after a
+        # restart, the old reader's end-of-file must not reach the new
+        # worker's queue (it did, and the driver then waited for ever on a
+        # healthy worker it took for dead).
+        threading.Thread(target=self._read, args=(self.proc, self.lines), daemon=True).start()
+        threading.Thread(target=self._read_err, args=(self.proc, self.stderr),
+                         daemon=True).start()
 
-    def _read(self):
-        for line in self.proc.stdout:
-            self.lines.put(line)
-        self.lines.put(None)
+    @staticmethod
+    def _read(proc, lines):
+        for line in proc.stdout:
+            lines.put(line)
+        lines.put(None)
 
-    def _read_err(self):
-        for line in self.proc.stderr:
-            self.stderr.append(line)
-            del self.stderr[:-20]
+    @staticmethod
+    def _read_err(proc, stderr):
+        for line in proc.stderr:
+            stderr.append(line)
+            del stderr[:-20]
 
     def run(self, seed: int, timeout: float) -> dict:
         self.proc.stdin.write(f"{seed}\n")
