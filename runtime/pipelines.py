@@ -96,7 +96,7 @@ BUFFERIZE = [
 def cpu_loops(vector_bytes: int = 32, threads: int = 1) -> List[str]:
     """Buffers -> loops for a host whose vector registers are
     ``vector_bytes`` wide (32: AVX2, 64: AVX-512); with ``threads`` ≥ 2,
-    large matmuls and pointwise loop nests become team functions
+    large matmuls become team functions
     (``parallel-calls`` runs them).
 
     The matmul tile is 8 rows × 2 vectors on AVX-512 (16 accumulators of
@@ -109,7 +109,6 @@ def cpu_loops(vector_bytes: int = 32, threads: int = 1) -> List[str]:
         # Register-tiled vector matmul.
         f"tile-matmul{{lanes-bytes={vector_bytes} rows={rows} threads={threads}}}",
         "copy-to-linalg",       # workaround: no strided memref.copy
-        f"team-pointwise{{threads={threads}}}",
         "func.func(convert-linalg-to-loops)",
         # A loop nest written out several times (a step unrolled in Python)
         # is compiled once, as a function called at each place.
@@ -157,7 +156,7 @@ def cpu_lowering(vector_bytes: int = 32, narrow_conversions: str = "f16,bf16",
     float16/bfloat16 conversions in ``narrow_conversions`` (``"f16,bf16"``,
     one, or ``""``) written out as integer code; the others are left to
     LLVM, for hosts with F16C / AVX512-BF16 instructions. With ``threads``
-    ≥ 2, large matmuls and pointwise loop nests run on a team of that many
+    ≥ 2, large matmuls run on a team of that many
     threads (the compiled code then needs libgomp loaded: ``parallel-calls``)."""
     kinds = [k for k in narrow_conversions.split(",") if k]
     narrow = (f"expand-narrow-floats{{f16={'f16' in kinds} bf16={'bf16' in kinds}}}".lower()

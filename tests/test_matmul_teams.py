@@ -69,33 +69,6 @@ def test_team_matmul_is_bitwise_the_serial_one(m, k, n, dtype):
     np.testing.assert_allclose(team, want, rtol=tol, atol=tol * np.abs(want).max())
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_team_pointwise_loops_are_bitwise_the_serial_ones(dtype):
-    """A pointwise function too small for row splitting but large enough for
-    a team (team-pointwise): rows of the loop nest split over the threads;
-    float64 transcendentals are C library calls, which a team may make."""
-    rng = np.random.default_rng(5)
-    x = rng.standard_normal((100, 1000)).astype(dtype)
-    b = rng.standard_normal(1000).astype(dtype)
-    fn = lambda x, b: fnp.tanh(x + b) * fnp.exp(-x * x) + fnp.sin(x)
-    assert any("pointwise" in n for n in _team_functions(ferrule.jit(fn), x, b))
-    serial, team = _both(lambda: ferrule.jit(fn), x, b)
-    assert np.array_equal(serial, team)
-    x64, b64 = x.astype(np.float64), b.astype(np.float64)
-    want = np.tanh(x64 + b64) * np.exp(-x64 * x64) + np.sin(x64)
-    np.testing.assert_allclose(team, want, rtol=1e-5 if dtype == np.float32 else 1e-12,
-                               atol=1e-6 if dtype == np.float32 else 1e-13)
-
-
-def test_team_pointwise_gradients_bitwise():
-    rng = np.random.default_rng(6)
-    x = rng.standard_normal((64, 2048)).astype(np.float32)
-    g = ferrule.grad(lambda x: fnp.sum(fnp.tanh(x) * ferrule.nn.sigmoid(x)))
-    assert any("pointwise" in n for n in _team_functions(ferrule.jit(g), x))
-    serial, team = _both(lambda: ferrule.jit(g), x)
-    assert np.array_equal(serial, team)
-
-
 def test_team_batched_matmul():
     rng = np.random.default_rng(1)
     a = rng.standard_normal((3, 64, 256)).astype(np.float32)

@@ -34,7 +34,7 @@ def lower_to_llvm_ir(module_text: str, func_name: str, ctx: ir.Context,
     for ``vector_bytes``-wide vectors (default: the host's), with the
     float16/bfloat16 conversions ``narrow_conversions`` written out
     (default: those the host has no instructions for; CpuOptions), and its
-    large matmuls and pointwise loops on teams of ``team_threads`` threads
+    large matmuls on teams of ``team_threads`` threads
     (the code then calls libgomp: :func:`~.codegen.openmp_runtime`).
     ``dialect_text=False``: the first is None (printing it takes longer
     than translating it to LLVM IR).
@@ -82,7 +82,7 @@ def compile_function(module_text: str, func_name: str, ctx: ir.Context,
                                     narrow_conversions=opts.narrow_conversions,
                                     team_threads=opts.team_threads)
         if opts.team_threads > 1:
-            note += f"; its large matmuls and pointwise loops on a team of {opts.team_threads} threads"
+            note += f"; its large matmuls on a team of {opts.team_threads} threads"
         lowering[0] += time.perf_counter() - t
         fn = CpuFunction(ll_ir, func_name, sig.inputs, sig.outputs)
     fn.stages = None

@@ -34,7 +34,7 @@ class CpuOptions:
     already run 1.8x faster than one thread). ``vector_bytes``: the width
     matmul kernels are tiled for (None: the host's; 32 AVX2, 64 AVX-512).
     ``team_threads``: in a function that runs on one thread (not split over
-    rows), large matmuls and pointwise loops run on a team of this many
+    rows), large matmuls run on a team of this many
     threads inside the compiled code (``parallel-calls``; None: ``threads``
     where libgomp loads, else 1; 1: none).
     ``narrow_conversions``: the float16/bfloat16 conversions written out as
