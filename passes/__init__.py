@@ -26,6 +26,7 @@ from . import expand_narrow_floats  # noqa: F401
 from . import widen_accumulators  # noqa: F401
 from . import tile_matmul  # noqa: F401
 from . import parallel_calls  # noqa: F401
+from . import tile_transpose  # noqa: F401
 from . import fuse_into_reductions  # noqa: F401
 from . import tile_matmul_gpu  # noqa: F401
 from . import lower_scan  # noqa: F401

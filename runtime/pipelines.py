@@ -109,6 +109,7 @@ def cpu_loops(vector_bytes: int = 32, threads: int = 1) -> List[str]:
         # Register-tiled vector matmul.
         f"tile-matmul{{lanes-bytes={vector_bytes} rows={rows} threads={threads}}}",
         "copy-to-linalg",       # workaround: no strided memref.copy
+        "tile-transpose",       # W.T copied block by block, not row by row
         "func.func(convert-linalg-to-loops)",
         # A loop nest written out several times (a step unrolled in Python)
         # is compiled once, as a function called at each place.
