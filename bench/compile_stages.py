@@ -26,6 +26,8 @@ import subprocess
 import sys
 import time
 
+from compile_time import PROGRAM    # the step's problem and loss (bench/ is on the path)
+
 CONFIGS = ("scan", "scan-no-outline", "unrolled", "unrolled-no-outline")
 
 CHILD = r"""
@@ -46,36 +48,7 @@ if not outline:
     loops = pipelines.cpu_loops
     pipelines.cpu_loops = lambda *a, **k: [p for p in loops(*a, **k)
                                            if p != "outline-repeated-loops"]
-rng = np.random.default_rng(0)
-f32 = np.float32
-params = [rng.standard_normal((V, E)).astype(f32) * 0.3,
-          (rng.standard_normal((E, 4 * H)) / np.sqrt(E)).astype(f32),
-          (rng.standard_normal((H, 4 * H)) / np.sqrt(H)).astype(f32), np.zeros(4 * H, f32),
-          (rng.standard_normal((H, V)) / np.sqrt(H)).astype(f32), np.zeros(V, f32)]
-tok = rng.integers(0, V, (T + 1, B))
-eye = np.eye(V, dtype=f32)
-xs, ys = eye[tok[:-1]], eye[tok[1:]]
-
-def loss(emb, Wx, Wh, b, Wy, by, xs, ys):
-    gx = (xs @ emb) @ Wx + b
-    def step(hc, g):
-        h, c = hc
-        i, f, gg, o = fnp.split(g + h @ Wh, 4, axis=1)
-        c2 = sigmoid(f) * c + sigmoid(i) * fnp.tanh(gg)
-        h2 = sigmoid(o) * fnp.tanh(c2)
-        return (h2, c2), h2
-    h0 = fnp.zeros((B, H), fnp.float32)
-    if unroll:
-        hc, hs = (h0, h0), []
-        for t in range(T):
-            hc, y = step(hc, gx[t])
-            hs.append(y)
-        hs = fnp.stack(hs)
-    else:
-        _, hs = ferrule.scan(step, (h0, h0), gx)
-    logits = hs @ Wy + by
-    return fnp.mean(logsumexp(logits, axis=-1) - fnp.sum(logits * ys, axis=-1))
-
+""" + PROGRAM + r"""
 stages = {}
 low = ferrule.jit(ferrule.value_and_grad(loss, argnums=tuple(range(6)))).lower(*params, xs, ys)
 stages["trace"] = low.timings["trace"]

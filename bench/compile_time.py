@@ -29,13 +29,10 @@ import time
 
 import numpy as np
 
-CHILD = r"""
-import json, sys, time
-t0 = time.perf_counter()
-import numpy as np
-import ferrule, ferrule.numpy as fnp
-from ferrule.nn import logsumexp, sigmoid
-T, B, E, H, V, unroll = json.loads(sys.argv[1])
+# The step's problem and loss, for the child processes here and in
+# bench/compile_stages.py (which imports it): needs numpy as np, ferrule,
+# fnp, logsumexp, sigmoid and T, B, E, H, V, unroll in scope.
+PROGRAM = r"""
 rng = np.random.default_rng(0)
 f32 = np.float32
 params = [rng.standard_normal((V, E)).astype(f32) * 0.3,
@@ -65,7 +62,16 @@ def loss(emb, Wx, Wh, b, Wy, by, xs, ys):
         _, hs = ferrule.scan(step, (h0, h0), gx)
     logits = hs @ Wy + by
     return fnp.mean(logsumexp(logits, axis=-1) - fnp.sum(logits * ys, axis=-1))
+"""
 
+CHILD = r"""
+import json, sys, time
+t0 = time.perf_counter()
+import numpy as np
+import ferrule, ferrule.numpy as fnp
+from ferrule.nn import logsumexp, sigmoid
+T, B, E, H, V, unroll = json.loads(sys.argv[1])
+""" + PROGRAM + r"""
 f = ferrule.jit(ferrule.value_and_grad(loss, argnums=tuple(range(6))))
 t1 = time.perf_counter()
 f(*params, xs, ys)

@@ -57,18 +57,13 @@ class _GiveUp(Exception):
 def frontend_fingerprint() -> str:
     """ferrule's tracing sources (this package's folder: path, size, mtime),
     numpy's and Python's versions, and the compiler's fingerprint."""
-    from .runtime.cpu.diskcache import compiler_fingerprint
+    from .runtime.cpu.diskcache import compiler_fingerprint, update_with_files
     h = hashlib.sha256(f"{compiler_fingerprint()}|{np.__version__}|{sys.version}".encode())
     root = os.path.dirname(os.path.abspath(__file__))
     entries = []
     for dirpath, _, names in os.walk(root):
         entries += [os.path.join(dirpath, n) for n in names if n.endswith(".py")]
-    for path in sorted(entries):
-        try:
-            st = os.stat(path)
-        except OSError:
-            continue
-        h.update(f"{path}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+    update_with_files(h, entries)
     return h.hexdigest()
 
 

@@ -62,13 +62,19 @@ def compiler_fingerprint() -> str:
             entries += [os.path.join(dirpath, n) for n in names if n.endswith((".py", ".mlir"))]
     libs = os.path.dirname(_mlir_libs.__file__)
     entries += [os.path.join(libs, n) for n in os.listdir(libs) if ".so" in n]
-    for path in sorted(entries):
+    update_with_files(h, entries)
+    return h.hexdigest()
+
+
+def update_with_files(h, paths) -> None:
+    """Add each file of ``paths`` to hash ``h`` by path, size and
+    modification time (a file that vanished is skipped)."""
+    for path in sorted(paths):
         try:
             st = os.stat(path)
         except OSError:
             continue
         h.update(f"{path}:{st.st_size}:{st.st_mtime_ns}\n".encode())
-    return h.hexdigest()
 
 
 def key(traced: str, func_name: str, pullback: str, options) -> str:
