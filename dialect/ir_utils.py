@@ -176,6 +176,15 @@ def block_ops(block: ir.Block) -> List[ir.Operation]:
     return [op.operation for op in block.operations]
 
 
+def function_body_ops(module_op: Union[ir.Module, ir.Operation]):
+    """The top-level ops of each ``func.func`` with a body in the module,
+    function by function; the functions (and each body's ops) are listed
+    before they are visited, so a caller may add functions or replace ops."""
+    for fn in funcs_of(module_op):
+        if len(fn.regions[0].blocks):
+            yield from block_ops(func_body(fn))
+
+
 # -- constants and comparisons ------------------------------------------------------
 
 def float_const(t: ir.Type, v: float) -> ir.Value:

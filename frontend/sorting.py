@@ -14,14 +14,12 @@ thousand elements), not for sorting large arrays (use ``pure_callback``
 with ``np.sort`` there, or sort outside the jitted function).
 """
 
-import builtins
-
 import numpy as _onp
 
 from .core import asarray_traced, astype
 from .dtypes import I64
 from .elementwise import equal, less, not_equal, where
-from .errors import DTypeError, ShapeError, UnsupportedOperationError
+from .errors import ShapeError, UnsupportedOperationError
 from .gather import take_along_axis
 from .integers import bitwise_and, bitwise_or, invert
 from .layout import reshape, sum as _sum

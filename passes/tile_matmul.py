@@ -53,7 +53,7 @@ from typing import List
 from mlir import ir
 from mlir.dialects import arith, memref, scf, vector
 
-from ..dialect.ir_utils import block_ops, func_body, funcs_of
+from ..dialect.ir_utils import function_body_ops
 from .support.matmul import plain_matmul_on_buffers
 from .support.parallel import TeamFunctions
 from .support.registry import register
@@ -69,18 +69,15 @@ def tile_matmul(module_op: ir.Operation, lanes_bytes: str = "32", rows: str = "4
         raise ValueError(f"tile-matmul: lanes-bytes must be 16, 32 or 64, rows 1..8 and "
                          f"threads 1..256, got {lanes_bytes!r}, {rows!r}, {threads!r}")
     team = TeamFunctions(module_op, "mm", nthreads) if nthreads > 1 else None
-    for fn in funcs_of(module_op):
-        if not len(fn.regions[0].blocks):
-            continue
-        for op in block_ops(func_body(fn)):
-            if op.name == "linalg.matmul" and plain_matmul_on_buffers(op, 2, True):
-                with ir.InsertionPoint(op), op.location:
-                    _emit(*op.operands, vbytes, mr, team)
-                op.erase()
-            elif op.name == "linalg.batch_matmul" and plain_matmul_on_buffers(op, 3, True):
-                with ir.InsertionPoint(op), op.location:
-                    _emit_batched(op, vbytes, mr, team)
-                op.erase()
+    for op in function_body_ops(module_op):
+        if op.name == "linalg.matmul" and plain_matmul_on_buffers(op, 2, True):
+            with ir.InsertionPoint(op), op.location:
+                _emit(*op.operands, vbytes, mr, team)
+            op.erase()
+        elif op.name == "linalg.batch_matmul" and plain_matmul_on_buffers(op, 3, True):
+            with ir.InsertionPoint(op), op.location:
+                _emit_batched(op, vbytes, mr, team)
+            op.erase()
 
 
 def _c(v: int) -> ir.Value:

@@ -23,7 +23,7 @@ from typing import List
 from mlir import ir
 from mlir.dialects import arith, memref, scf
 
-from ..dialect.ir_utils import block_ops, func_body, funcs_of
+from ..dialect.ir_utils import function_body_ops
 from .support.matmul import plain_matmul_on_buffers
 from .support.registry import register
 
@@ -33,15 +33,12 @@ def tile_matmul_gpu(module_op: ir.Operation, rows: str = "4", cols: str = "4") -
     tm, tn = int(rows), int(cols)
     if not (1 <= tm <= 8 and 1 <= tn <= 8):
         raise ValueError(f"tile-matmul-gpu: rows and cols must be 1..8, got {rows!r}, {cols!r}")
-    for fn in funcs_of(module_op):
-        if not len(fn.regions[0].blocks):
-            continue
-        for op in block_ops(func_body(fn)):
-            rank = {"linalg.matmul": 2, "linalg.batch_matmul": 3}.get(op.name)
-            if rank is not None and plain_matmul_on_buffers(op, rank, False):
-                with ir.InsertionPoint(op), op.location:
-                    _emit(op, rank, tm, tn)
-                op.erase()
+    for op in function_body_ops(module_op):
+        rank = {"linalg.matmul": 2, "linalg.batch_matmul": 3}.get(op.name)
+        if rank is not None and plain_matmul_on_buffers(op, rank, False):
+            with ir.InsertionPoint(op), op.location:
+                _emit(op, rank, tm, tn)
+            op.erase()
 
 
 def _c(v: int) -> ir.Value:

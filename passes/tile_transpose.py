@@ -26,8 +26,8 @@ dG: 28.6 -> 14.1 ms.
 from mlir import ir
 from mlir.dialects import arith, memref, scf
 
-from ..dialect.ir_utils import (block_ops, body_block, func_body, funcs_of, generic_iterators,
-                                generic_maps, map_dims)
+from ..dialect.ir_utils import (body_block, function_body_ops, generic_iterators, generic_maps,
+                                map_dims)
 from .support.registry import register
 
 BLOCK = 8
@@ -35,14 +35,11 @@ BLOCK = 8
 
 @register("tile-transpose")
 def tile_transpose(module_op: ir.Operation) -> None:
-    for fn in funcs_of(module_op):
-        if not len(fn.regions[0].blocks):
-            continue
-        for op in block_ops(func_body(fn)):
-            if _is_transpose(op):
-                with ir.InsertionPoint(op), op.location:
-                    _emit(op)
-                op.erase()
+    for op in function_body_ops(module_op):
+        if _is_transpose(op):
+            with ir.InsertionPoint(op), op.location:
+                _emit(op)
+            op.erase()
 
 
 def _is_transpose(op: ir.Operation) -> bool:

@@ -23,10 +23,9 @@ instead of one serial dependency chain.
 
 from mlir import ir
 
-from ..dialect.ir_utils import (block_ops, body_block, create, defining_op,
-                               element_type, empty, funcs_of, func_body,
-                               generic_iterators, generic_num_inputs,
-                               identity_map, make_generic, shape_of, tensor_type)
+from ..dialect.ir_utils import (block_ops, body_block, create, defining_op, element_type, empty,
+                                function_body_ops, generic_iterators, generic_num_inputs,
+                                identity_map, make_generic, shape_of, tensor_type)
 from .support.registry import register
 
 _REASSOC = "#arith.fastmath<reassoc>"
@@ -34,13 +33,10 @@ _REASSOC = "#arith.fastmath<reassoc>"
 
 @register("widen-accumulators")
 def widen_accumulators(module_op: ir.Operation) -> None:
-    for fn in funcs_of(module_op):
-        if not len(fn.regions[0].blocks):
-            continue
-        for op in block_ops(func_body(fn)):
-            if op.name == "linalg.generic" and any(
-                    "reduction" in it for it in generic_iterators(op)):
-                _widen_generic(op)
+    for op in function_body_ops(module_op):
+        if op.name == "linalg.generic" and any(
+                "reduction" in it for it in generic_iterators(op)):
+            _widen_generic(op)
 
 
 def _sum_addf(op: ir.Operation, j: int):
