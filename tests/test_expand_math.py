@@ -149,6 +149,38 @@ def test_no_libm_call_and_loop_vectorises(ctx):
     assert re.search(r"<\d+ x float>", str(mod)), "the pointwise loop was not vectorised"
 
 
+def test_sin_cos_call_out_for_huge_arguments_and_still_vectorise(ctx):
+    """A loop of scalar sin/cos vectorises with the huge-argument path as a
+    masked vector call, and lanes of one vector mix both paths correctly."""
+    src = ("func.func @f(%a: tensor<4099xf32>) -> (tensor<4099xf32>, tensor<4099xf32>) {\n"
+           "  %0 = math.sin %a : tensor<4099xf32>\n  %1 = math.cos %a : tensor<4099xf32>\n"
+           "  return %0, %1 : tensor<4099xf32>, tensor<4099xf32>\n}")
+    _, llvm_ir = cpu.lower_to_llvm_ir(src, "f", ctx)
+    import llvmlite.binding as llvm
+    tm = host_target_machine()
+    mod = llvm.parse_assembly(llvm_ir)
+    mod.triple, mod.data_layout = tm.triple, str(tm.target_data)
+    optimize(mod, tm)
+    text = str(mod)
+    entry = text[text.index("@__ferrule_f("):]
+    entry = entry[:entry.index("\n}\n")]
+    assert re.search(r"call <\d+ x float> @__ferrule_trig_big_0_v\d+\(", entry), entry[:2000]
+    assert re.search(r"call <\d+ x float> @__ferrule_trig_big_1_v\d+\(", entry)
+
+    x = np.random.default_rng(1).uniform(-3, 3, 4099).astype(np.float32)
+    for i, v in [(0, 1e30), (5, -130.0), (17, 120.0), (18, -119.99), (4095, 3e38),
+                 (4098, -1e6), (33, np.inf), (34, np.nan)]:
+        x[i] = v
+    fn = _compile(src, ctx)
+    s, c = fn(x)
+    with np.errstate(all="ignore"):
+        for got, ref in ((s, np.sin(x.astype(np.float64))), (c, np.cos(x.astype(np.float64)))):
+            fin = np.isfinite(x)
+            assert np.isnan(got[~fin]).all()
+            ulp = np.abs(got[fin] - ref[fin]) / _ulp(ref[fin])
+            assert ulp.max() <= 1.0, (x[fin][np.argmax(ulp)], ulp.max())
+
+
 def test_f64_is_left_to_libm(ctx):
     src = ("func.func @f(%a: tensor<8xf64>) -> tensor<8xf64> {\n"
            "  %0 = math.exp %a : tensor<8xf64>\n  return %0 : tensor<8xf64>\n}")

@@ -45,12 +45,18 @@ func.func @tanh_vector(%x: vector<8xf32>) -> vector<8xf32> {
   return %0 : vector<8xf32>
 }
 
-// sin/cos/erf run in f64 and round once at the end.
+// sin/cos/erf run in f64 and round once at the end. A scalar sin/cos
+// reduces arguments below 120 inline and calls out for larger ones; the
+// callee declares masked vector variants, so loops still vectorise.
 // CHECK-LABEL: func.func @sin_cos_erf
 // CHECK-NOT: math.sin
 // CHECK-NOT: math.cos
 // CHECK-NOT: math.erf
 // CHECK: arith.extf %{{.*}} : f32 to f64
+// CHECK: %[[BIG:.*]] = arith.cmpf oge, %{{.*}}, %{{.*}} : f32
+// CHECK: scf.if %[[BIG]] -> (f32)
+// CHECK: func.call @__ferrule_trig_big_0(%{{.*}}) : (f32) -> f32
+// CHECK: func.call @__ferrule_trig_big_1(%{{.*}}) : (f32) -> f32
 // CHECK: arith.truncf %{{.*}} : f64 to f32
 // CHECK-NOT: math.sin
 // CHECK-NOT: math.cos
@@ -131,3 +137,20 @@ func.func @untouched(%d: f64, %t: tensor<4xf32>, %x: f32, %s: vector<[4]xf32>)
   %4 = math.tanh %s : vector<[4]xf32>
   return %0, %1, %2, %3, %4 : f64, tensor<4xf32>, f32, f32, vector<[4]xf32>
 }
+
+// The out-of-line large-argument functions: public (LLVM must keep the
+// variants until its vectoriser runs), noinline, with variants of 2..16
+// lanes that return at once when no lane of the mask is set.
+// CHECK-LABEL: func.func @__ferrule_trig_big_0(
+// CHECK-SAME: %{{.*}}: f32) -> f32
+// CHECK-SAME: passthrough = ["noinline", ["vector-function-abi-variant", "_ZGV_LLVM_M2v___ferrule_trig_big_0(__ferrule_trig_big_0_v2),{{.*}}_ZGV_LLVM_M16v___ferrule_trig_big_0(__ferrule_trig_big_0_v16)"]]
+// CHECK-NOT: scf.if
+// CHECK: return
+// CHECK-LABEL: func.func @__ferrule_trig_big_0_v8(
+// CHECK-SAME: %{{.*}}: vector<8xf32>, %[[M:.*]]: vector<8xi1>) -> vector<8xf32>
+// CHECK: %[[ANY:.*]] = vector.reduction <or>, %[[M]] : vector<8xi1> into i1
+// CHECK: scf.if %[[ANY]] -> (vector<8xf32>)
+// CHECK: arith.muli %{{.*}} : vector<8xi64>
+// CHECK: } else {
+// CHECK: scf.yield %{{.*}} : vector<8xf32>
+// CHECK-LABEL: func.func @__ferrule_trig_big_1(
