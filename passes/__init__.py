@@ -19,7 +19,8 @@ from . import forward  # noqa: F401
 from . import reverse  # noqa: F401
 from . import lower_ad  # noqa: F401
 from . import forward_copies  # noqa: F401
-from . import workarounds  # noqa: F401  (distinct-results, widen-bools, widen-bool-buffers, copy-to-linalg)
+from . import workarounds  # noqa: F401  (distinct-results, widen-bools, widen-bool-buffers, copy-to-linalg,
+#                                        forward-loop-annotations)
 from . import math_to_libm  # noqa: F401
 from . import expand_math  # noqa: F401
 from . import expand_narrow_floats  # noqa: F401
@@ -34,6 +35,7 @@ from . import hoist_scan_invariants  # noqa: F401
 from . import lower_gather  # noqa: F401
 from . import lower_callbacks  # noqa: F401
 from . import outline_repeated_loops  # noqa: F401
+from . import interleave_loops  # noqa: F401
 
 __all__ = ["PassError", "register", "registered_passes", "run_pipeline",
            "split_pipeline"]

@@ -114,6 +114,8 @@ def cpu_loops(vector_bytes: int = 32, threads: int = 1) -> List[str]:
         # A loop nest written out several times (a step unrolled in Python)
         # is compiled once, as a function called at each place.
         "outline-repeated-loops",
+        # Fused math chains are latency-bound: two vector iterations side by side.
+        "interleave-loops{count=2}",
     ]
 
 
@@ -142,6 +144,8 @@ CPU_TO_LLVM = [
     "convert-cf-to-llvm",
     "convert-index-to-llvm",
     "reconcile-unrealized-casts",
+    # workaround: convert-cf-to-llvm drops the loops' interleave annotations
+    "forward-loop-annotations",
 ]
 
 

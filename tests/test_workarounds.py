@@ -19,8 +19,8 @@ from mlir import ir
 
 from ferrule.dialect import make_context
 from ferrule.passes import run_pipeline
-from ferrule.passes.workarounds import (copy_to_linalg, distinct_results, widen_bool_buffers,
-                                        widen_bools)
+from ferrule.passes.workarounds import (copy_to_linalg, distinct_results, loop_annotations,
+                                        widen_bool_buffers, widen_bools)
 
 BUFFERIZE = ["func.func(convert-elementwise-to-linalg)",
              "one-shot-bufferize{bufferize-function-boundaries "
@@ -90,7 +90,7 @@ def _ours(ir_text: str, passes) -> str:
 
 
 @pytest.mark.parametrize("mod", [distinct_results, widen_bools, widen_bool_buffers,
-                                 copy_to_linalg])
+                                 copy_to_linalg, loop_annotations])
 def test_each_workaround_names_the_llvm_it_was_checked_with(mod):
     installed = importlib.metadata.version("xtc-mlir-python-bindings")
     assert mod.LLVM_VERSION in mod.__doc__
@@ -144,6 +144,51 @@ def test_copy_to_linalg_still_needed():
 
 def test_copy_to_linalg_works_around_it():
     assert "memrefCopy" not in _ours(STRIDED_COPY, ["copy-to-linalg", *TO_LLVM])
+
+
+# forward-loop-annotations: an annotated scf.for.
+ANNOTATED_LOOP = """
+func.func @f(%m: memref<1024xf32>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %n = arith.constant 1024 : index
+  scf.for %i = %c0 to %n step %c1 {
+    %x = memref.load %m[%i] : memref<1024xf32>
+    %y = arith.mulf %x, %x : f32
+    memref.store %y, %m[%i] : memref<1024xf32>
+  } {llvm.loop_annotation = #llvm.loop_annotation<interleave = <count = 2>>}
+  return
+}"""
+
+_TRANSLATED = """
+import sys
+from mlir import ir, passmanager
+from ferrule.dialect import make_context
+from ferrule.passes import run_pipeline
+from ferrule.runtime.cpu.compile import translate_to_llvm_ir
+with make_context():
+    module = ir.Module.parse(sys.argv[1])
+    run_pipeline(module, sys.argv[2])
+    print(translate_to_llvm_ir(module.operation))
+"""
+
+
+def _llvm_ir(passes) -> str:
+    proc = subprocess.run([sys.executable, "-c", _TRANSLATED, ANNOTATED_LOOP, ",".join(passes)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_forward_loop_annotations_still_needed():
+    assert "llvm.loop.interleave.count" not in _llvm_ir(TO_LLVM), _gone(
+        "forward-loop-annotations", "passes/workarounds/loop_annotations.py",
+        "drops an scf.for's llvm.loop_annotation on the way to LLVM IR")
+
+
+def test_forward_loop_annotations_works_around_it():
+    text = _llvm_ir([*TO_LLVM, "forward-loop-annotations"])
+    assert '!{!"llvm.loop.interleave.count", i32 2}' in text
 
 
 # -- guards in the runtime --------------------------------------------------------

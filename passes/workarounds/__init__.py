@@ -13,7 +13,9 @@ process — and fails once upstream no longer misbehaves: then the workaround
 * ``widen-bool-buffers`` — the same, for the ``i1`` ownership flags the
   deallocation pipeline creates around loops (``scan``);
 * ``copy-to-linalg`` — ``finalize-memref-to-llvm`` lowers strided copies to
-  a runner-library call (``memrefCopy``).
+  a runner-library call (``memrefCopy``);
+* ``forward-loop-annotations`` — ``convert-cf-to-llvm`` leaves a loop
+  annotation where translation does not read it.
 
 Two guards outside the passes work around process-killing upstream
 behaviour the same way, with checks in the same test file:
@@ -22,4 +24,5 @@ behaviour the same way, with checks in the same test file:
 LLVM exit).
 """
 
-from . import copy_to_linalg, distinct_results, widen_bool_buffers, widen_bools  # noqa: F401 (registers them)
+from . import (copy_to_linalg, distinct_results, loop_annotations,  # noqa: F401 (registers them)
+               widen_bool_buffers, widen_bools)
