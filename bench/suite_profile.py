@@ -84,19 +84,21 @@ def _python_overhead(jitted, fn, args, buf, repeat, budget):
     checks, output allocation, descriptors — and ctypes' argument
     conversion, which is also timed alone."""
     from ferrule.runtime.cpu import oom
-    real = fn._cfunc
     addr = ctypes.cast(ctypes.CDLL(None).strlen, ctypes.c_void_p).value
-    noop = ctypes.CFUNCTYPE(ctypes.c_int32, *real.argtypes)(addr)
+    noop = ctypes.CFUNCTYPE(ctypes.c_int32, *fn._cfunc.argtypes)(addr)
     argv = fn._argv([*args, *buf])
     slot = oom.thread_slot()
     t = lambda call: _wall_and_cpu(call, repeat, budget)           # noqa: E731
-    fn._cfunc = noop
+    # The user's call path as it is (the native trampoline reading the data
+    # pointers, when available), with the no-op as the compiled entry.
+    real_entry, real_cfunc = fn._entry, fn._cfunc
+    fn._entry, fn._cfunc = addr, noop
     try:
         return {"no-op kernel: user call": t(lambda: jitted(*args)),
                 "no-op kernel: out=": t(lambda: jitted(*args, out=buf)),
                 "no-op kernel: ctypes": t(lambda: noop(slot, ctypes.addressof(argv)))}
     finally:
-        fn._cfunc = real
+        fn._entry, fn._cfunc = real_entry, real_cfunc
 
 
 def profile(wl, B, H, repeat, budget):

@@ -112,12 +112,12 @@ def test_zero_copy_on_the_cpu(monkeypatch):
     and backward: the pointers handed to the native function are the
     tensors' data pointers."""
     seen = []
-    orig = cpu.CpuFunction._address
+    orig = cpu.CpuFunction._call_native
 
-    def spy(a):
-        seen.append(a.ctypes.data)
-        return orig(a)
-    monkeypatch.setattr(cpu.CpuFunction, "_address", staticmethod(spy))
+    def spy(self, arrays):      # the arrays whose data pointers the native code reads
+        seen.extend(a.ctypes.data for a in arrays)
+        return orig(self, arrays)
+    monkeypatch.setattr(cpu.CpuFunction, "_call_native", spy)
     G, c = _inputs(B=6, H=4, dtype=torch.float32)
     h, c2 = CELL(G, c)
     assert seen == [G.data_ptr(), c.data_ptr(), h.data_ptr(), c2.data_ptr()]

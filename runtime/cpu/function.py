@@ -23,7 +23,7 @@ import numpy as np
 
 from ..signature import (Signature, TensorSpec, check_inputs, copy_back, prepare_outputs,
                          separate_outputs)
-from . import callbacks, oom
+from . import call_path, callbacks, oom
 from .codegen import externals_of, jit_llvm_ir, load_object, opt_level
 
 def symbol_for(func_name: str) -> str:
@@ -148,7 +148,9 @@ class CpuFunction:
             template += [0, 0, 0, *spec.shape, *_c_strides(spec.shape)]
         self._argv_type = ctypes.c_int64 * max(1, len(template))
         self._template = bytes(self._argv_type(*template))
+        self._entry = addr
         self._cfunc = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p, ctypes.c_void_p)(addr)
+        self._slots = (ctypes.c_int64 * max(1, len(self._pointer_slots)))(*self._pointer_slots)
 
     @staticmethod
     def _address(a: np.ndarray) -> int:
@@ -161,17 +163,31 @@ class CpuFunction:
             argv[k] = argv[k + 1] = self._address(a)
         return argv
 
+    def _call_native(self, arrays) -> int:
+        """Run the compiled code on ``arrays`` (inputs, then outputs; the
+        caller keeps them alive); its status (1: an allocation failed).
+
+        Through :func:`call_path.trampoline`, which reads the data pointers
+        natively from the arrays' addresses (~2 µs per array less than
+        :meth:`_argv`); through :meth:`_argv` where it is unavailable."""
+        fast = call_path.trampoline()
+        if fast is None:
+            return self._cfunc(oom.thread_slot(), ctypes.addressof(self._argv(arrays)))
+        argv = self._argv_type.from_buffer_copy(self._template)
+        for k, a in zip(self._pointer_slots, arrays):
+            argv[k] = id(a)
+        # A CFUNCTYPE call: the GIL is released meanwhile.
+        return fast(self._entry, oom.thread_slot(), argv, self._slots, len(arrays))
+
     def __call__(self, *arrays, out=None):
         ins = check_inputs(self.signature, arrays)
         outs = prepare_outputs(self.signature, out)
         back = ()
         if out is not None:
             outs, back = separate_outputs(self.signature, outs, ins)
-        argv = self._argv([*ins, *outs])
         if self.callbacks:
             callbacks.clear_pending()
-        # A CFUNCTYPE call: the GIL is released meanwhile. 1: an allocation failed.
-        failed = self._cfunc(oom.thread_slot(), ctypes.addressof(argv))
+        failed = self._call_native([*ins, *outs])
         if self.callbacks:
             callbacks.raise_pending()
         if failed:
