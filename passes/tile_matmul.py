@@ -16,8 +16,8 @@ loop over the batch) is computed as
   ``K >= 16`` and at least two row blocks use it, the panel is first
   copied into a contiguous buffer (B's rows may be kilobytes apart and
   would fall into one cache set);
-* the rows below the last full row block: ``i, k, j`` loops (innermost ``j``
-  is contiguous in B and C, which LLVM vectorises);
+* the ``M mod MR`` rows below the last full row block: one block with a
+  tile that many rows high (same panel, same loop over column blocks);
 * the columns right of the last full column block (all of C when N < NR,
   e.g. a matrix-vector product): ``i, j, k`` loops with one accumulator
   and ``reassoc`` adds, which LLVM vectorises along ``k``.
@@ -116,20 +116,15 @@ def _emit(a: ir.Value, b: ir.Value, c: ir.Value, vbytes: int, mr: int, team=None
     elt = ir.MemRefType(a.type).element_type
     lanes = vbytes // (elt.width // 8)
     nr = 2 * lanes
-    m_full, n_full = m - m % mr, n - n % nr
-    if m_full and n_full:
+    n_full = n - n % nr
+    if m and n_full:
         if (team is not None and n_full // nr >= 2
-                and m_full * n_full * k >= PARALLEL_MIN_FMAS):
-            _tiled_on_team(team, a, b, c, m_full, n_full, k, mr, lanes, elt)
+                and m * n_full * k >= PARALLEL_MIN_FMAS):
+            _tiled_on_team(team, a, b, c, m, n_full, k, mr, lanes, elt)
         else:
-            _tiled(a, b, c, m_full, _c(0), _c(n_full), k, mr, lanes, elt)
-    if m_full and n_full < n:
-        _ijk(a, b, c, (0, m_full), (n_full, n), k)
-    if m_full < m:
-        if n_full:
-            _ikj(a, b, c, (m_full, m), (0, n), k)
-        else:
-            _ijk(a, b, c, (m_full, m), (0, n), k)
+            _tiled(a, b, c, m, _c(0), _c(n_full), k, mr, lanes, elt)
+    if n_full < n:
+        _ijk(a, b, c, (0, m), (n_full, n), k)
 
 
 # Pack B's K x NR panel into a contiguous buffer when the panel is tall and
@@ -142,19 +137,19 @@ PACK_MIN_K = 16
 PACK_MIN_ROW_BLOCKS = 2
 
 
-def _packs(b, m_full, k, mr, lanes) -> bool:
-    return k >= PACK_MIN_K and m_full >= PACK_MIN_ROW_BLOCKS * mr and \
+def _packs(b, m, k, mr, lanes) -> bool:
+    return k >= PACK_MIN_K and m >= PACK_MIN_ROW_BLOCKS * mr and \
         ir.MemRefType(b.type).shape[1] > 2 * lanes
 
 
-def _tiled_on_team(team, a, b, c, m_full, n_full, k, mr, lanes, elt) -> None:
-    """C[0:m_full, 0:n_full] += A·B as a call of a team function over the
+def _tiled_on_team(team, a, b, c, m, n_full, k, mr, lanes, elt) -> None:
+    """C[0:m, 0:n_full] += A·B as a call of a team function over the
     ``n_full / 2·lanes`` column blocks (see the module docstring)."""
     nr = 2 * lanes
-    pack = _packs(b, m_full, k, mr, lanes)
+    pack = _packs(b, m, k, mr, lanes)
     panels_t = ir.MemRefType.get([team.threads, k, nr], elt)
     operands = [a, b, c] + ([memref.alloc(panels_t, [], [])] if pack else [])
-    key = (str(a.type), str(b.type), str(c.type), m_full, n_full, k, mr, lanes)
+    key = (str(a.type), str(b.type), str(c.type), m, n_full, k, mr, lanes)
 
     def body(args, tid, nt):
         blocks = _c(n_full // nr)
@@ -166,23 +161,25 @@ def _tiled_on_team(team, a, b, c, m_full, n_full, k, mr, lanes, elt) -> None:
                 ir.ShapedType.get_dynamic_stride_or_offset(), [nr, 1]))
             panel = memref.subview(args[3], [tid, 0, 0], [1, k, nr], [1, 1, 1],
                                    result_type=view)
-        _tiled(args[0], args[1], args[2], m_full, lo, hi, k, mr, lanes, elt, panel)
+        _tiled(args[0], args[1], args[2], m, lo, hi, k, mr, lanes, elt, panel)
 
     team.call(key, operands, body)
     if pack:
         memref.dealloc(operands[3])
 
 
-def _tiled(a, b, c, m_full, j_lo, j_hi, k, mr, lanes, elt, panel=None) -> None:
-    """C[0:m_full, j_lo:j_hi] += A·B with an ``mr`` × ``2·lanes`` register
-    tile (``j_lo``, ``j_hi``: index values, multiples of ``2·lanes``). B's
+def _tiled(a, b, c, m, j_lo, j_hi, k, mr, lanes, elt, panel=None) -> None:
+    """C[0:m, j_lo:j_hi] += A·B with an ``mr`` × ``2·lanes`` register tile
+    (``j_lo``, ``j_hi``: index values, multiples of ``2·lanes``), and one
+    block of the ``m % mr`` rows left with a tile that many rows high. B's
     panels are packed into ``panel`` when given, else into a buffer of
     their own when worth it (:func:`_packs`)."""
     vt = ir.VectorType.get([lanes], elt)
-    pack = _packs(b, m_full, k, mr, lanes)
+    pack = _packs(b, m, k, mr, lanes)
     owned = pack and panel is None
     if owned:
         panel = memref.alloc(ir.MemRefType.get([k, 2 * lanes], elt), [], [])
+    m_full = m - m % mr
     jloop = scf.ForOp(j_lo, j_hi, _c(2 * lanes))
     with ir.InsertionPoint(jloop.body):
         j0 = jloop.induction_variable
@@ -194,53 +191,42 @@ def _tiled(a, b, c, m_full, j_lo, j_hi, k, mr, lanes, elt, panel=None) -> None:
                 for col, off in ((j0, 0), (j1, lanes)):
                     vector.store(vector.load(vt, b, [kk, col]), panel, [kk, _c(off)])
                 scf.YieldOp([])
-        iloop = scf.ForOp(_c(0), _c(m_full), _c(mr))
-        with ir.InsertionPoint(iloop.body):
-            i0 = iloop.induction_variable
-            rows = [i0] + [arith.addi(i0, _c(r)) for r in range(1, mr)]
-            cols = [j0, j1]
-            accs = [vector.load(vt, c, [row, col]) for row in rows for col in cols]
-            kloop = scf.ForOp(_c(0), _c(k), _c(1), accs)
-            with ir.InsertionPoint(kloop.body):
-                kk = kloop.induction_variable
-                if pack:
-                    bs = [vector.load(vt, panel, [kk, _c(off)]) for off in (0, lanes)]
-                else:
-                    bs = [vector.load(vt, b, [kk, col]) for col in cols]
-                out: List[ir.Value] = []
-                it = iter(kloop.inner_iter_args)
-                for row in rows:
-                    av = vector.broadcast(vt, memref.load(a, [row, kk]))
-                    for bv in bs:
-                        out.append(vector.fma(av, bv, next(it)))
-                scf.YieldOp(out)
-            res = iter(kloop.results)
-            for row in rows:
-                for col in cols:
-                    vector.store(next(res), c, [row, col])
-            scf.YieldOp([])
+        bsrc = (panel, (_c(0), _c(lanes))) if pack else (b, (j0, j1))
+        if m_full:
+            iloop = scf.ForOp(_c(0), _c(m_full), _c(mr))
+            with ir.InsertionPoint(iloop.body):
+                _block(a, bsrc, c, iloop.induction_variable, mr, (j0, j1), k, vt)
+                scf.YieldOp([])
+        if m > m_full:
+            _block(a, bsrc, c, _c(m_full), m - m_full, (j0, j1), k, vt)
         scf.YieldOp([])
     if owned:
         memref.dealloc(panel)
 
 
-def _ikj(a, b, c, rows, cols, k) -> None:
-    """C[rows, cols] += A·B as i, k, j loops (innermost j: contiguous)."""
-    iloop = scf.ForOp(_c(rows[0]), _c(rows[1]), _c(1))
-    with ir.InsertionPoint(iloop.body):
-        i = iloop.induction_variable
-        kloop = scf.ForOp(_c(0), _c(k), _c(1))
-        with ir.InsertionPoint(kloop.body):
-            kk = kloop.induction_variable
-            av = memref.load(a, [i, kk])
-            jloop = scf.ForOp(_c(cols[0]), _c(cols[1]), _c(1))
-            with ir.InsertionPoint(jloop.body):
-                j = jloop.induction_variable
-                prod = arith.mulf(av, memref.load(b, [kk, j]))
-                memref.store(arith.addf(memref.load(c, [i, j]), prod), c, [i, j])
-                scf.YieldOp([])
-            scf.YieldOp([])
-        scf.YieldOp([])
+def _block(a, bsrc, c, i0, height, cols, k, vt) -> None:
+    """C[i0:i0+height, cols] += A·B in ``2·height`` vector registers: per
+    ``k``, two vector loads of B's row (``bsrc``: the buffer, and the two
+    column indices to read it at), ``height`` broadcasts of A's elements,
+    ``2·height`` multiply-adds."""
+    bbuf, bcols = bsrc
+    rows = [i0] + [arith.addi(i0, _c(r)) for r in range(1, height)]
+    accs = [vector.load(vt, c, [row, col]) for row in rows for col in cols]
+    kloop = scf.ForOp(_c(0), _c(k), _c(1), accs)
+    with ir.InsertionPoint(kloop.body):
+        kk = kloop.induction_variable
+        bs = [vector.load(vt, bbuf, [kk, col]) for col in bcols]
+        out: List[ir.Value] = []
+        it = iter(kloop.inner_iter_args)
+        for row in rows:
+            av = vector.broadcast(vt, memref.load(a, [row, kk]))
+            for bv in bs:
+                out.append(vector.fma(av, bv, next(it)))
+        scf.YieldOp(out)
+    res = iter(kloop.results)
+    for row in rows:
+        for col in cols:
+            vector.store(next(res), c, [row, col])
 
 
 def _ijk(a, b, c, rows, cols, k) -> None:

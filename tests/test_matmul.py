@@ -3,8 +3,9 @@
 Shapes cover the register tile, both remainders (rows below the last row
 block, columns right of the last column block), matrix-vector and
 vector-matrix products, and views; each runs at the host's vector width and
-at 32 bytes (the AVX2 tile: 4 rows × 2 vectors), so both tile shapes are
-checked on any machine.
+at 32 bytes (the AVX2 tile: 6 rows × 2 vectors), so both tile shapes are
+checked on any machine. Every row count from 1 to 17 checks the blocks of
+the rows left below the last full block (a tile that many rows high).
 """
 
 import numpy as np
@@ -16,7 +17,15 @@ from ferrule.runtime import cpu
 from ferrule.runtime.cpu.codegen import host_vector_bytes
 
 SHAPES = [(1, 1, 1), (3, 5, 7), (8, 16, 32), (10, 12, 40), (17, 33, 65), (64, 64, 1),
-          (1, 64, 64), (9, 300, 70), (32, 8, 96)]
+          (1, 64, 64), (9, 300, 70), (32, 8, 96), (32, 256, 64)]
+
+
+@pytest.mark.parametrize("m", range(1, 18))
+def test_every_row_remainder(width, m):
+    rng = np.random.default_rng(m)
+    a = rng.standard_normal((m, 20)).astype(np.float32)
+    b = rng.standard_normal((20, 48)).astype(np.float32)
+    _check(ferrule.jit(lambda a, b: a @ b)(a, b), a, b, 20)
 
 
 @pytest.fixture(params=["host", 32])

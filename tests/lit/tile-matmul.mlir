@@ -2,8 +2,9 @@
 
 // 10x12 @ 12x40, f32, 8 lanes: a 4-row x 16-column register tile over rows
 // 0..8 and columns 0..32 (8 accumulators carried through the k loop, one
-// fma each per k), then columns 32..40 of those rows as i,j,k loops with a
-// reassociable accumulator, then rows 8..10 as i,k,j loops.
+// fma each per k), then rows 8..10 of those columns with a 2-row tile (4
+// accumulators) in the same column loop, then columns 32..40 of all rows
+// as i,j,k loops with a reassociable accumulator.
 // CHECK-LABEL: func.func @mm
 // CHECK-NOT: linalg.matmul
 // CHECK: scf.for %[[J:.+]] = %c0 to %c32 step %c16
@@ -21,15 +22,21 @@
 // CHECK-COUNT-2: vector.fma
 // CHECK: scf.yield {{.*}} : vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>
 // CHECK-COUNT-8: vector.store
-// CHECK: scf.for {{.*}} = %c0{{.*}} to %c8{{.*}} step %c1
+// CHECK: vector.load %arg2[%c8
+// CHECK-COUNT-3: vector.load %arg2
+// CHECK: scf.for {{.*}} iter_args
+// CHECK-COUNT-2: vector.load %arg1
+// CHECK-COUNT-2: vector.fma
+// CHECK: vector.broadcast
+// CHECK-COUNT-2: vector.fma
+// CHECK: scf.yield {{.*}} : vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>
+// CHECK-COUNT-4: vector.store
+// CHECK: scf.for {{.*}} = %c0{{.*}} to %c10{{.*}} step %c1
 // CHECK: scf.for {{.*}} = %c32{{.*}} to %c40{{.*}} step %c1
 // CHECK: arith.mulf {{.*}} fastmath<reassoc,contract>
 // CHECK: arith.addf {{.*}} fastmath<reassoc,contract>
-// CHECK: scf.for {{.*}} = %c8{{.*}} to %c10{{.*}} step %c1
-// CHECK: memref.load %arg0
-// CHECK: scf.for {{.*}} = %c0{{.*}} to %c40{{.*}} step %c1
-// CHECK: arith.mulf
-// CHECK: memref.store
+// CHECK-NOT: scf.for
+// CHECK: return
 func.func @mm(%a: memref<10x12xf32>, %b: memref<12x40xf32>, %c: memref<10x40xf32>) {
   linalg.matmul ins(%a, %b : memref<10x12xf32>, memref<12x40xf32>) outs(%c : memref<10x40xf32>)
   return
