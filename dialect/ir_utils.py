@@ -104,6 +104,41 @@ def make_generic(inputs: Sequence[ir.Value], inits: Sequence[ir.Value],
     return op
 
 
+def drop_unused_inputs(op: ir.Operation) -> ir.Operation:
+    """``op`` (a ``linalg.generic`` whose inits span its loop domain, with a
+    body of side-effect-free scalar ops) without the inputs its body never
+    reads once its dead ops are erased: a new op at ``op``'s place, its
+    results replacing ``op``'s, which is erased. Returns ``op`` itself
+    (dead body ops erased) if every input is read."""
+    n_in = generic_num_inputs(op)
+    block = op.regions[0].blocks[0]
+    for o in reversed(list(block.operations)[:-1]):
+        if not any(True for r in o.results for _ in r.uses):
+            o.erase()
+    args = list(block.arguments)
+    used = set()
+    for o in block.operations:
+        used.update(values_used(o))
+    keep = [i for i in range(n_in) if args[i] in used]
+    if len(keep) == n_in:
+        return op
+    operands = list(op.operands)
+    maps = generic_maps(op)
+    body_ops = list(block.operations)
+    with ir.InsertionPoint(op), op.location:
+        def body(new_args):
+            env = dict(zip([args[i] for i in keep] + args[n_in:], new_args))
+            for o in body_ops[:-1]:
+                clone_with_remap(o, env)
+            return [env.get(v, v) for v in body_ops[-1].operands]
+        new = make_generic([operands[i] for i in keep], operands[n_in:],
+                           [maps[i] for i in keep] + maps[n_in:], generic_iterators(op), body)
+    for r, nr in zip(op.results, new.results):
+        r.replace_all_uses_with(nr)
+    op.erase()
+    return new
+
+
 def generic_maps(op: ir.Operation) -> List[ir.AffineMap]:
     return [ir.AffineMapAttr(a).value for a in op.attributes["indexing_maps"]]
 

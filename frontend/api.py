@@ -122,8 +122,9 @@ class Jitted:
                  pullback: str = "auto"):
         functools.update_wrapper(self, fun)
         self.fun = fun
-        if pullback not in ("auto", "recompute", "store"):
-            raise ValueError(f"pullback must be 'auto', 'recompute' or 'store'; got {pullback!r}")
+        if pullback not in ("auto", "recompute", "store", "keep"):
+            raise ValueError(f"pullback must be 'auto', 'recompute', 'store' or 'keep'; "
+                             f"got {pullback!r}")
         self.pullback = pullback
         self.static_argnums = ((static_argnums,) if isinstance(static_argnums, int)
                                else tuple(static_argnums))
@@ -365,8 +366,11 @@ def jit(fun=None, *, static_argnums: Sequence[int] = (), target: str = "cpu",
     shows the IR. Calls may pass ``out=`` (a tuple of preallocated arrays,
     one per output) to reuse output buffers. ``pullback`` chooses how reverse
     mode differentiates pointwise regions: ``"auto"`` (a bytes-moved cost
-    model), ``"recompute"`` (re-evaluate from the inputs) or ``"store"``
-    (keep the partials); ``explain()`` reports each choice.
+    model; in a ``scan`` step it keeps the results of expensive ops such as
+    ``tanh``), ``"recompute"`` (re-evaluate from the inputs), ``"store"``
+    (keep the partials) or ``"keep"`` (keep the results of ``tanh``, ``exp``,
+    ``log``, ... and recompute only the arithmetic); ``explain()`` reports
+    each choice.
 
     Each jitted function keeps its last :func:`cache_size` specialisations
     (LRU, default 64); with a disk cache (``FERRULE_CACHE_DIR``, default

@@ -190,6 +190,7 @@ def vjp_function(module_op, callee: str, mask: List[bool], loc,
     with ir.InsertionPoint(nb):
         residuals: Dict[ir.Operation, object] = {}
         partials: Dict[ir.Operation, dict] = {}
+        kept: Dict[ir.Operation, list] = {}
         for op in body:  # forward sweep
             rule = op_rules.rule_for(op)
             with op.location:
@@ -204,6 +205,8 @@ def vjp_function(module_op, callee: str, mask: List[bool], loc,
                             f"partials moves {sb} B)")
                     if how == "store":
                         partials[op] = pullback.forward_with_partials(op, env, active)
+                    elif how == "keep":
+                        kept[op] = pullback.forward_keeping(op, env, active)
                     else:
                         clone_with_remap(op, env)
                 else:
@@ -227,6 +230,9 @@ def vjp_function(module_op, callee: str, mask: List[bool], loc,
                 elif op in partials:
                     ybars = [cts.get(r, env[r]) for r in op.results]
                     pullback.reverse_stored(op, env, cts, active, ybars, partials[op])
+                elif op in kept:
+                    ybars = [cts.get(r, env[r]) for r in op.results]
+                    pullback.reverse_keeping(op, env, cts, active, ybars, kept[op])
                 else:
                     _reverse_op(op, env, cts, active)
         with loc:

@@ -6,27 +6,44 @@
 * ``store``: the forward region also writes ∂y_j/∂x_i for every active input
   i and output j; the backward region only multiplies them by the
   cotangents (Zygote's ``broadcast_forward``).
+* ``keep``: the forward region also writes the result of each expensive
+  scalar op (:data:`EXPENSIVE`: ``tanh``, ``exp``, ``log``, ...) of the
+  body; the backward region recomputes the body from the inputs with those
+  results read instead of evaluated, so only cheap arithmetic is redone
+  (JAX's ``checkpoint`` policies save values the same way). Kept between the
+  sweeps: the inputs and the kept results.
 
 :func:`choose` picks by bytes moved beyond the primal's own traffic:
 recompute re-reads each active region's inputs (at their own, possibly
 broadcast, size); store writes and then reads n_active × n_outputs partial
 arrays of the region's domain. Recompute does more arithmetic, which the
-model ignores (it is cheap next to memory on CPUs and GPUs).
+model ignores (it is cheap next to memory on CPUs and GPUs) — except in a
+loop's step (``auto-in-loop``: the pullbacks of a ``scan`` step), whose
+arrays are one step's slices and stay in cache: there a region with
+expensive ops keeps their results when they are at most twice the bytes of
+its inputs (an LSTM cell: its 5 ``tanh`` results and the cell state kept
+instead of 5 inputs, and each ``tanh`` evaluated once instead of twice).
 """
 
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 from mlir import ir
 
 from . import ad_common as ad
-from ...dialect.ir_utils import (PARALLEL, block_ops, body_block, create, element_type, empty,
+from ...dialect.ir_utils import (PARALLEL, block_ops, body_block, create, drop_unused_inputs,
+                                 element_type, empty,
                                  float_const, generic_maps, generic_num_inputs, identity_map,
                                  is_identity, make_generic, shape_of)
 from .registry import PassError
 from .scalar_ad import NoRuleError, active_values, clone_body, reverse_body
 
-STRATEGIES = ("auto", "recompute", "store")
+STRATEGIES = ("auto", "recompute", "store", "keep", "auto-in-loop")
+# Scalar ops whose results ``keep`` writes out rather than re-evaluate: the
+# transcendental functions (tens of instructions each once expanded).
+EXPENSIVE = frozenset(f"math.{n}" for n in (
+    "tanh", "exp", "exp2", "expm1", "log", "log1p", "log2", "log10", "sin", "cos", "tan",
+    "erf", "atan", "atan2", "powf", "sinh", "cosh", "asin", "acos", "asinh", "acosh", "atanh"))
 
 
 def _bytes(v: ir.Value) -> int:
@@ -54,9 +71,18 @@ def choose(op: ir.Operation, active, forced: str) -> Tuple[str, int, int]:
     float_outs = [r for r in op.results if isinstance(element_type(r), (ir.F32Type, ir.F64Type))]
     recompute = sum(_bytes(v) for v in set(ins))
     store = 2 * len(want) * sum(_bytes(r) for r in float_outs)
-    if forced != "auto":
+    if forced not in ("auto", "auto-in-loop"):
         return forced, recompute, store
+    if forced == "auto-in-loop" and kept_ops(op):
+        if len(kept_ops(op)) * _bytes(op.results[0]) <= 2 * recompute:
+            return "keep", recompute, store
     return ("store" if store < recompute else "recompute"), recompute, store
+
+
+def kept_ops(op: ir.Operation) -> List[ir.Operation]:
+    """The expensive scalar ops of a pointwise region's body (``keep``)."""
+    return [o for o in _body_parts(op)[1] if o.name in EXPENSIVE and len(o.results) == 1
+            and isinstance(o.results[0].type, (ir.F32Type, ir.F64Type))]
 
 
 def _body_parts(op):
@@ -65,13 +91,18 @@ def _body_parts(op):
     return list(src.arguments), ops[:-1], list(ops[-1].operands)
 
 
-def _backprop(op, env, a, n_in, seeds: Dict[int, ir.Value], want) -> List[ir.Value]:
+def _backprop(op, env, a, n_in, seeds: Dict[int, ir.Value], want,
+              kept: Optional[Dict[ir.Value, ir.Value]] = None) -> List[ir.Value]:
     """Inside a new body: recompute the primal from ``a[:n_in]`` and return the
-    adjoint of each wanted input for output adjoints ``seeds`` (j -> value)."""
+    adjoint of each wanted input for output adjoints ``seeds`` (j -> value).
+    ``kept`` maps results of body ops to values to read instead of
+    re-evaluating those ops (``keep``)."""
     bargs, body_ops, yielded = _body_parts(op)
     benv = dict(env)  # captured outer values map to their clones
     benv.update({bargs[i]: a[i] for i in range(n_in)})
-    clone_body(body_ops, benv)
+    benv.update(kept or {})
+    clone_body([o for o in body_ops if not (kept and o.results and o.results[0] in kept)],
+               benv)
     adj: Dict[ir.Value, ir.Value] = {}
     for j, s in seeds.items():
         y = yielded[j]
@@ -192,4 +223,63 @@ def reverse_stored(op, env, cts, active, ybars, partials) -> None:
     inits = [empty(dom, element_type(ins[i])) for i in want]
     new = make_generic(reads, inits, [identity_map(rank)] * (len(reads) + len(inits)),
                        [PARALLEL] * rank, body)
+    _accumulate(op, cts, want, list(new.results))
+
+
+def forward_keeping(op, env, active) -> List[ir.Value]:
+    """Clone ``op`` into the forward sweep with the results of its
+    :func:`kept_ops` as extra outputs (one tensor of the domain each, in
+    body order); the primal results are put in ``env``."""
+    n_in = generic_num_inputs(op)
+    maps = generic_maps(op)
+    ins = list(op.operands)[:n_in]
+    dom = shape_of(op.results[0])
+    rank = len(dom)
+    bargs, body_ops, yielded = _body_parts(op)
+    kept = [o.results[0] for o in kept_ops(op)]
+
+    def body(a):
+        benv = dict(env)
+        benv.update({bargs[i]: a[i] for i in range(n_in)})
+        clone_body(body_ops, benv)
+        return [benv.get(v, v) for v in yielded] + [benv[v] for v in kept]
+
+    inits = [env[v] for v in list(op.operands)[n_in:]]
+    k_inits = [empty(dom, v.type) for v in kept]
+    new = make_generic([env[v] for v in ins], inits + k_inits,
+                       maps[:n_in] + [identity_map(rank)] * (len(inits) + len(k_inits)),
+                       [PARALLEL] * rank, body)
+    n_out = len(op.results)
+    for r, nr in zip(op.results, list(new.results)[:n_out]):
+        env[r] = nr
+    return list(new.results)[n_out:]
+
+
+def reverse_keeping(op, env, cts, active, ybars, kept_vals: List[ir.Value]) -> None:
+    """Backward region of ``keep``: the recompute region (:func:`reverse_recompute`)
+    reading the kept results instead of re-evaluating their ops."""
+    want = wanted_inputs(op, active)
+    live = [j for j, g in enumerate(ybars) if g is not None]
+    if not want or not live:
+        return
+    n_in = generic_num_inputs(op)
+    maps = generic_maps(op)
+    dom = shape_of(op.results[0])
+    rank = len(dom)
+    ins = list(op.operands)[:n_in]
+    kept = [o.results[0] for o in kept_ops(op)]
+    n_k = len(kept)
+
+    def body(a):
+        seeds = {j: a[n_in + n_k + k] for k, j in enumerate(live)}
+        return _backprop(op, env, a, n_in, seeds, want,
+                         dict(zip(kept, a[n_in:n_in + n_k])))
+
+    inits = [empty(dom, element_type(ins[i])) for i in want]
+    new = make_generic([env[v] for v in ins] + list(kept_vals) + [ybars[j] for j in live], inits,
+                       maps[:n_in] + [identity_map(rank)] * (n_k + len(live) + len(inits)),
+                       [PARALLEL] * rank, body)
+    # The inputs only kept ops read are not read again: not kept for it
+    # (in a scan, not stored per step).
+    new = drop_unused_inputs(new)
     _accumulate(op, cts, want, list(new.results))

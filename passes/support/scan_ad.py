@@ -334,7 +334,10 @@ def forward(module_op, op: ir.Operation, env, active, vjp_function, strategy: st
     out_types = list(ftype.results)
     n_y = len(out_types) - n_c
     wanted = [True] * n_c + [v in active for v in xs] + [v in active for v in consts]
-    F = vjp_function(module_op, callee, [True] * (n_c + n_y), op.location, strategy, wanted)
+    # A step's pointwise pullbacks may keep expensive results: its arrays
+    # are one step's slices (support/pullback.py, "auto-in-loop").
+    F = vjp_function(module_op, callee, [True] * (n_c + n_y), op.location,
+                     "auto-in-loop" if strategy == "auto" else strategy, wanted)
     _tidy(F)
     split = _Split(F, n_c, n_x, n_k)
     c_args = split.primal_args[:n_c]
