@@ -23,12 +23,9 @@ scatter-add, through the transpose and reshape.
 import numpy as _onp
 
 from .errors import ShapeError
+from .gather import _static_mask
 from .layout import reshape, transpose
 from .tracing import Tracer, where_str
-
-
-def _static_mask(i) -> bool:
-    return isinstance(i, _onp.ndarray) and i.dtype == _onp.bool_ and i.ndim > 0
 
 
 def _kind(i) -> str:

@@ -13,6 +13,7 @@ import pytest
 
 import ferrule
 import ferrule.numpy as fnp
+from ferrule import eager
 from ferrule.errors import ShapeError
 from opcheck import check_derivatives
 
@@ -185,3 +186,12 @@ def test_sweep_covers_the_layouts():
              for s in SWEEP}
     flat = list(itertools.chain.from_iterable(kinds))
     assert flat.count("N") > 20 and flat.count("E") > 5 and len(kinds) > 20
+
+
+@pytest.mark.parametrize("f", [c[1] for c in CASES[:6]], ids=[c[0] for c in CASES[:6]])
+def test_eager_agrees(f):
+    """ferrule.eager (numpy's own indexing on the tape) gives jit's gradient."""
+    w = RNG.standard_normal(f(A, I, J).shape)
+    got = eager.grad(lambda a: np.sum(np.sin(f(a, I, J)) * w))(A)
+    want = ferrule.grad(lambda a: fnp.sum(fnp.sin(f(a, I, J)) * w))(A)
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
