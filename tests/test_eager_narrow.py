@@ -74,10 +74,11 @@ def test_dtypes_as_under_jit(dt):
         seen["sign"], seen["cast"] = np.sign(x).dtype, x.astype(np.float32).dtype
         seen["rounded"] = (x * 1.001).astype(dt).dtype
         seen["zeros"] = np.zeros_like(x).dtype
+        seen["result_type"] = np.result_type(x, 1.0)
         return np.sum(np.exp(x) * w)
     v, (gx, gw) = eager.value_and_grad(f, argnums=(0, 1))(x, w)
     assert seen == {"x": dt, "x*2.5": dt, "x*w": np.float32, "sign": dt, "cast": np.float32,
-                    "rounded": dt, "zeros": dt}
+                    "rounded": dt, "zeros": dt, "result_type": dt}
     assert v.dtype == np.float32 and gx.dtype == dt and gw.dtype == np.float32
     jv, (jx, jw) = ferrule.value_and_grad(lambda x, w: fnp.sum(fnp.exp(x) * w),
                                           argnums=(0, 1))(x, w)
