@@ -5,9 +5,11 @@ first axis: an int, a slice, or an integer array (a Tracer, numpy array or
 list; negative entries count from the end, traced ones are clamped as in
 :mod:`ferrule.gather`) — or, with a tuple index, several axes at once: any
 index ``x[idx]`` takes (ints, slices, ``...``, integer arrays on several
-axes with numpy's advanced-indexing rules, numpy boolean masks). A tuple
-index updates ``x.ravel()`` at the flat positions of ``x[idx]``'s elements
-(:mod:`ferrule.flat_index`); a single index updates whole rows.
+axes with numpy's advanced-indexing rules, numpy boolean masks, ``None``
+as numpy's ``x[None, i] = v`` takes it: an axis of length 1 that ``v``
+broadcasts to). A tuple index updates ``x.ravel()`` at the flat positions
+of ``x[idx]``'s elements (:mod:`ferrule.flat_index`); a single index
+updates whole rows.
 
 ``add`` is one ``ad.scatter_add`` of ``v`` into ``x`` (repeated indices
 add up, as numpy's ``np.add.at``); its derivative rules are the op's
@@ -56,8 +58,6 @@ class _Ref:
             idx = _onp.array([int(idx)])
         elif isinstance(idx, slice):
             idx = _onp.arange(*idx.indices(n))
-        elif idx is None:
-            raise UnsupportedOperationError(f"{where_str()}: x.at[{idx!r}] is not supported")
         self.idx = _index_array(idx)
         _check_float(self.x)
 
@@ -144,7 +144,7 @@ def _rows_index(idx) -> bool:
         if len(idx) != 1:
             return False
         idx = idx[0]
-    if idx is Ellipsis or isinstance(idx, (bool, _onp.bool_)):
+    if idx is None or idx is Ellipsis or isinstance(idx, (bool, _onp.bool_)):
         return False
     if isinstance(idx, (Tracer, _onp.ndarray)):
         return idx.dtype != _onp.bool_

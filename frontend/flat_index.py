@@ -2,12 +2,13 @@
 (a tuple index) updates.
 
 ``flat_positions(x, idx)`` gives, for any index ``x[idx]`` supports (ints,
-slices, ``...``, integer arrays on several axes, numpy boolean masks), the
-linear position in ``x.ravel()`` of every element of ``x[idx]``, in
-``x[idx]``'s shape. A scatter-add into ``x.ravel()`` at those positions is
+slices, ``...``, ``None``, integer arrays on several axes, numpy boolean
+masks), the linear position in ``x.ravel()`` of every element of
+``x[idx]``, in ``x[idx]``'s shape. A scatter-add into ``x.ravel()`` at those positions is
 then an update of ``x[idx]`` whatever the index's form, with numpy's
 advanced-indexing rules (the arrays broadcast together; their dims replace
-the indexed axes in place when those are adjacent, else come first).
+the indexed axes in place when those are adjacent, else come first;
+``None`` adds a size-1 axis: :mod:`ferrule.newaxis`).
 The positions are static (a numpy array) when the index is; traced
 integer arrays make them traced, wrapped and clamped as the gathers'
 (:mod:`ferrule.gather`).
@@ -18,8 +19,9 @@ import numpy as _onp
 from .core import astype, broadcast_to
 from .dtypes import I64
 from .elementwise import add, multiply
-from .gather import _clamped, _static_normalised, split_index
+from .gather import _clamped, _static_normalised, index_lists_as_arrays, split_index
 from .layout import reshape
+from .newaxis import drop_newaxes
 from .errors import ShapeError
 from .tracing import Tracer, where_str
 
@@ -54,6 +56,7 @@ def flat_positions(x: Tracer, idx: tuple):
     Tracer of ``shape``, the shape of ``x[idx]``) are the indices into
     ``x.ravel()`` of the elements ``x[idx]`` reads. Out-of-bounds static
     indices raise (numpy's ``IndexError``); traced ones are clamped."""
+    idx, relayout = drop_newaxes(x.ndim, index_lists_as_arrays(idx))
     basic, arrays = split_index(x, idx)
     out_shape, bshape, dims = _layout(x.shape, basic, arrays)
     lin, stride = None, 1
@@ -79,5 +82,7 @@ def flat_positions(x: Tracer, idx: tuple):
     if lin is None:                          # a 0-d x: its one element
         lin = _onp.zeros((), _onp.int64)
     if isinstance(lin, Tracer):
-        return broadcast_to(astype(lin, I64), out_shape), out_shape
-    return _onp.broadcast_to(_onp.asarray(lin, _onp.int64), out_shape), out_shape
+        pos = relayout(broadcast_to(astype(lin, I64), out_shape))
+    else:
+        pos = relayout(_onp.broadcast_to(_onp.asarray(lin, _onp.int64), out_shape))
+    return pos, tuple(pos.shape)

@@ -226,20 +226,23 @@ def expand_masks(x: Tracer, idx: tuple) -> tuple:
     return tuple(out)
 
 
+def index_lists_as_arrays(idx: tuple) -> tuple:
+    """``idx`` with each list as an array: a traced one when it holds a
+    Tracer, else a static numpy array (a list of bools is a mask)."""
+    return tuple((asarray_traced(i) if _has_tracer(i) else _onp.asarray(i))
+                 if isinstance(i, list) else i for i in idx)
+
+
 def split_index(x: Tracer, idx: tuple):
     """An index with integer arrays (Tracers, numpy arrays, lists) on some
     axes and ints/slices on the others, as ``(basic, arrays)``: ``basic``
     the slices to apply first (every axis kept), ``arrays`` the index array
     of each other axis. Integers count as 0-d arrays; a numpy boolean mask
     counts as its ``nonzero()`` arrays, one per axis it covers
-    (:func:`expand_masks`). ``None`` together with arrays, scalar bools and
-    traced masks are errors."""
-    if builtins.any(i is None for i in idx if not isinstance(i, (Tracer, _onp.ndarray, list))):
-        raise UnsupportedOperationError(f"{where_str()}: None (newaxis) together with array "
-                                        f"indices is not supported; add the axis with reshape")
-    # lists: traced when they hold a Tracer, else static numpy arrays (bool lists are masks)
-    idx = tuple((asarray_traced(i) if _has_tracer(i) else _onp.asarray(i))
-                if isinstance(i, list) else i for i in idx)
+    (:func:`expand_masks`). Scalar bools and traced masks are errors;
+    ``idx`` has no ``None``: :func:`ferrule.newaxis.drop_newaxes` removes
+    them first."""
+    idx = index_lists_as_arrays(idx)
     if builtins.sum(1 for i in idx if i is Ellipsis) > 1:
         raise ShapeError(f"{where_str()}: an index can only have one ellipsis")
     n_real = builtins.sum(i.ndim if _static_mask(i) else 1 for i in idx if i is not Ellipsis)

@@ -5,7 +5,8 @@ Part of ``ferrule.numpy`` (re-exported there). Slices become
 axis; integer indices then drop their (size-1) axes and ``None`` adds axes
 through ``tensor.collapse_shape``/``expand_shape``. Integer arrays and
 numpy boolean masks as indices are a gather (:mod:`ferrule.gather`), after
-the slices. (Concatenation and
+the slices; ``None`` among them is a reshape of the gather's result
+(:mod:`ferrule.newaxis`). (Concatenation and
 stacking live in :mod:`ferrule.core`: ``asarray`` of nested lists needs them.)
 """
 
@@ -14,7 +15,8 @@ import builtins
 import numpy as _onp
 
 from .core import asarray_traced, extract_slice, normalize_axis, reshape_to
-from .gather import gather_indexed, split_index
+from .gather import gather_indexed, index_lists_as_arrays, split_index
+from .newaxis import drop_newaxes
 from .shapes import flip_axes
 from .errors import ShapeError, UnsupportedOperationError
 from .tracing import Tracer, where_str
@@ -25,7 +27,9 @@ def getitem(x, idx):
     slice of the same elements, then reversed: :func:`ferrule.shapes.flip_axes`),
     ``...``, ``None`` —
     and integer arrays (Tracers, numpy arrays, lists) on some axes
-    (:func:`ferrule.gather.gather_indexed`); a numpy boolean mask is its
+    (:func:`ferrule.gather.gather_indexed`; with ``None`` or ``...`` among
+    them, numpy's placement of the broadcast dims and the size-1 axes:
+    :func:`ferrule.newaxis.drop_newaxes`); a numpy boolean mask is its
     ``nonzero()`` arrays (a traced mask is an error: the result's shape
     would depend on the data; :func:`ferrule.gather.expand_masks`)."""
     if not isinstance(x, Tracer):
@@ -34,8 +38,10 @@ def getitem(x, idx):
     if not isinstance(idx, tuple):
         idx = (idx,)
     if any(isinstance(i, (Tracer, _onp.ndarray, list, bool, _onp.bool_)) for i in idx):
-        basic, arrays = split_index(x, idx)       # integer arrays: a gather
-        return gather_indexed(getitem(x, basic), arrays)
+        # integer arrays: a gather, of the index without None; then numpy's layout
+        idx, relayout = drop_newaxes(x.ndim, index_lists_as_arrays(idx))
+        basic, arrays = split_index(x, idx)
+        return relayout(gather_indexed(getitem(x, basic), arrays))
     n_ellipsis = sum(1 for i in idx if i is Ellipsis)
     if n_ellipsis > 1:
         raise ShapeError(f"{where_str()}: an index can only have one ellipsis")

@@ -20,7 +20,12 @@ Options: ``f16``, ``bf16`` (default ``true``): which of the two to expand.
 Guarantees: every ``arith.extf`` from ``f16``/``bf16`` to ``f32`` and every
 ``arith.truncf`` from ``f32`` to ``f16``/``bf16`` whose operand is a scalar
 or a fixed-size vector is replaced by integer and float ``arith`` code (its
-location kept). Extension is exact (NaN payloads kept, subnormals
+location kept); so is every ``arith.sitofp``/``uitofp`` to f16/bf16 (which
+canonicalisation makes of ``truncf(sitofp x)``: it becomes the ``sitofp``
+to f32 and the written-out ``truncf``, the traced program's two roundings)
+and every ``arith.fptosi``/``fptoui`` from f16/bf16 (the written-out
+``extf``, then the conversion from f32), for which LLVM would otherwise
+call runtime functions the JIT does not have (``i32 + bf16`` crashed). Extension is exact (NaN payloads kept, subnormals
 included); truncation rounds to nearest, ties to even, as numpy's
 ``astype``: overflow gives +-inf, tiny values round through the subnormals
 to +-0, NaN stays a (quiet) NaN with its sign. Checked bit for bit against
@@ -97,6 +102,10 @@ def _truncate(e: Emitter, x: ir.Value, kind: str, result_type: ir.Type) -> ir.Va
     return e.op("arith.bitcast", result_type, e.op("arith.trunci", i16, h))
 
 
+INT_TO_FLOAT = ("arith.sitofp", "arith.uitofp")
+FLOAT_TO_INT = ("arith.fptosi", "arith.fptoui")
+
+
 def _expandable(op: ir.Operation, kinds=("f16", "bf16")):
     """The narrow kind of a conversion this pass rewrites, else None."""
     kind = None
@@ -104,7 +113,29 @@ def _expandable(op: ir.Operation, kinds=("f16", "bf16")):
         kind = _narrow_kind(op.operands[0].type)
     if op.name == "arith.truncf" and str(_elt(op.operands[0].type)) == "f32":
         kind = _narrow_kind(op.results[0].type)
+    if op.name in INT_TO_FLOAT:      # canonicalisation folds truncf(sitofp x) into these
+        kind = _narrow_kind(op.results[0].type)
+    if op.name in FLOAT_TO_INT:
+        kind = _narrow_kind(op.operands[0].type)
     return kind if kind in kinds else None
+
+
+def _f32_like(t: ir.Type) -> ir.Type:
+    return _shaped(t, ir.F32Type.get())
+
+
+def _rewrite(op: ir.Operation, kind: str) -> ir.Value:
+    """The replacement of conversion ``op`` (at the insertion point)."""
+    x, result_type = op.operands[0], op.results[0].type
+    if op.name == "arith.extf":
+        return _extend(Emitter(result_type), x, kind)
+    if op.name == "arith.truncf":
+        return _truncate(Emitter(x.type), x, kind, result_type)
+    if op.name in INT_TO_FLOAT:      # through f32: the traced program's own two roundings
+        wide = _f32_like(result_type)
+        return _truncate(Emitter(wide), Emitter(wide).op(op.name, wide, x), kind, result_type)
+    wide = _f32_like(x.type)         # FLOAT_TO_INT: the narrow value is exact in f32
+    return Emitter(wide).op(op.name, result_type, _extend(Emitter(wide), x, kind))
 
 
 def _elt(t: ir.Type) -> ir.Type:
@@ -129,10 +160,6 @@ def expand_narrow_floats(module_op: ir.Operation, f16: str = "true", bf16: str =
     for op in todo:
         kind = _expandable(op, kinds)
         with ir.InsertionPoint(op), op.location:
-            if op.name == "arith.extf":
-                new = _extend(Emitter(op.results[0].type), op.operands[0], kind)
-            else:
-                new = _truncate(Emitter(op.operands[0].type), op.operands[0], kind,
-                                op.results[0].type)
+            new = _rewrite(op, kind)
         op.results[0].replace_all_uses_with(new)
         op.erase()

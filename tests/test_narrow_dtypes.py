@@ -281,6 +281,26 @@ def test_float16_float64_and_integer_casts():
                                   i.astype(np.float16))
 
 
+@pytest.mark.parametrize("dt", NARROW)
+@pytest.mark.parametrize("it", [np.int32, np.uint32, np.int64])
+def test_integer_with_narrow_and_back(dt, it, conversions):
+    """``i + x`` (canonicalisation folds the integer's sitofp and truncf into
+    one sitofp to the narrow type, which LLVM had no code for: a crash) and
+    ``x.astype(int)``, scalar and vectorised: the integer through float32,
+    rounded once more to the narrow dtype, as the traced program says."""
+    i = RNG.integers(0 if it == np.uint32 else -60000, 60000, 1000).astype(it)
+    x = narrow_array(1000, dt, -300, 300)
+    add, cast = ferrule.jit(lambda i, x: (i + x, x.astype(it)))(i, x)
+    want = (i.astype(np.float32).astype(dt).astype(np.float32)
+            + x.astype(np.float32)).astype(dt)
+    assert add.dtype == dt and cast.dtype == it
+    np.testing.assert_array_equal(add.astype(np.float32), want.astype(np.float32))
+    if it == np.uint32:
+        x = np.abs(x.astype(np.float32)).astype(dt)
+        cast = ferrule.jit(lambda x: x.astype(it))(x)
+    np.testing.assert_array_equal(cast, x.astype(np.float32).astype(it))
+
+
 # -- derivatives -----------------------------------------------------------------------
 
 def _fd_grad(f64fn, x, h=1e-6):

@@ -14,6 +14,10 @@ Contracts:
 * ``grad``, ``value_and_grad`` and ``vjp`` take float arrays, Python floats,
   or nested tuples/lists of them, and return plain numpy values; a gradient
   has its primal's shape and dtype (zeros where no cotangent reached it).
+* float16 and bfloat16 (``ml_dtypes.bfloat16``) are floats, stored narrow and
+  computed in float32 as under ``jit`` (:mod:`ferrule.eager.narrow`): a Var
+  says its narrow dtype but holds float32; outputs and gradients are
+  rounded once, to the narrow dtype, when they leave the tape.
 * An op with no VJP raises :class:`UnsupportedOpError` naming it — never a
   silent zero. Ops whose result is piecewise constant or not a float array
   (comparisons, ``sign``, shape queries, ``*_like``) return plain arrays.
@@ -44,7 +48,9 @@ from ..rules.config import HasReverseMode, NoForwardsMode, RuleConfig
 from ..rules.registry import OptOut, Primitive
 from ..rules.tangents import AbstractZero, NoTangent, ZeroTangent
 from ..pytree import flatten, unflatten
+from ..narrow import is_float
 from .errors import EagerError, RuleError, UnsupportedOpError
+from .narrow import label, stored
 from .tape import Var, backprop, record, values
 from .vjps import FUNCTION_VJPS, UFUNC_VJPS
 
@@ -101,6 +107,7 @@ def _call_primitive(prim: Primitive, args):
         raise EagerError(f"rule {name}: Vars nested inside tuple/list arguments of a "
                          f"primitive are not supported; pass them as separate arguments")
     res = rule(CONFIG, *values(args))
+    dt = label(args)
     if isinstance(res, OptOut):
         return prim.fn(*args)
     if not isinstance(res, tuple) or len(res) != 2 or not callable(res[1]):
@@ -119,7 +126,7 @@ def _call_primitive(prim: Primitive, args):
                             f"entries; got {got}")
         checked = [_check_cotangent(c, x, k, name) for k, (c, x) in enumerate(zip(cts[1:], args))]
         return [checked[k] for k, _ in parents]
-    outs = record(f"rule {name}", list(y_leaves), [a for _, a in parents], backward)
+    outs = record(f"rule {name}", list(y_leaves), [a for _, a in parents], backward, dt)
     return unflatten(y_struct, outs)
 
 
@@ -133,7 +140,7 @@ def _inputs(leaves):
             raise EagerError("ferrule.eager differentiates first order only: this function "
                              "was handed Vars (grad of grad?)")
         a = np.asarray(l)
-        if a.dtype.kind != "f":
+        if not is_float(a.dtype):
             raise EagerError(f"ferrule.eager: can only differentiate with respect to float "
                              f"arrays, got dtype {a.dtype}")
         out.append(Var(a))
@@ -159,8 +166,9 @@ def _vjp_leaves(f, primals):
             if c.shape != o.shape:
                 raise EagerError(f"ferrule.eager: cotangent of shape {c.shape} for an output "
                                  f"of shape {o.shape}")
-            seeds.append((o, c.astype(o.dtype, copy=False)))
+            seeds.append((o, c.astype(o.value.dtype, copy=False)))  # float32 if narrow
         cts = backprop(seeds)
+        # rounded once to the input's dtype (a narrow one's cotangent is narrow)
         return [np.array(cts[v.node.id][0], dtype=v.dtype) if v.node.id in cts
                 else np.zeros(v.shape, v.dtype) for v in inputs]
     return out_leaves, out_struct, pullback, struct
@@ -175,7 +183,12 @@ def vjp(f, *primals):
     def pullback(cts):
         leaves = [cts] if out_struct is None else flatten(_none_as_zero(cts))[0]
         return tuple(unflatten(struct, pb(leaves)))
-    return unflatten(out_struct, [values(o) for o in out_leaves]), pullback
+    return unflatten(out_struct, [_stored(o) for o in out_leaves]), pullback
+
+
+def _stored(o):
+    """An output leaf off the tape: a Var's value, rounded to its narrow dtype."""
+    return stored(o) if isinstance(o, Var) else values(o)
 
 
 def _none_as_zero(cts):
@@ -205,14 +218,14 @@ def value_and_grad(f, argnums: Union[int, Sequence[int]] = 0, has_aux: bool = Fa
                 call[k] = d
             return f(*call)
         out_leaves, out_struct, pb, _ = _vjp_leaves(g, [args[k] for k in ks])
-        value = values(out_leaves[0])
+        value = _stored(out_leaves[0])
         if np.ndim(value) != 0 or (not has_aux and len(out_leaves) != 1):
             raise EagerError(f"ferrule.eager.grad: {getattr(f, '__name__', 'f')} must return "
                              f"a scalar; got shape {np.shape(value)} (use eager.vjp)")
         grads = unflatten(flatten(tuple(args[k] for k in ks))[1],
                           pb([np.ones((), np.result_type(value))] + [None] * (len(out_leaves) - 1)))
         picked = tuple(grads) if multi else grads[0]
-        return unflatten(out_struct, [values(o) for o in out_leaves]), picked
+        return unflatten(out_struct, [_stored(o) for o in out_leaves]), picked
     return vg
 
 

@@ -17,8 +17,10 @@ import sys
 
 import numpy as np
 
+from ..narrow import is_float
 from ..rules.tangents import AbstractZero
 from .errors import EagerError, UnsupportedOpError
+from .narrow import label, narrowed, widen
 from .vjps import FUNCTION_VJPS, NONDIFF_FUNCTIONS, NONDIFF_UFUNCS, UFUNC_VJPS, unbroadcast
 
 _ids = itertools.count()
@@ -53,19 +55,25 @@ class Var:
     numpy functions, ufuncs, operators, indexing and the usual methods record
     themselves; comparisons return plain bool arrays. Conversions that would
     drop the value from the tape (``np.asarray``, ``float``) raise.
+
+    A float16 or bfloat16 value is held as float32 (exactly) with ``narrow``
+    its dtype, which ``dtype`` reports (:mod:`ferrule.eager.narrow`): ops
+    compute in float32, as under ``jit``. ``narrow`` labels a float32
+    ``value`` as narrow without a conversion.
     """
 
-    __slots__ = ("value", "node", "index")
+    __slots__ = ("value", "node", "index", "narrow")
     __array_priority__ = 1000
 
-    def __init__(self, value, node=None, index=0):
+    def __init__(self, value, node=None, index=0, narrow=None):
         value = value if isinstance(value, (np.ndarray, np.generic)) else np.asarray(value)
-        self.value = value
+        value, own = widen(value)
+        self.value, self.narrow = value, own or narrow
         self.node = node or Node("input", (), None, ((value.shape, value.dtype),))
         self.index = index
 
     shape = property(lambda self: self.value.shape)
-    dtype = property(lambda self: self.value.dtype)
+    dtype = property(lambda self: self.value.dtype if self.narrow is None else self.narrow)
     ndim = property(lambda self: self.value.ndim)
     size = property(lambda self: self.value.size)
     T = property(lambda self: np.transpose(self))
@@ -173,22 +181,29 @@ def values(x):
     return x
 
 
-def record(name, ans, parents, backward):
+def record(name, ans, parents, backward, narrow=None):
     """Wrap ``ans`` (an array, or a list/tuple of arrays for several outputs)
-    in Vars produced by one new node; plain ``ans`` when there are no parents."""
+    in Vars produced by one new node; plain ``ans`` when there are no parents.
+    ``narrow``: the narrow dtype of the float32 outputs (see
+    :func:`ferrule.eager.narrow.label`); narrow outputs are held as float32.
+    The node's avals are the held (computation) shapes and dtypes."""
     if not parents:
         return ans
     multi = isinstance(ans, (list, tuple))
-    outs = [o if isinstance(o, (np.ndarray, np.generic)) else np.asarray(o)
-            for o in (ans if multi else [ans])]
+    outs, labels = [], []
+    for o in (ans if multi else [ans]):
+        o, own = widen(o if isinstance(o, (np.ndarray, np.generic)) else np.asarray(o))
+        outs.append(o)
+        labels.append(own or (narrow if o.dtype == np.float32 else None))
     node = Node(name, tuple(parents), backward, tuple((o.shape, o.dtype) for o in outs))
-    vs = [Var(o, node, k) for k, o in enumerate(outs)]
+    vs = [Var(o, node, k, narrow=n) for k, (o, n) in enumerate(zip(outs, labels))]
     return vs if multi else vs[0]
 
 
 def _differentiable(ans, name) -> bool:
     """True for float results; False for bool/int ones (no derivative)."""
-    kinds = {np.result_type(o).kind for o in (ans if isinstance(ans, (list, tuple)) else [ans])}
+    kinds = {"f" if is_float(np.result_type(o)) else np.result_type(o).kind
+             for o in (ans if isinstance(ans, (list, tuple)) else [ans])}
     if kinds <= set("biu"):
         return False
     if kinds <= set("f"):
@@ -219,8 +234,9 @@ def apply_ufunc(ufunc, method, inputs, kwargs):
         raise _no_vjp(f"{name}.{method} (use the numpy function, e.g. numpy.sum)")
     _check_kwargs(name, kwargs)
     vals = [values(x) for x in inputs]
+    dt = label(inputs, kwargs.get("dtype") is not None)
     if ufunc in NONDIFF_UFUNCS:
-        return ufunc(*vals, **kwargs)
+        return narrowed(ufunc(*vals, **kwargs), dt)
     vjps = UFUNC_VJPS.get(ufunc)
     if vjps is None:
         raise _no_vjp(name)
@@ -229,7 +245,7 @@ def apply_ufunc(ufunc, method, inputs, kwargs):
         return ans
     argnums = [k for k, x in enumerate(inputs) if isinstance(x, Var)]
     return record(name, ans, [inputs[k] for k in argnums],
-                  lambda gs: [vjps[k](gs[0], ans, *vals) for k in argnums])
+                  lambda gs: [vjps[k](gs[0], ans, *vals) for k in argnums], dt)
 
 
 @functools.lru_cache(maxsize=None)
@@ -240,8 +256,12 @@ def _signature(func):
 def apply_function(func, args, kwargs):
     """Record a numpy function call on Vars (``__array_function__``)."""
     name = f"numpy.{func.__name__}"
+    dt = label(list(args) + list(kwargs.values()), kwargs.get("dtype") is not None
+               or func is np.astype)
+    if func is np.result_type:        # of the dtypes Vars say (a narrow one holds float32)
+        return func(*[a.dtype if isinstance(a, Var) else a for a in args])
     if func in NONDIFF_FUNCTIONS:
-        return func(*values(args), **values(kwargs))
+        return narrowed(func(*values(args), **values(kwargs)), dt)
     table = FUNCTION_VJPS.get(func)
     if table is None:
         raise _no_vjp(name)
@@ -271,7 +291,7 @@ def apply_function(func, args, kwargs):
                 done[pname] = table[pname](g, ans, **vals)
             out.append(done[pname] if i is None else done[pname][i])
         return out
-    return record(name, ans, parents, backward)
+    return record(name, ans, parents, backward, dt)
 
 
 def _basic_index(idx) -> bool:
@@ -293,7 +313,7 @@ def getitem(x: Var, idx):
         else:
             np.add.at(out, idx, gs[0])
         return [out]
-    return record("getitem", ans, [x], backward)
+    return record("getitem", ans, [x], backward, x.narrow)
 
 
 def _accumulate(cts, v: Var, c):
@@ -333,5 +353,6 @@ def backprop(seeds):
             if c is None or isinstance(c, AbstractZero):
                 continue
             c = unbroadcast(c, p.shape)
-            _accumulate(cts, p, c if c.dtype == p.dtype else c.astype(p.dtype))
+            held = p.value.dtype            # float32 for a narrow Var
+            _accumulate(cts, p, c if c.dtype == held else c.astype(held))
     return cts

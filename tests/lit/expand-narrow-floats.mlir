@@ -58,6 +58,28 @@ func.func @trunc_f16_vector(%x: vector<4xf32>) -> vector<4xf16> {
   return %0 : vector<4xf16>
 }
 
+// An integer to bf16 (canonicalisation folds truncf(sitofp x) into one op):
+// to f32, then the written-out truncation.
+// CHECK-LABEL: func.func @sitofp_bf16
+// CHECK-NOT: arith.sitofp %arg0 : i32 to bf16
+// CHECK: %[[W:.*]] = arith.sitofp %arg0 : i32 to f32
+// CHECK: arith.cmpf uno, %[[W]], %[[W]] : f32
+// CHECK: arith.bitcast %{{.*}} : i16 to bf16
+func.func @sitofp_bf16(%x: i32) -> bf16 {
+  %0 = arith.sitofp %x : i32 to bf16
+  return %0 : bf16
+}
+
+// bf16 to an integer, on vectors: the written-out extension, then from f32.
+// CHECK-LABEL: func.func @fptoui_bf16_vector
+// CHECK: arith.bitcast %arg0 : vector<4xbf16> to vector<4xi16>
+// CHECK: %[[F:.*]] = arith.bitcast %{{.*}} : vector<4xi32> to vector<4xf32>
+// CHECK: arith.fptoui %[[F]] : vector<4xf32> to vector<4xi32>
+func.func @fptoui_bf16_vector(%x: vector<4xbf16>) -> vector<4xi32> {
+  %0 = arith.fptoui %x : vector<4xbf16> to vector<4xi32>
+  return %0 : vector<4xi32>
+}
+
 // Other casts are left alone.
 // CHECK-LABEL: func.func @f64_untouched
 // CHECK: arith.extf %arg0 : f32 to f64
