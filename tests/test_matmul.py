@@ -17,7 +17,8 @@ from ferrule.runtime import cpu
 from ferrule.runtime.cpu.codegen import host_vector_bytes
 
 SHAPES = [(1, 1, 1), (3, 5, 7), (8, 16, 32), (10, 12, 40), (17, 33, 65), (64, 64, 1),
-          (1, 64, 64), (9, 300, 70), (32, 8, 96), (32, 256, 64)]
+          (1, 64, 64), (9, 300, 70), (32, 8, 96), (32, 256, 64),
+          (700, 300, 40), (1030, 128, 48)]   # passes over A's rows (A_BLOCK_BYTES), with tails
 
 
 @pytest.mark.parametrize("m", range(1, 18))

@@ -101,3 +101,24 @@ func.func @packed(%a: memref<16x32xf32>, %b: memref<32x48xf32>, %c: memref<16x48
   linalg.matmul ins(%a, %b : memref<16x32xf32>, memref<32x48xf32>) outs(%c : memref<16x48xf32>)
   return
 }
+
+// -----
+
+// 300x512 @ 512x32: A's rows are taken in passes of 128 (128 x 512 float32
+// = 256 KiB, A_BLOCK_BYTES), each going over B's column blocks and packing
+// their panels again: a loop over the two full passes (rows 0..256), then
+// the 44-row tail (rows 256..300: 11 blocks of 4, no remainder).
+// CHECK-LABEL: func.func @passes
+// CHECK: memref.alloc() : memref<512x16xf32>
+// CHECK: scf.for %[[P:.+]] = %c0{{.*}} to %c256{{.*}} step %c128
+// CHECK: scf.for %{{.+}} = %c0{{.*}} to %c32{{.*}} step %c16{{.*}}
+// CHECK: scf.for %{{.+}} = %[[P]] to %{{.+}} step %c4
+// CHECK: vector.fma
+// CHECK: scf.for %{{.+}} = %c0{{.*}} to %c32{{.*}} step %c16{{.*}}
+// CHECK: scf.for %{{.+}} = %c256{{.*}} to %c300{{.*}} step %c4
+// CHECK: vector.fma
+// CHECK: memref.dealloc
+func.func @passes(%a: memref<300x512xf32>, %b: memref<512x32xf32>, %c: memref<300x32xf32>) {
+  linalg.matmul ins(%a, %b : memref<300x512xf32>, memref<512x32xf32>) outs(%c : memref<300x32xf32>)
+  return
+}
