@@ -36,6 +36,7 @@ from . import lower_gather  # noqa: F401
 from . import lower_callbacks  # noqa: F401
 from . import outline_repeated_loops  # noqa: F401
 from . import interleave_loops  # noqa: F401
+from . import pack_scan_weights  # noqa: F401
 
 __all__ = ["PassError", "register", "registered_passes", "run_pipeline",
            "split_pipeline"]

@@ -10,7 +10,8 @@ every loop of the fused op is still indexed by one of its operands (a
 producer that broadcasts is left alone: its output alone sized that loop). The
 producer's body is moved into the reduction's (its inputs read through the
 composed maps), so ``sum(x * x)`` is one loop nest that writes no temporary.
-Named ops (``linalg.matmul`` ...) and everything else are left as they are.
+Named ops (``linalg.matmul`` ...), packed matmuls (``ferrule.packed_matmul``,
+``pack-scan-weights``) and everything else are left as they are.
 
 Why not upstream ``linalg-fuse-elementwise-ops``: besides this fusion it
 propagates reshapes by expanding iteration spaces, which turns a
@@ -38,7 +39,8 @@ def fuse_into_reductions(module_op: ir.Operation) -> None:
             changed = False
             for op in block_ops(func_body(fn)):
                 if op.name == "linalg.generic" and any(
-                        "reduction" in it for it in generic_iterators(op)):
+                        "reduction" in it for it in generic_iterators(op)) \
+                        and "ferrule.packed_matmul" not in op.attributes:  # tile-matmul's
                     for i in range(generic_num_inputs(op)):
                         producer = _fusable_producer(op, i)
                         if producer is not None:

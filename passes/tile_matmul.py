@@ -22,6 +22,12 @@ loop over the batch) is computed as
   e.g. a matrix-vector product): ``i, j, k`` loops with one accumulator
   and ``reassoc`` adds, which LLVM vectorises along ``k``.
 
+``pack-scan-weights``' packed matmul (a ``linalg.generic`` marked
+``ferrule.packed_matmul = NR``, reading B's K × NR panels from a buffer
+``Bp[N/NR, K, NR]`` packed before a scan's loop) runs the same kernel on
+``Bp``'s panels, packing nothing; one whose NR is not this kernel's tile
+width is left to ``convert-linalg-to-loops`` (correct, slow).
+
 A matmul whose B or C rows are not contiguous (innermost stride ≠ 1), or
 with non-default indexing maps, is left to ``convert-linalg-to-loops``.
 
@@ -59,6 +65,7 @@ from .support.parallel import TeamFunctions
 from .support.registry import register
 
 _REASSOC = "#arith.fastmath<reassoc,contract>"
+PACKED = "ferrule.packed_matmul"    # pack-scan-weights' matmul with B's panels packed
 
 
 @register("tile-matmul")
@@ -78,6 +85,45 @@ def tile_matmul(module_op: ir.Operation, lanes_bytes: str = "32", rows: str = "4
             with ir.InsertionPoint(op), op.location:
                 _emit_batched(op, vbytes, mr, team)
             op.erase()
+        elif op.name == "linalg.generic" and _packed_on_buffers(op, vbytes):
+            with ir.InsertionPoint(op), op.location:
+                _emit_prepacked(*op.operands, vbytes, mr, team)
+            op.erase()
+
+
+def _packed_on_buffers(op: ir.Operation, vbytes: int) -> bool:
+    """``op`` is ``pack-scan-weights``' packed matmul on static memrefs of one
+    float type, its panels as wide as this kernel's tile, C's rows and the
+    panels contiguous."""
+    if PACKED not in op.attributes or len(op.operands) != 3 or len(op.results):
+        return False
+    types = [v.type for v in op.operands]
+    if not all(isinstance(t, ir.MemRefType) and t.has_static_shape for t in types):
+        return False
+    a, bp, c = (ir.MemRefType(t) for t in types)
+    elt = a.element_type
+    if not (a.rank == 2 and bp.rank == 3 and c.rank == 2 and isinstance(elt, (ir.F32Type, ir.F64Type))
+            and bp.element_type == elt and c.element_type == elt):
+        return False
+    nr = 2 * vbytes // (elt.width // 8)
+    nb, k, w = bp.shape
+    return (w == nr and ir.IntegerAttr(op.attributes[PACKED]).value == nr
+            and a.shape == [c.shape[0], k] and c.shape[1] == nb * nr
+            and c.get_strides_and_offset()[0][-1] == 1
+            and bp.get_strides_and_offset()[0] == [k * nr, nr, 1])
+
+
+def _emit_prepacked(a, bp, c, vbytes: int, mr: int, team=None) -> None:
+    """C += A·B from B's panels already packed (``bp``: N/NR × K × NR)."""
+    m, k = ir.MemRefType(a.type).shape
+    nb, _, nr = ir.MemRefType(bp.type).shape
+    elt = ir.MemRefType(a.type).element_type
+    lanes = nr // 2
+    if m and nb:
+        if team is not None and nb >= 2 and m * nb * nr * k >= PARALLEL_MIN_FMAS:
+            _tiled_on_team(team, a, bp, c, m, nb * nr, k, mr, lanes, elt, prepacked=True)
+        else:
+            _tiled(a, bp, c, m, _c(0), _c(nb * nr), k, mr, lanes, elt, prepacked=True)
 
 
 def _c(v: int) -> ir.Value:
@@ -142,14 +188,15 @@ def _packs(b, m, k, mr, lanes) -> bool:
         ir.MemRefType(b.type).shape[1] > 2 * lanes
 
 
-def _tiled_on_team(team, a, b, c, m, n_full, k, mr, lanes, elt) -> None:
+def _tiled_on_team(team, a, b, c, m, n_full, k, mr, lanes, elt, prepacked=False) -> None:
     """C[0:m, 0:n_full] += A·B as a call of a team function over the
-    ``n_full / 2·lanes`` column blocks (see the module docstring)."""
+    ``n_full / 2·lanes`` column blocks (see the module docstring);
+    ``prepacked``: ``b`` holds B's panels (:func:`_emit_prepacked`)."""
     nr = 2 * lanes
-    pack = _packs(b, m, k, mr, lanes)
+    pack = not prepacked and _packs(b, m, k, mr, lanes)
     panels_t = ir.MemRefType.get([team.threads, k, nr], elt)
     operands = [a, b, c] + ([memref.alloc(panels_t, [], [])] if pack else [])
-    key = (str(a.type), str(b.type), str(c.type), m, n_full, k, mr, lanes)
+    key = (str(a.type), str(b.type), str(c.type), m, n_full, k, mr, lanes, prepacked)
 
     def body(args, tid, nt):
         blocks = _c(n_full // nr)
@@ -161,7 +208,7 @@ def _tiled_on_team(team, a, b, c, m, n_full, k, mr, lanes, elt) -> None:
                 ir.ShapedType.get_dynamic_stride_or_offset(), [nr, 1]))
             panel = memref.subview(args[3], [tid, 0, 0], [1, k, nr], [1, 1, 1],
                                    result_type=view)
-        _tiled(args[0], args[1], args[2], m, lo, hi, k, mr, lanes, elt, panel)
+        _tiled(args[0], args[1], args[2], m, lo, hi, k, mr, lanes, elt, panel, prepacked)
 
     team.call(key, operands, body)
     if pack:
@@ -181,34 +228,36 @@ A_BLOCK_BYTES = 256 * 1024
 MIN_PASS_ROWS = 128
 
 
-def _tiled(a, b, c, m, j_lo, j_hi, k, mr, lanes, elt, panel=None) -> None:
+def _tiled(a, b, c, m, j_lo, j_hi, k, mr, lanes, elt, panel=None, prepacked=False) -> None:
     """C[0:m, j_lo:j_hi] += A·B with an ``mr`` × ``2·lanes`` register tile
     (``j_lo``, ``j_hi``: index values, multiples of ``2·lanes``), and one
     block of the ``m % mr`` rows left with a tile that many rows high, in
     passes of :data:`A_BLOCK_BYTES` of A's rows. B's panels are packed
     into ``panel`` when given, else into a buffer of their own when worth
-    it (:func:`_packs`)."""
-    pack = _packs(b, m, k, mr, lanes)
+    it (:func:`_packs`); with ``prepacked``, ``b`` holds them already
+    (N/NR × K × NR) and nothing is packed."""
+    pack = not prepacked and _packs(b, m, k, mr, lanes)
     owned = pack and panel is None
     if owned:
         panel = memref.alloc(ir.MemRefType.get([k, 2 * lanes], elt), [], [])
     rows_per_pass = max(mr, A_BLOCK_BYTES // (k * (elt.width // 8)) // mr * mr)
-    passes = m // rows_per_pass if m > rows_per_pass >= MIN_PASS_ROWS else 0
+    passes = (m // rows_per_pass
+              if m > rows_per_pass and (prepacked or rows_per_pass >= MIN_PASS_ROWS) else 0)
     if passes:
         ploop = scf.ForOp(_c(0), _c(passes * rows_per_pass), _c(rows_per_pass))
         with ir.InsertionPoint(ploop.body):
             _pass(a, b, c, ploop.induction_variable, rows_per_pass, j_lo, j_hi, k, mr,
-                  lanes, elt, panel if pack else None)
+                  lanes, elt, panel if pack else None, prepacked)
             scf.YieldOp([])
     tail = m - passes * rows_per_pass
     if tail:
         _pass(a, b, c, passes * rows_per_pass, tail, j_lo, j_hi, k, mr, lanes, elt,
-              panel if pack else None)
+              panel if pack else None, prepacked)
     if owned:
         memref.dealloc(panel)
 
 
-def _pass(a, b, c, i_lo, rows, j_lo, j_hi, k, mr, lanes, elt, panel) -> None:
+def _pass(a, b, c, i_lo, rows, j_lo, j_hi, k, mr, lanes, elt, panel, prepacked=False) -> None:
     """C[i_lo:i_lo+rows, j_lo:j_hi] += A·B: over B's column blocks (each
     packed into ``panel`` first, unless None), the register-tiled row
     blocks of those ``rows`` (a static count; ``i_lo`` an index value or a
@@ -231,6 +280,11 @@ def _pass(a, b, c, i_lo, rows, j_lo, j_hi, k, mr, lanes, elt, panel) -> None:
                 for col, off in ((j0, 0), (j1, lanes)):
                     vector.store(vector.load(vt, b, [kk, col]), panel, [kk, _c(off)])
                 scf.YieldOp([])
+        if prepacked:   # panel j0 / NR of b
+            view = ir.MemRefType.get([k, 2 * lanes], elt, ir.StridedLayoutAttr.get(
+                ir.ShapedType.get_dynamic_stride_or_offset(), [2 * lanes, 1]))
+            panel = memref.subview(b, [arith.divui(j0, _c(2 * lanes)), 0, 0],
+                                   [1, k, 2 * lanes], [1, 1, 1], result_type=view)
         bsrc = (panel, (_c(0), _c(lanes))) if panel is not None else (b, (j0, j1))
         if full:
             iloop = scf.ForOp(row(0), row(full), _c(mr))

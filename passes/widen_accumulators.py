@@ -8,7 +8,9 @@ Guarantees: every ``linalg.generic`` with a reduction iterator whose result
 extended (a splat constant directly, else a pointwise ``extf`` region), the
 body adds ``extf(v)`` in ``f64``, and a pointwise ``truncf`` region gives the
 ``f32`` result to the old users. Every sum's ``addf`` (widened, or already
-``f64``) carries ``fastmath<reassoc>``.
+``f64``) carries ``fastmath<reassoc>``. A packed matmul
+(``ferrule.packed_matmul``, from ``pack-scan-weights``) is left alone, as
+``linalg.matmul`` is: its sums are ``tile-matmul``'s.
 
 Why: a loop adding float32 values one by one into one float32 accumulator
 loses everything below the accumulator's ulp: ``sum(x * x)`` over 4096×4096
@@ -35,7 +37,8 @@ _REASSOC = "#arith.fastmath<reassoc>"
 def widen_accumulators(module_op: ir.Operation) -> None:
     for op in function_body_ops(module_op):
         if op.name == "linalg.generic" and any(
-                "reduction" in it for it in generic_iterators(op)):
+                "reduction" in it for it in generic_iterators(op)) \
+                and "ferrule.packed_matmul" not in op.attributes:   # a matmul's sums stay
             _widen_generic(op)
 
 

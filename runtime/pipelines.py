@@ -170,7 +170,11 @@ def cpu_lowering(vector_bytes: int = 32, narrow_conversions: str = "f16,bf16",
     to_llvm = [GUARDED_ALLOCATIONS if p == "finalize-memref-to-llvm"
                else narrow if p == "expand-narrow-floats" else p for p in CPU_TO_LLVM]
     team = [f"parallel-calls{{threads={threads}}}"] if threads > 1 else []
-    return [*BUFFERIZE, *cpu_loops(vector_bytes, threads), *[p for p in to_llvm if p], *team]
+    # A scan step's matmul reads its (loop-invariant) weight packed once,
+    # before the loop, in the panels tile-matmul's kernel reads.
+    pack = [f"pack-scan-weights{{lanes-bytes={vector_bytes}}}"]
+    return [*pack, *BUFFERIZE, *cpu_loops(vector_bytes, threads), *[p for p in to_llvm if p],
+            *team]
 
 
 CPU_LOWERING = cpu_lowering()
