@@ -41,24 +41,10 @@ def hoist_scan_invariants(module_op: ir.Operation) -> None:
     scans: List[ir.Operation] = []
     module_op.walk(lambda o: (scans.append(o.operation) if o.operation.name == "ad.scan"
                               else None, ir.WalkResult.ADVANCE)[1])
-    refs = _callee_refs(module_op)
+    refs = ad.callee_refs(module_op)
     for op in scans:
         if refs.get(ad.callee_of(op), 0) == 1:
             _hoist(module_op, op)
-
-
-def _callee_refs(module_op: ir.Operation) -> dict:
-    """How many ops refer to each function by a ``callee`` attribute."""
-    refs: dict = {}
-
-    def visit(o):
-        o = o.operation
-        if "callee" in o.attributes:
-            name = ir.FlatSymbolRefAttr(o.attributes["callee"]).value
-            refs[name] = refs.get(name, 0) + 1
-        return ir.WalkResult.ADVANCE
-    module_op.walk(visit)
-    return refs
 
 
 def _cheap(o: ir.Operation) -> bool:

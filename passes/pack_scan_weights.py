@@ -25,8 +25,6 @@ per row, which the hardware prefetcher does not follow: a third of the
 product's time, 32 times per call for the same weight.
 """
 
-from typing import Dict
-
 from mlir import ir
 
 from ..dialect import builders
@@ -48,15 +46,7 @@ def pack_scan_weights(module_op: ir.Operation, lanes_bytes: str = "32") -> None:
     scans = []
     module_op.walk(lambda o: (scans.append(o.operation) if o.operation.name == "ad.scan"
                               else None, ir.WalkResult.ADVANCE)[1])
-    refs: Dict[str, int] = {}
-
-    def count(o):
-        o = o.operation
-        if "callee" in o.attributes:
-            name = ir.FlatSymbolRefAttr(o.attributes["callee"]).value
-            refs[name] = refs.get(name, 0) + 1
-        return ir.WalkResult.ADVANCE
-    module_op.walk(count)
+    refs = ad.callee_refs(module_op)
     for op in scans:
         if refs.get(ad.callee_of(op), 0) == 1:
             _pack(module_op, op, vbytes)

@@ -96,6 +96,20 @@ def callee_of(op: ir.Operation) -> str:
     return ir.FlatSymbolRefAttr(op.attributes["callee"]).value
 
 
+def callee_refs(module_op: ir.Operation) -> dict:
+    """How many ops refer to each function by a ``callee`` attribute."""
+    refs: dict = {}
+
+    def visit(o):
+        o = o.operation
+        if "callee" in o.attributes:
+            name = ir.FlatSymbolRefAttr(o.attributes["callee"]).value
+            refs[name] = refs.get(name, 0) + 1
+        return ir.WalkResult.ADVANCE
+    module_op.walk(visit)
+    return refs
+
+
 def segment_sizes(op: ir.Operation) -> List[int]:
     return list(ir.DenseI32ArrayAttr(op.attributes["operandSegmentSizes"]))
 
