@@ -99,8 +99,9 @@ CASES = [
          lambda x: x[:, np.array([1, -5])]),  # E:numpy_array_index_bounds
     Case("take_bounds", IndexError, r"index 12 is out of bounds for axis 0 with size 12",
          lambda x: fnp.take(x, np.array([12]))),  # E:take_bounds
-    Case("newaxis_with_array", UnsupportedOperationError, r"None \(newaxis\) together with array",
-         lambda x: x[None, np.array([0])]),  # E:newaxis_with_array
+    Case("scalar_bool_index", UnsupportedOperationError,
+         r"indexing with a scalar bool \(a new axis of length 1 or 0\) is not supported",
+         lambda x: x[True]),  # E:scalar_bool_index
     Case("float_left_shift", UnsupportedOperationError, r"left_shift is only supported on "
          r"integer arrays here, got float32", lambda x: x << 2),  # E:float_left_shift
     Case("int_negative_power", DTypeError, r"integers to negative integer powers",

@@ -131,12 +131,12 @@ def test_ferrule_adds_no_copy_to_the_callbacks_arrays(monkeypatch):
     pure_callback itself copies operands to and results from the host
     callback: see docs/interop.md.)"""
     seen, given = [], []
-    orig = cpu.CpuFunction._address
+    orig = cpu.CpuFunction._call_native
 
-    def spy(a):
-        seen.append(a.ctypes.data)
-        return orig(a)
-    monkeypatch.setattr(cpu.CpuFunction, "_address", staticmethod(spy))
+    def spy(self, arrays):      # the arrays whose data pointers the native code reads
+        seen.extend(a.ctypes.data for a in arrays)
+        return orig(self, arrays)
+    monkeypatch.setattr(cpu.CpuFunction, "_call_native", spy)
     fn = fj.function(lstm)
     host = fn._host
 
