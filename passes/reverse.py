@@ -232,7 +232,7 @@ def vjp_function(module_op, callee: str, mask: List[bool], loc,
                     pullback.reverse_stored(op, env, cts, active, ybars, partials[op])
                 elif op in kept:
                     ybars = [cts.get(r, env[r]) for r in op.results]
-                    pullback.reverse_keeping(op, env, cts, active, ybars, kept[op])
+                    pullback.reverse_recompute(op, env, cts, active, ybars, kept[op])
                 else:
                     _reverse_op(op, env, cts, active)
         with loc:

@@ -22,6 +22,16 @@ def lstm(G, c):
     return lstm_gates(*fnp.split(G, 4, axis=1), c)
 
 
+def lstm_scan_step(Wh):
+    """A ``ferrule.scan`` step of an LSTM with recurrent weight ``Wh``:
+    ``(h, c), gx_t -> (h', c'), h'``."""
+    def step(hc, gx):
+        h, c = hc
+        h2, c2 = lstm(gx + h @ Wh, c)
+        return (h2, c2), h2
+    return step
+
+
 def lstm_fb(G, c, dh, dc):
     """Forward and backward of :func:`lstm`: (h, c2, dG, dc)."""
     (h, c2), pb = ferrule.vjp(lstm, G, c)

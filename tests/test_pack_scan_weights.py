@@ -11,10 +11,10 @@ from mlir import ir
 import ferrule
 import ferrule.numpy as fnp
 from ferrule.dialect import make_context
-from ferrule.nn import sigmoid
 from ferrule.passes import run_pipeline
 from ferrule.runtime import cpu
 
+from models import lstm_scan_step
 from opcheck import check_derivatives
 
 T, B, H = 5, 3, 16
@@ -29,19 +29,9 @@ def width(request):
         yield request.param
 
 
-def _step(Wh):
-    def step(hc, g):
-        h, c = hc
-        i, f, gg, o = fnp.split(g + h @ Wh, 4, axis=1)
-        c2 = sigmoid(f) * c + sigmoid(i) * fnp.tanh(gg)
-        h2 = sigmoid(o) * fnp.tanh(c2)
-        return (h2, c2), h2
-    return step
-
-
 def scanned(Wh, gx):
     z = fnp.zeros((B, H), gx.dtype)
-    _, hs = ferrule.scan(_step(Wh), (z, z), gx)
+    _, hs = ferrule.scan(lstm_scan_step(Wh), (z, z), gx)
     return hs
 
 
@@ -49,7 +39,7 @@ def unrolled(Wh, gx):
     z = fnp.zeros((B, H), gx.dtype)
     hc, hs = (z, z), []
     for t in range(T):
-        hc, h = _step(Wh)(hc, gx[t])
+        hc, h = lstm_scan_step(Wh)(hc, gx[t])
         hs.append(h)
     return fnp.stack(hs)
 

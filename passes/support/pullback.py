@@ -126,8 +126,12 @@ def _accumulate(op, cts, want, xbars) -> None:
             cts.add(ins[i], ad.reduce_to(xbar, maps[i], shape_of(ins[i])))
 
 
-def reverse_recompute(op, env, cts, active, ybars) -> None:
-    """Backward region that re-evaluates the primal (see module docstring)."""
+def reverse_recompute(op, env, cts, active, ybars,
+                      kept_vals: Optional[List[ir.Value]] = None) -> None:
+    """Backward region that re-evaluates the primal (see module docstring);
+    with ``kept_vals`` (``keep``: :func:`forward_keeping`'s extra outputs)
+    it reads the kept results instead of re-evaluating their ops, and reads
+    only the inputs it still needs."""
     want = wanted_inputs(op, active)
     live = [j for j, g in enumerate(ybars) if g is not None]
     if not want or not live:
@@ -137,14 +141,22 @@ def reverse_recompute(op, env, cts, active, ybars) -> None:
     dom = shape_of(op.results[0])
     rank = len(dom)
     ins = list(op.operands)[:n_in]
+    kept = [o.results[0] for o in kept_ops(op)] if kept_vals is not None else []
+    n_k = len(kept)
 
     def body(a):
-        return _backprop(op, env, a, n_in, {j: a[n_in + k] for k, j in enumerate(live)}, want)
+        seeds = {j: a[n_in + n_k + k] for k, j in enumerate(live)}
+        return _backprop(op, env, a, n_in, seeds, want,
+                         dict(zip(kept, a[n_in:n_in + n_k])) if kept else None)
 
     inits = [empty(dom, element_type(ins[i])) for i in want]
-    new = make_generic([env[v] for v in ins] + [ybars[j] for j in live], inits,
-                       maps[:n_in] + [identity_map(rank)] * (len(live) + len(inits)),
+    new = make_generic([env[v] for v in ins] + list(kept_vals or []) + [ybars[j] for j in live],
+                       inits, maps[:n_in] + [identity_map(rank)] * (n_k + len(live) + len(inits)),
                        [PARALLEL] * rank, body)
+    if kept:
+        # The inputs only kept ops read are not read again: not kept for it
+        # (in a scan, not stored per step).
+        new = drop_unused_inputs(new)
     _accumulate(op, cts, want, list(new.results))
 
 
@@ -253,33 +265,3 @@ def forward_keeping(op, env, active) -> List[ir.Value]:
     for r, nr in zip(op.results, list(new.results)[:n_out]):
         env[r] = nr
     return list(new.results)[n_out:]
-
-
-def reverse_keeping(op, env, cts, active, ybars, kept_vals: List[ir.Value]) -> None:
-    """Backward region of ``keep``: the recompute region (:func:`reverse_recompute`)
-    reading the kept results instead of re-evaluating their ops."""
-    want = wanted_inputs(op, active)
-    live = [j for j, g in enumerate(ybars) if g is not None]
-    if not want or not live:
-        return
-    n_in = generic_num_inputs(op)
-    maps = generic_maps(op)
-    dom = shape_of(op.results[0])
-    rank = len(dom)
-    ins = list(op.operands)[:n_in]
-    kept = [o.results[0] for o in kept_ops(op)]
-    n_k = len(kept)
-
-    def body(a):
-        seeds = {j: a[n_in + n_k + k] for k, j in enumerate(live)}
-        return _backprop(op, env, a, n_in, seeds, want,
-                         dict(zip(kept, a[n_in:n_in + n_k])))
-
-    inits = [empty(dom, element_type(ins[i])) for i in want]
-    new = make_generic([env[v] for v in ins] + list(kept_vals) + [ybars[j] for j in live], inits,
-                       maps[:n_in] + [identity_map(rank)] * (n_k + len(live) + len(inits)),
-                       [PARALLEL] * rank, body)
-    # The inputs only kept ops read are not read again: not kept for it
-    # (in a scan, not stored per step).
-    new = drop_unused_inputs(new)
-    _accumulate(op, cts, want, list(new.results))
