@@ -152,15 +152,12 @@ class CpuFunction:
         self._cfunc = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p, ctypes.c_void_p)(addr)
         self._slots = (ctypes.c_int64 * max(1, len(self._pointer_slots)))(*self._pointer_slots)
 
-    @staticmethod
-    def _address(a: np.ndarray) -> int:
-        return a.ctypes.data
-
     def _argv(self, arrays):
-        """The entry's parameter array for ``arrays`` (inputs, then outputs)."""
+        """The entry's parameter array for ``arrays`` (inputs, then outputs),
+        their data pointers read in Python."""
         argv = self._argv_type.from_buffer_copy(self._template)
         for k, a in zip(self._pointer_slots, arrays):
-            argv[k] = argv[k + 1] = self._address(a)
+            argv[k] = argv[k + 1] = a.ctypes.data
         return argv
 
     def _call_native(self, arrays) -> int:
