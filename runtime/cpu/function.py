@@ -246,9 +246,19 @@ class RowSplitFunction:
                     t = np.empty(shape, o.dtype)
                     chunk_outs.append(t)
                     later.append((j, lay, lo, hi, t))
-            jobs.append(self._pool().submit(fn, *ins, out=tuple(chunk_outs)))
-        for f in jobs:
-            f.result()
+            jobs.append((fn, ins, tuple(chunk_outs)))
+        # The calling thread runs the first chunk itself, the pool the rest:
+        # woken pool threads otherwise tended to share one core for a while
+        # (the calling thread asleep in result()), which doubled a call's
+        # time in about one run of three (LSTM cell 256x1024, 2 vCPUs: 2.4
+        # ms instead of 1.3).
+        futures = [self._pool().submit(fn, *ins, out=o) for fn, ins, o in jobs[1:]]
+        try:
+            fn, ins, o = jobs[0]
+            fn(*ins, out=o)
+        finally:
+            for f in futures:
+                f.result()
         for j, lay, lo, hi, t in later:     # chunk order: deterministic sums
             if lay == "sum":
                 outs[j] += t
