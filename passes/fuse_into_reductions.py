@@ -26,6 +26,7 @@ from mlir import ir
 from ..dialect.ir_utils import (block_ops, body_block, create, defining_op, func_body,
                                funcs_of, generic_iterators, generic_maps,
                                generic_num_inputs, is_identity, map_dims)
+from .support.matmul import PACKED_MATMUL
 from .support.registry import register
 
 
@@ -40,7 +41,7 @@ def fuse_into_reductions(module_op: ir.Operation) -> None:
             for op in block_ops(func_body(fn)):
                 if op.name == "linalg.generic" and any(
                         "reduction" in it for it in generic_iterators(op)) \
-                        and "ferrule.packed_matmul" not in op.attributes:  # tile-matmul's
+                        and PACKED_MATMUL not in op.attributes:  # tile-matmul's
                     for i in range(generic_num_inputs(op)):
                         producer = _fusable_producer(op, i)
                         if producer is not None:

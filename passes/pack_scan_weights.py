@@ -31,10 +31,9 @@ from ..dialect import builders
 from ..dialect.ir_utils import (PARALLEL, REDUCTION, block_ops, create, empty, find_func,
                                 func_body, make_generic, shape_of)
 from .support import ad_common as ad
-from .support.matmul import plain_matmul_on_tensors
+from .support.matmul import PACKED_MATMUL, plain_matmul_on_tensors
 from .support.registry import register
 
-ATTR = "ferrule.packed_matmul"
 MIN_K = 16
 
 
@@ -129,6 +128,6 @@ def _packed_matmul(a: ir.Value, bp: ir.Value, c: ir.Value) -> ir.Value:
     def body(x):
         prod = create("arith.mulf", [x[0].type], [x[0], x[1]]).result
         return [create("arith.addf", [x[0].type], [x[2], prod]).result]
+    mark = {PACKED_MATMUL: ir.IntegerAttr.get(ir.IntegerType.get_signless(64), nr)}
     return make_generic([a, bp], [c], maps, [PARALLEL] * 3 + [REDUCTION], body,
-                        extra_attrs={ATTR: ir.IntegerAttr.get(ir.IntegerType.get_signless(64),
-                                                              nr)}).result
+                        extra_attrs=mark).result

@@ -60,12 +60,11 @@ from mlir import ir
 from mlir.dialects import arith, memref, scf, vector
 
 from ..dialect.ir_utils import function_body_ops
-from .support.matmul import plain_matmul_on_buffers
+from .support.matmul import PACKED_MATMUL, plain_matmul_on_buffers
 from .support.parallel import TeamFunctions
 from .support.registry import register
 
 _REASSOC = "#arith.fastmath<reassoc,contract>"
-PACKED = "ferrule.packed_matmul"    # pack-scan-weights' matmul with B's panels packed
 
 
 @register("tile-matmul")
@@ -95,7 +94,7 @@ def _packed_on_buffers(op: ir.Operation, vbytes: int) -> bool:
     """``op`` is ``pack-scan-weights``' packed matmul on static memrefs of one
     float type, its panels as wide as this kernel's tile, C's rows and the
     panels contiguous."""
-    if PACKED not in op.attributes or len(op.operands) != 3 or len(op.results):
+    if PACKED_MATMUL not in op.attributes or len(op.operands) != 3 or len(op.results):
         return False
     types = [v.type for v in op.operands]
     if not all(isinstance(t, ir.MemRefType) and t.has_static_shape for t in types):
@@ -107,7 +106,7 @@ def _packed_on_buffers(op: ir.Operation, vbytes: int) -> bool:
         return False
     nr = 2 * vbytes // (elt.width // 8)
     nb, k, w = bp.shape
-    return (w == nr and ir.IntegerAttr(op.attributes[PACKED]).value == nr
+    return (w == nr and ir.IntegerAttr(op.attributes[PACKED_MATMUL]).value == nr
             and a.shape == [c.shape[0], k] and c.shape[1] == nb * nr
             and c.get_strides_and_offset()[0][-1] == 1
             and bp.get_strides_and_offset()[0] == [k * nr, nr, 1])

@@ -28,6 +28,7 @@ from mlir import ir
 from ..dialect.ir_utils import (block_ops, body_block, create, defining_op, element_type, empty,
                                 function_body_ops, generic_iterators, generic_num_inputs,
                                 identity_map, make_generic, shape_of, tensor_type)
+from .support.matmul import PACKED_MATMUL
 from .support.registry import register
 
 _REASSOC = "#arith.fastmath<reassoc>"
@@ -38,7 +39,7 @@ def widen_accumulators(module_op: ir.Operation) -> None:
     for op in function_body_ops(module_op):
         if op.name == "linalg.generic" and any(
                 "reduction" in it for it in generic_iterators(op)) \
-                and "ferrule.packed_matmul" not in op.attributes:   # a matmul's sums stay
+                and PACKED_MATMUL not in op.attributes:   # a matmul's sums stay
             _widen_generic(op)
 
 

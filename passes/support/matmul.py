@@ -2,6 +2,11 @@
 
 from mlir import ir
 
+# The attribute of pack-scan-weights' packed matmul (a linalg.generic reading
+# B's panels packed before a scan's loop; its value: the panel width NR).
+# tile-matmul computes it; passes that rewrite reductions leave it alone.
+PACKED_MATMUL = "ferrule.packed_matmul"
+
 # Default indexing maps of linalg.matmul (rank 2) and linalg.batch_matmul (3).
 DEFAULT_MAPS = {
     2: "[affine_map<(d0, d1, d2) -> (d0, d2)>, affine_map<(d0, d1, d2) -> (d2, d1)>, "

@@ -73,9 +73,9 @@ def choose(op: ir.Operation, active, forced: str) -> Tuple[str, int, int]:
     store = 2 * len(want) * sum(_bytes(r) for r in float_outs)
     if forced not in ("auto", "auto-in-loop"):
         return forced, recompute, store
-    if forced == "auto-in-loop" and kept_ops(op):
-        if len(kept_ops(op)) * _bytes(op.results[0]) <= 2 * recompute:
-            return "keep", recompute, store
+    n_kept = len(kept_ops(op)) if forced == "auto-in-loop" else 0
+    if n_kept and n_kept * _bytes(op.results[0]) <= 2 * recompute:
+        return "keep", recompute, store
     return ("store" if store < recompute else "recompute"), recompute, store
 
 
